@@ -1,0 +1,58 @@
+# Aidline: `make run` sets up and serves the API (SQLite, demo data); `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app wsgi
+PORT ?= 5000
+
+.PHONY: install run serve test test-sqlite test-postgres lint format spec bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up the embedded default (SQLite + console SMS), load demo data, and serve.
+run: $(STAMP)
+	$(FLASK) db upgrade
+	$(FLASK) divisions load
+	$(FLASK) demo seed
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+## Run the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	env -u TEST_DATABASE_URL $(BIN)/pytest -q
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== PostgreSQL: $$TEST_DATABASE_URL"; \
+		$(BIN)/pytest -q; \
+	fi
+
+test-sqlite: $(STAMP)
+	env -u TEST_DATABASE_URL $(BIN)/pytest -q
+
+test-postgres: $(STAMP)
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Regenerate api_spec/openapi.json from the app.
+spec: $(STAMP)
+	$(FLASK) openapi write --format=json api_spec/openapi.json
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

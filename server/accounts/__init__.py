@@ -1,0 +1,1 @@
+"""Accounts: residents (phone + SMS code) and staff (password), tokens, roles, scopes."""

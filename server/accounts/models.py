@@ -1,0 +1,66 @@
+"""Accounts of residents and staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, UTCDateTime, utcnow
+
+ROLES = ("resident", "operator", "grid_worker", "duty", "supervisor", "admin")
+STAFF_ROLES = ROLES[1:]
+ROLE_LABELS = {
+    "resident": "居民",
+    "operator": "12349 热线坐席",
+    "grid_worker": "网格员/协理员",
+    "duty": "乡镇（街道）值班人员",
+    "supervisor": "区县民政督导",
+    "admin": "系统管理员",
+}
+# The level of region each staff role is scoped to (the length of its division code).
+SCOPE_LEVEL = {"duty": 9, "grid_worker": 9, "supervisor": 6, "operator": 4, "admin": 4}
+
+
+class Account(Base):
+    """A resident or a staff member. Residents are keyed by phone, staff by username."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # One resident account per phone number; staff may share a desk phone.
+        Index(
+            "uq_accounts_resident_phone",
+            "phone",
+            unique=True,
+            sqlite_where=text("role = 'resident'"),
+            postgresql_where=text("role = 'resident'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    name: Mapped[str | None] = mapped_column(String(100))
+    # Resident ID number (身份证号): ciphertext, keyed hash for look-ups, masked form for display.
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    residence_township_code: Mapped[str | None] = mapped_column(
+        String(12), ForeignKey("divisions.code")
+    )
+    hukou_township_code: Mapped[str | None] = mapped_column(
+        String(12), ForeignKey("divisions.code")
+    )
+    # Staff scope: township (duty, grid_worker), county (supervisor), city (operator, admin).
+    region_code: Mapped[str | None] = mapped_column(String(12), ForeignKey("divisions.code"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role != "resident"

@@ -1,0 +1,168 @@
+"""The flask-smorest extension: Api, Blueprint with auth decorators, base schemas, fields.
+
+Everything views share is declared once here (after bemserver-api's extensions/smorest.py):
+the error schema, the bearer security scheme, role checks, pagination envelopes and the text
+field that trims and rejects control characters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from flask import g
+
+from server.errors import Forbidden, render_http_exception
+
+BEARER = [{"bearerAuth": []}]
+
+
+class Schema(ma.Schema):
+    """Base schema: unknown fields are an error (a client typo must not pass silently)."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class ErrorSchema(Schema):
+    """The uniform error payload."""
+
+    code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = ma.fields.String(required=True, metadata={"description": "human message"})
+    errors = ma.fields.Dict(metadata={"description": "field -> list of messages"})
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest Api rendering every HTTP error in Aidline's shape."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
+        return render_http_exception(error)
+
+    def init_app(self, app, *, spec_kwargs=None):  # type: ignore[no-untyped-def]
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        self.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        )
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """Blueprint with ``login_required``: resolves the actor and checks the role once."""
+
+    def login_required(
+        self, func: Callable | None = None, *, roles: Iterable[str] | None = None
+    ) -> Callable:
+        """Require a valid access token, and one of ``roles`` when given."""
+        allowed = frozenset(roles) if roles else None
+
+        def decorator(view: Callable) -> Callable:
+            @wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                from server.accounts.tokens import current_actor
+
+                actor = current_actor()
+                if allowed is not None and actor.role not in allowed:
+                    raise Forbidden()
+                return view(*args, **kwargs)
+
+            wrapper = self.doc(security=BEARER)(wrapper)
+            wrapper = self.alt_response(401, schema=ErrorSchema, description="未登录或令牌无效")(
+                wrapper
+            )
+            if allowed is not None:
+                roles_doc = ", ".join(sorted(allowed))
+                wrapper = self.alt_response(
+                    403, schema=ErrorSchema, description=f"角色不符（允许：{roles_doc}）"
+                )(wrapper)
+            return wrapper
+
+        return decorator(func) if func is not None else decorator
+
+
+def actor() -> Any:
+    """The authenticated actor of this request (set by ``login_required``)."""
+    return g.actor
+
+
+# --- fields -------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Text(ma.fields.String):
+    """A string that is NFC-normalised and trimmed, with no control characters.
+
+    ``multiline`` allows newlines and tabs. Empty after trimming is refused unless
+    ``allow_empty``. Emoji and rare CJK characters pass unchanged.
+    """
+
+    def __init__(
+        self, *, max_length: int, multiline: bool = False, allow_empty: bool = False, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.max_length = max_length
+        self.multiline = multiline
+        self.allow_empty = allow_empty
+        self.metadata.setdefault("maxLength", max_length)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        text = unicodedata.normalize("NFC", text).strip()
+        if _CONTROL.search(text) or (not self.multiline and ("\n" in text or "\r" in text)):
+            raise ma.ValidationError("不能包含控制字符。")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise ma.ValidationError("包含无效字符。")
+        if not text and not self.allow_empty:
+            raise ma.ValidationError("不能为空。")
+        if len(text) > self.max_length:
+            raise ma.ValidationError(f"不能超过 {self.max_length} 个字符。")
+        return text
+
+
+class Fen(ma.fields.Integer):
+    """An amount of money in integer fen (分): non-negative, at most 10 million yuan."""
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("validate", ma.validate.Range(min=0, max=1_000_000_000))
+        super().__init__(strict=True, **kw)
+
+
+# --- pagination ---------------------------------------------------------------------------
+
+
+class PageArgsSchema(Schema):
+    """Page-number pagination arguments."""
+
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
+
+
+_page_schemas: dict[str, type[Schema]] = {}
+
+
+def page_schema(item: type[ma.Schema]) -> type[Schema]:
+    """A ``{"items": [...], "page", "per_page", "total"}`` envelope schema for ``item``."""
+    name = item.__name__.removesuffix("Schema") + "PageSchema"
+    if name not in _page_schemas:
+        _page_schemas[name] = type(
+            name,
+            (Schema,),
+            {
+                "items": ma.fields.List(ma.fields.Nested(item), required=True),
+                "page": ma.fields.Integer(required=True),
+                "per_page": ma.fields.Integer(required=True),
+                "total": ma.fields.Integer(required=True),
+            },
+        )
+    return _page_schemas[name]
+
+
+def page_of(items: list[Any], *, page: int, per_page: int, total: int) -> dict[str, Any]:
+    """Build a page envelope."""
+    return {"items": items, "page": page, "per_page": per_page, "total": total}

@@ -1,0 +1,1 @@
+"""Cases: urgent requests and applications, their timeline, documents and workflow."""

@@ -1,0 +1,56 @@
+"""Settings from environment variables, with safe development defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the configuration mapping from the environment."""
+    env = dict(os.environ if env is None else env)
+    instance = Path(env.get("AIDLINE_INSTANCE", DEFAULT_INSTANCE))
+    production = env.get("AIDLINE_ENV", "development") == "production"
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if production:
+            raise RuntimeError("SECRET_KEY must be set in production")
+        # Development only: a fresh key per process start, so tokens do not survive restarts.
+        secret = secrets.token_urlsafe(48)
+    return {
+        "ENV_NAME": "production" if production else "development",
+        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{instance / 'aidline.db'}",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": secret,
+        # Fernet keys (comma-separated, newest first) for resident ID numbers at rest.
+        "ID_ENCRYPTION_KEYS": env.get("ID_ENCRYPTION_KEYS", ""),
+        "SMS_BACKEND": env.get("SMS_BACKEND", "console"),
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", ""),
+        "TWILIO_FROM": env.get("TWILIO_FROM", ""),
+        "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        "TWILIO_API_BASE": env.get("TWILIO_API_BASE", ""),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI")
+        or env.get("REDIS_URL")
+        or "memory://",
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 256 * 1024)),
+        "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", 15 * 60)),
+        "REFRESH_TOKEN_TTL": int(env.get("REFRESH_TOKEN_TTL", 30 * 24 * 3600)),
+        "URGENT_LEASE_MINUTES": int(env.get("URGENT_LEASE_MINUTES", 30)),
+        "DUPLICATE_WINDOW_DAYS": int(env.get("DUPLICATE_WINDOW_DAYS", 30)),
+        "DEPLOYMENT_CITY": env.get("DEPLOYMENT_CITY", "3711"),
+        "SERVE_DOCS": _bool(env.get("SERVE_DOCS"), default=not production),
+        "TESTING": False,
+    }

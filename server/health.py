@@ -1,0 +1,52 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import current_app
+from sqlalchemy import text
+
+from server.api import Blueprint, Schema
+from server.errors import DomainError
+from server.migrate import current_revision, head_revision
+from server.session import database
+
+blp = Blueprint("health", __name__, description="存活与就绪探针")
+
+
+class NotReady(DomainError):
+    status = 503
+    code = "not_ready"
+
+
+class HealthSchema(Schema):
+    status = ma.fields.String(required=True)
+    details = ma.fields.Dict()
+
+
+@blp.route("/healthz")
+@blp.response(200, HealthSchema)
+def healthz():  # type: ignore[no-untyped-def]
+    """Process is up."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, description="数据库不可达或迁移未到最新")
+def readyz():  # type: ignore[no-untyped-def]
+    """Database reachable and migrated to head."""
+    engine = database().engine
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    current, head = current_revision(engine), head_revision()
+    details = {"database": engine.dialect.name, "revision": current, "head": head}
+    for probe in current_app.extensions.get("aidline.readiness", []):
+        details.update(probe())
+    if current != head:
+        raise NotReady(
+            "数据库迁移未到最新版本。",
+            message_en="Database is not migrated to head.",
+            errors=details,
+        )
+    return {"status": "ready", "details": details}
