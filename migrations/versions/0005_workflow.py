@@ -1,14 +1,14 @@
-"""Workflow: intake, queue and workflow tables (roster, aid standards, calendar overrides).
+"""Workflow: queue, state machine and clock tables (aid standards, calendar overrides, ...).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-23
 """
 
 from __future__ import annotations
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
