@@ -85,8 +85,9 @@ def _cli_groups() -> list[Any]:
     from server.demo import demo_cli
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
+    from server.roster.cli import duty_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli]
+    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli]
 
 
 def _check_bodies(app: Flask) -> None:

@@ -1,0 +1,1 @@
+"""Duty roster: who is on duty for a township or county at a given time."""
