@@ -74,10 +74,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _blueprints() -> list[Any]:
+    from server.cases.routes import blp as cases
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
 
-    return [health, divisions]
+    return [health, divisions, cases]
 
 
 def _cli_groups() -> list[Any]:
