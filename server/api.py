@@ -16,6 +16,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import g
 
 from server.db import UTC
@@ -39,6 +40,41 @@ class ErrorSchema(Schema):
     errors = ma.fields.Dict(metadata={"description": "field -> list of messages"})
 
 
+# Error statuses the app returns around every view rather than from it; documented on each
+# operation they can reach (see CommonErrorsPlugin): name -> (status, description).
+COMMON_ERRORS = {
+    "INVALID_BODY": (400, "请求内容不是有效的 JSON（invalid_json）"),
+    "NOT_FOUND": (404, "路径所指的对象不存在或无权查看（not_found）"),
+    "PAYLOAD_TOO_LARGE": (413, "提交的内容过大（payload_too_large）"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "请以 application/json 提交（unsupported_media_type）"),
+    "DATABASE_UNAVAILABLE": (
+        503,
+        "数据库暂不可用，未保存任何内容，可按 Retry-After 重试（database_unavailable）",
+    ),
+}
+
+
+class CommonErrorsPlugin(BasePlugin):
+    """Document the statuses produced outside the views on every operation they can reach.
+
+    Without this the only trace of a 400/413/415/503 would be flask-smorest's catch-all
+    ``default`` response, which documents nothing a client (or the spec fuzzer) can check.
+    """
+
+    def operation_helper(self, path=None, operations=None, **kwargs):  # type: ignore[no-untyped-def]
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            # Liveness/readiness probes outside /api answer for themselves.
+            names = ["DATABASE_UNAVAILABLE"] if path and path.startswith("/api/") else []
+            if operation.get("requestBody"):
+                names += ["INVALID_BODY", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
+            if path and "{" in path:
+                names.append("NOT_FOUND")
+            for name in names:
+                operation["responses"].setdefault(str(COMMON_ERRORS[name][0]), name)
+
+
 class Api(flask_smorest.Api):
     """flask-smorest Api rendering every HTTP error in Aidline's shape."""
 
@@ -48,10 +84,23 @@ class Api(flask_smorest.Api):
         return render_http_exception(error)
 
     def init_app(self, app, *, spec_kwargs=None):  # type: ignore[no-untyped-def]
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs.setdefault("extra_plugins", []).append(CommonErrorsPlugin())
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         )
+        for name, (_status, description) in COMMON_ERRORS.items():
+            self.spec.components.response(
+                name,
+                {
+                    "description": description,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+                lazy=True,
+            )
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -149,3 +149,7 @@ def log_records(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+# Prints the reliability suites' counts (operations fuzzed, examples, bad inputs) at the end.
+pytest_plugins = ["tests.reliability_report"]
