@@ -74,11 +74,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _blueprints() -> list[Any]:
+    from server.cases.routes import blp as cases
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
     from server.sms.routes import blp as sms
 
-    return [health, divisions, sms]
+    return [health, divisions, cases, sms]
 
 
 def _cli_groups() -> list[Any]:
