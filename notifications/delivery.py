@@ -20,6 +20,7 @@ from notifications.retry import RetryPolicy
 from notifications.senders import TRANSIENT_CODES
 from server.cases.events import add_event
 from server.cases.models import Case
+from server.masking import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,6 @@ RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3,
 # Provider statuses that say nothing new to us (the message is still on its way).
 IN_FLIGHT_STATUSES = frozenset({"accepted", "queued", "scheduled", "sending"})
 RECEIPT_STATUSES = frozenset({"sent", "delivered", "undelivered", "failed"}) | IN_FLIGHT_STATUSES
-
-
-def mask_phone(phone: str) -> str:
-    """+8613812345678 -> +86138****5678 (for logs, lists and timeline text)."""
-    if len(phone) < 8:
-        return "****"
-    return phone[:-8] + "****" + phone[-4:]
 
 
 def clear_claim(row: SmsOutbox) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
@@ -31,6 +32,7 @@ from server.cases.models import Case
 from server.db import utcnow
 from server.errors import Forbidden, NotFound
 from server.session import database, db_session
+from server.sms.inbound import Limits, handle_inbound
 from server.worker import retry_policy
 
 blp = Blueprint("sms", __name__, url_prefix="/api/v1", description="短信：回执、上行短信、发件箱")
@@ -121,6 +123,40 @@ def twilio_status(query: dict[str, Any], form: dict[str, Any]):  # type: ignore[
         policy=retry_policy(current_app.config),
     )
     return None
+
+
+class InboundSchema(TwilioForm):
+    MessageSid = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    From = ma.fields.String(required=True, validate=ma.validate.Length(max=40))
+    Body = ma.fields.String(load_default="", validate=ma.validate.Length(max=1600))
+
+
+@blp.route("/webhooks/twilio/inbound", methods=["POST"])
+@twilio_signed
+@blp.arguments(InboundSchema, location="form")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "空 TwiML：回复经发件箱另行发送",
+            "content": {"text/xml": {"schema": {"type": "string"}}},
+        }
+    }
+)
+def twilio_inbound(form: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Inbound SMS (feature phones): 查询 / case number -> status, 求助 -> urgent help."""
+    config = current_app.config
+    handle_inbound(
+        db_session(),
+        message_sid=form["MessageSid"],
+        from_number=form["From"],
+        body=form.get("Body") or "",
+        now=utcnow(),
+        limits=Limits(
+            count=int(config["SMS_INBOUND_LIMIT"]),
+            window=dt.timedelta(seconds=int(config["SMS_INBOUND_WINDOW_SECONDS"])),
+        ),
+    )
+    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
 
 
 # --- admin outbox -------------------------------------------------------------------------
