@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from notifications import templates
 from notifications.delivery import clear_claim
-from notifications.models import OUTBOX_STATUSES, CallbackTask, SmsOutbox
+from notifications.models import OUTBOX_STATUSES, CallbackTask, SmsOutbox, SmsTemplateOverride
 from server.cases.events import add_event
 
 FAILED_STATUSES = ("failed", "undelivered")
@@ -107,3 +108,58 @@ def close_callback_task(
     )
     session.flush()
     return task
+
+
+# --- template wording ---------------------------------------------------------------------
+
+MAX_TEMPLATE_LENGTH = 300
+
+
+def template_texts(session: Session) -> list[dict[str, Any]]:
+    """Every template: its default text, the administrator's override if any, its priority."""
+    overrides = {o.name: o for o in session.scalars(select(SmsTemplateOverride))}
+    return [
+        {
+            "name": name,
+            "default_text": text,
+            "text": overrides[name].text if name in overrides else text,
+            "overridden": name in overrides,
+            "parameters": sorted(templates.placeholders(text)),
+            "priority": priority,
+        }
+        for name, (text, priority) in templates.TEMPLATES.items()
+    ]
+
+
+def set_template_text(
+    session: Session, *, name: str, text: str | None, actor_id: int | None
+) -> SmsTemplateOverride | None:
+    """Override a template's wording (None restores the default). ValueError when invalid:
+    unknown template, unknown or malformed placeholders, too long."""
+    if name not in templates.TEMPLATES:
+        raise ValueError("unknown template")
+    existing = session.get(SmsTemplateOverride, name)
+    if text is None:
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        return None
+    text = text.strip()
+    allowed = templates.placeholders(templates.TEMPLATES[name][0])
+    try:
+        used = templates.placeholders(text)
+        templates.render(name, dict.fromkeys(allowed, "x"), text=text)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"malformed placeholders; allowed: {sorted(allowed)}") from exc
+    if not text or len(text) > MAX_TEMPLATE_LENGTH or not used <= allowed:
+        raise ValueError(
+            f"1-{MAX_TEMPLATE_LENGTH} characters, placeholders among {sorted(allowed)}"
+        )
+    if existing is None:
+        existing = SmsTemplateOverride(name=name, text=text, updated_by_id=actor_id)
+        session.add(existing)
+    else:
+        existing.text = text
+        existing.updated_by_id = actor_id
+    session.flush()
+    return existing

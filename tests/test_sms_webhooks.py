@@ -298,3 +298,31 @@ def test_cli_worker_once(app, session, fake_twilio):  # type: ignore[no-untyped-
     out = app.test_cli_runner().invoke(args=["worker", "--once"])
     assert out.exit_code == 0, out.output
     assert len(fake_twilio.requests) == 1
+
+
+def test_admin_overrides_template_wording(app, client, session):  # type: ignore[no-untyped-def]
+    admin = factories.staff(session, role="admin", region="3711")
+    duty = factories.staff(session, role="duty", region=TOWNSHIP)
+    session.commit()
+    h = factories.auth(app, admin)
+    listed = client.get("/api/v1/admin/sms-templates", headers=h).get_json()
+    closed = next(t for t in listed if t["name"] == "closed")
+    assert closed["parameters"] == ["case_no"] and closed["overridden"] is False
+
+    url = "/api/v1/admin/sms-templates/closed"
+    resp = client.put(url, json={"text": "【指尖办】{case_no}已办结。"}, headers=h)
+    assert resp.status_code == 200 and resp.get_json()["overridden"] is True
+    row = notifications.enqueue(
+        session, "+8613912345678", "closed", {"case_no": "JJ1-20261123-0001"}
+    )
+    assert row.body == "【指尖办】JJ…1123-0001已办结。"
+
+    for bad in ("{amount_yuan}元", "{case_no", "{0}", ""):
+        resp = client.put(url, json={"text": bad}, headers=h)
+        assert resp.status_code == 422, bad
+    assert (
+        client.put("/api/v1/admin/sms-templates/nope", json={"text": "x"}, headers=h).status_code
+        == 404
+    )
+    assert client.put(url, json={"text": "x"}, headers=factories.auth(app, duty)).status_code == 403
+    assert client.put(url, json={"text": None}, headers=h).get_json()["overridden"] is False

@@ -17,7 +17,8 @@ from twilio.request_validator import RequestValidator
 from notifications import ops
 from notifications.delivery import mask_phone, record_receipt
 from notifications.models import OUTBOX_STATUSES, CallbackTask
-from server import access
+from notifications.templates import TEMPLATES
+from server import access, audit
 from server.api import (
     Blueprint,
     ErrorSchema,
@@ -30,7 +31,7 @@ from server.api import (
 )
 from server.cases.models import Case
 from server.db import utcnow
-from server.errors import Forbidden, NotFound
+from server.errors import Forbidden, NotFound, ValidationFailed
 from server.session import database, db_session
 from server.sms.inbound import Limits, handle_inbound
 from server.worker import retry_policy
@@ -193,6 +194,62 @@ class AdminOutbox(MethodView):
             db_session(), status=args.get("status"), page=args["page"], per_page=args["per_page"]
         )
         return page_of(rows, page=args["page"], per_page=args["per_page"], total=total)
+
+
+# --- template wording ---------------------------------------------------------------------
+
+
+class SmsTemplateSchema(Schema):
+    name = ma.fields.String()
+    text = ma.fields.String(metadata={"description": "当前使用的文字"})
+    default_text = ma.fields.String()
+    overridden = ma.fields.Boolean()
+    parameters = ma.fields.List(ma.fields.String())
+    priority = ma.fields.Integer()
+
+
+class SmsTemplateUpdateSchema(Schema):
+    text = Text(
+        required=True,
+        allow_none=True,
+        max_length=ops.MAX_TEMPLATE_LENGTH,
+        metadata={"description": "新文字（null 恢复默认）；只能使用该模板原有的 {参数}"},
+    )
+
+
+@blp.route("/admin/sms-templates")
+class AdminSmsTemplates(MethodView):
+    @blp.login_required(roles=["admin"])
+    @blp.response(200, SmsTemplateSchema(many=True))
+    def get(self):  # type: ignore[no-untyped-def]
+        """List SMS templates with their current wording."""
+        return ops.template_texts(db_session())
+
+
+@blp.route("/admin/sms-templates/<string:name>")
+class AdminSmsTemplateByName(MethodView):
+    @blp.login_required(roles=["admin"])
+    @blp.arguments(SmsTemplateUpdateSchema)
+    @blp.response(200, SmsTemplateSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="没有该模板")
+    def put(self, body: dict[str, Any], name: str):  # type: ignore[no-untyped-def]
+        """Override a template's wording (applies to messages queued from now on)."""
+        session = db_session()
+        if name not in TEMPLATES:
+            raise NotFound("没有该短信模板。", message_en="No such SMS template.")
+        try:
+            ops.set_template_text(session, name=name, text=body["text"], actor_id=actor().id)
+        except ValueError as exc:
+            raise ValidationFailed(errors={"text": [f"模板文字无效：{exc}"]}) from exc
+        audit.record(
+            session,
+            actor=actor(),
+            action="sms_template.update",
+            target_type="sms_template",
+            target_id=name,
+            data={"text": body["text"]},
+        )
+        return next(t for t in ops.template_texts(session) if t["name"] == name)
 
 
 # --- call-back tasks ----------------------------------------------------------------------
