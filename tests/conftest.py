@@ -151,5 +151,7 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+from tests.fake_twilio import fake_twilio  # noqa: E402,F401  (SMS tests: a local fake Twilio)
+
 # Prints the reliability suites' counts (operations fuzzed, examples, bad inputs) at the end.
 pytest_plugins = ["tests.reliability_report"]
