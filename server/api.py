@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -30,6 +30,26 @@ class Schema(ma.Schema):
 
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        # NUL is never text here, and PostgreSQL cannot store it: a plain String field would
+        # turn it into a 500 at flush time. Refuse it for every field of every input.
+        if isinstance(data, Mapping):
+            bad = [key for key, value in data.items() if _has_nul(value)]
+            if bad:
+                raise ma.ValidationError({str(key): ["不能包含控制字符。"] for key in bad})
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class ErrorSchema(Schema):

@@ -119,6 +119,7 @@ class World:
             "township_code": TOWNSHIP,
             "county_code": COUNTY,
             "region_code": COUNTY,
+            "name": "closed",  # an SMS template
         }
 
 

@@ -30,13 +30,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
 
+from notifications.models import CallbackTask
 from server.cases.models import Case, CaseEvent
 from tests import factories as f
 from tests import reliability as r
+from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 
 _phones = itertools.count(1)
 
@@ -60,12 +63,25 @@ class Req:
     json: Any = MISSING  # a JSON value, serialised with escapes
     raw: bytes | None = None  # or raw bytes
     content_type: str | None = "application/json"
+    form: dict[str, str] | None = None  # or a form, signed like Twilio's when ``signed``
+    signed: bool = False
 
     def send(self, client: Any) -> Any:
         data = self.raw
+        headers = dict(self.headers)
+        if self.form is not None:
+            # Lone surrogates go out as the invalid UTF-8 they encode to; the signature is
+            # computed over what a UTF-8 decoder would read back.
+            data = urlencode(self.form, encoding="utf-8", errors="surrogatepass").encode()
+            self.content_type = "application/x-www-form-urlencoded"
+            if self.signed:
+                readable = {
+                    k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                    for k, v in self.form.items()
+                }
+                headers["X-Twilio-Signature"] = sign(PUBLIC_BASE_URL + self.path, readable)
         if data is None and self.json is not MISSING:
             data = json.dumps(self.json).encode()
-        headers = dict(self.headers)
         kwargs: dict[str, Any] = {"headers": headers}
         if data is not None:
             kwargs["data"] = data
@@ -87,6 +103,24 @@ class Ctx:
 
     def key(self) -> dict[str, str]:
         return {"Idempotency-Key": f"bad-input-{uuid.uuid4()}"}
+
+    def callback_task(self) -> str:
+        """An open call-back task on the seeded case (an SMS that did not reach the resident)."""
+        import notifications
+
+        row = notifications.enqueue(
+            self.session, "+8613900000000", "claimed", {"case_no": "X", "township": "Y"}
+        )
+        self.session.flush()
+        task = CallbackTask(
+            case_id=uuid.UUID(self.world.case_id),
+            outbox_id=row.id,
+            phone="+8613900000000",
+            reason="undelivered",
+        )
+        self.session.add(task)
+        self.session.flush()
+        return f"/api/v1/cases/{self.world.case_id}/callback-tasks/{task.id}/done"
 
 
 # Known-good requests, one per write operation. Each call returns a fresh request that would
@@ -139,6 +173,27 @@ BASELINES: dict[str, Callable[[Ctx], Req]] = {
             "monthly_income_fen": 80_000,
         },
     ),
+    "POST /api/v1/cases/{case_id}/callback-tasks/{task_id}/done": lambda c: Req(
+        "POST", c.callback_task(), c.world.auth("duty"), {"note": "已电话联系居民"}
+    ),
+    "PUT /api/v1/admin/sms-templates/{name}": lambda c: Req(
+        "PUT",
+        "/api/v1/admin/sms-templates/closed",
+        c.world.auth("admin"),
+        {"text": "【指尖办】{case_no}已办结。"},
+    ),
+    "POST /api/v1/webhooks/twilio/status": lambda c: Req(
+        "POST",
+        "/api/v1/webhooks/twilio/status",
+        form={"MessageSid": f"SM{uuid.uuid4().hex}", "MessageStatus": "delivered"},
+        signed=True,
+    ),
+    "POST /api/v1/webhooks/twilio/inbound": lambda c: Req(
+        "POST",
+        "/api/v1/webhooks/twilio/inbound",
+        form={"MessageSid": f"SM{uuid.uuid4().hex}", "From": fresh_phone(), "Body": "查询"},
+        signed=True,
+    ),
 }
 
 # Write operations whose request has no body or fields to vary: the body/path rows cover
@@ -161,6 +216,7 @@ class Row:
     status: int | None = None  # the exact 4xx, when it is fixed
     sent: Any = MISSING  # the text value to find intact in a 2xx response
     field: tuple[str, ...] = ()
+    value: Any = MISSING  # the value a field row puts in
 
 
 def _with_body(raw: bytes, content_type: str | None = "application/json") -> Callable[[Req], Req]:
@@ -211,6 +267,54 @@ BODY_ROWS: list[Row] = [
     Row("duplicate-keys", _with_body(b'{"a": 1, "a": 2}'), status=422),
 ]
 
+
+def _form(form: dict[str, str] | None = None, *, signed: bool = True, **kw: Any):  # type: ignore[no-untyped-def]
+    def build(base: Req) -> Req:
+        req = Req(base.method, base.path, dict(base.headers), **kw)
+        req.form = dict(base.form or {}) if form is None else form
+        req.signed = signed
+        return req
+
+    return build
+
+
+def _forged(base: Req) -> Req:
+    req = Req(base.method, base.path, {**base.headers, "X-Twilio-Signature": "Zm9yZ2Vk"})
+    req.form = dict(base.form or {})
+    return req
+
+
+def _signed_for_other_url(base: Req) -> Req:
+    form = dict(base.form or {})
+    other = sign(PUBLIC_BASE_URL + "/api/v1/webhooks/other", form)
+    req = Req(base.method, base.path, {**base.headers, "X-Twilio-Signature": other})
+    req.form = form
+    return req
+
+
+def _signed_raw(raw: bytes, content_type: str) -> Callable[[Req], Req]:
+    def build(base: Req) -> Req:
+        # A valid signature over no parameters, and a body that is not the signed form.
+        headers = {**base.headers, "X-Twilio-Signature": sign(PUBLIC_BASE_URL + base.path, {})}
+        return Req(base.method, base.path, headers, raw=raw, content_type=content_type)
+
+    return build
+
+
+# Rows for form-encoded, signed webhooks: nothing unsigned gets in, nothing malformed breaks.
+FORM_BODY_ROWS: list[Row] = [
+    Row("unsigned", _form(signed=False), status=403),
+    Row("forged-signature", _forged, status=403),
+    Row("signed-for-another-url", _signed_for_other_url, status=403),
+    Row("unsigned-ten-megabytes", _form({"Body": "x" * TEN_MB}, signed=False)),
+    Row("signed-json-body", _signed_raw(b'{"MessageSid": "SM1"}', "application/json")),
+    Row(
+        "signed-invalid-utf8",
+        _signed_raw(b"Body=\xff\xfe&From=%FF", "application/x-www-form-urlencoded"),
+    ),
+    Row("signed-empty-form", _form({})),
+]
+
 # Values that are not IDs, for every path parameter.
 PATH_VALUES = [
     "not-an-id",
@@ -257,8 +361,12 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 def body_schema(op: dict[str, Any]) -> dict[str, Any] | None:
     content = (op.get("requestBody") or {}).get("content", {})
-    media = content.get("application/json")
+    media = content.get("application/json") or content.get("application/x-www-form-urlencoded")
     return _resolve(media["schema"]) if media else None
+
+
+def is_form(op: dict[str, Any]) -> bool:
+    return "application/x-www-form-urlencoded" in (op.get("requestBody") or {}).get("content", {})
 
 
 def _set(body: Any, path: tuple[str, ...], value: Any) -> Any:
@@ -275,10 +383,16 @@ def _set(body: Any, path: tuple[str, ...], value: Any) -> Any:
 
 def _field_row(path: tuple[str, ...], name: str, value: Any, expect: str, **kw: Any) -> Row:
     def build(base: Req) -> Req:
+        if base.form is not None:
+            # Forms carry only text: non-text values are sent as their JSON text.
+            text = value if value is MISSING or isinstance(value, str) else json.dumps(value)
+            req = Req(base.method, base.path, dict(base.headers), signed=base.signed)
+            req.form = _set(base.form, path, "" if value is None else text)
+            return req
         return Req(base.method, base.path, dict(base.headers), _set(base.json, path, value))
 
     sent = value if isinstance(value, str) else MISSING
-    return Row(f"{'.'.join(path)}:{name}", build, expect, sent=sent, field=path, **kw)
+    return Row(f"{'.'.join(path)}:{name}", build, expect, sent=sent, field=path, value=value, **kw)
 
 
 def _string_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
@@ -499,7 +613,7 @@ def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], 
                 # the field at the same place; masked fields are checked in the database
                 # by the explicit tests below.
                 expected = unicodedata.normalize("NFC", row.sent).strip()
-                returned = _at(resp.get_json(), row.field)
+                returned = _at(resp.get_json(silent=True), row.field)
                 if expected and returned is not MISSING and returned != expected:
                     problem = f"round trip: sent {expected!r}, got {returned!r}"
             if problem is None and _cases_without_events(ctx.session):
@@ -545,6 +659,7 @@ def test_every_write_operation_has_rows() -> None:
 
 
 def test_baselines_succeed(ctx) -> None:  # type: ignore[no-untyped-def]
+    ctx.app.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     client = ctx.app.test_client()
     for label, build in BASELINES.items():
         resp = build(ctx).send(client)
@@ -565,7 +680,10 @@ def test_bad_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
             return _default_request(method, path, op, ctx.world)
 
     rows: list[Row] = []
-    if op.get("requestBody"):
+    if is_form(op):
+        ctx.app.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
+        rows += FORM_BODY_ROWS
+    elif op.get("requestBody"):
         rows += BODY_ROWS
     for name in r.path_params(path):
         for value in PATH_VALUES:
@@ -582,7 +700,13 @@ def test_bad_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
             rows.append(Row(f"path {name}={value[:20]}", build, REJECT))
     schema = body_schema(op)
     if schema and label in BASELINES:
-        rows += _field_rows(schema, BASELINES[label](ctx).json)
+        baseline = BASELINES[label](ctx)
+        field_rows = _field_rows(schema, baseline.form if is_form(op) else baseline.json)
+        if is_form(op):
+            for row in field_rows:
+                if row.value is not MISSING and not isinstance(row.value, str):
+                    row.expect = EITHER  # a form carries only text: 12345 is a valid string
+        rows += field_rows
     rows += _header_rows(op)
     failures = run_rows(ctx, label, op, base, rows)
     r.STATS["bad-input endpoints"] += 1
