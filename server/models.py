@@ -1,7 +1,7 @@
 """Import every model so Base.metadata is complete (Alembic, tests)."""
 
 from notifications.models import SmsOutbox  # noqa: F401
-from server.accounts.models import Account  # noqa: F401
+from server.accounts.models import Account, AuthSession, RefreshToken, SignInCode  # noqa: F401
 from server.audit import AuditEntry  # noqa: F401
 from server.cases.models import CaseCounter, CaseDocument, CaseEvent, IdempotencyKey  # noqa: F401
 from server.db import Base  # noqa: F401
