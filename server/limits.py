@@ -114,7 +114,7 @@ def init_app(app: Flask) -> None:
     def _exceeded(error: RateLimitExceeded):  # type: ignore[no-untyped-def]
         current = limiter.current_limit
         retry = (
-            max(1, math.ceil(current.reset_at - time.time()))
+            max(1, math.ceil(current.window.reset_time - time.time()))
             if current is not None
             else error.limit.limit.get_expiry()
         )
