@@ -103,3 +103,16 @@ def test_password_not_echoed_on_validation_error(client):  # type: ignore[no-unt
     )
     assert resp.status_code == 422
     assert "s3cret-pw" not in resp.get_data(as_text=True)
+
+
+def test_sign_ins_and_lockouts_audited(app, client, session):  # type: ignore[no-untyped-def]
+    from server.audit import AuditEntry
+
+    app.config["STAFF_LOCKOUT_THRESHOLD"] = 1
+    account = factories.staff(session, role="duty", region="371102004", username="duty1")
+    _login(client, "duty1")
+    _login(client, "duty1", "bad")
+    actions = session.scalars(
+        select(AuditEntry.action).where(AuditEntry.target_id == str(account.id))
+    ).all()
+    assert sorted(actions) == ["auth.staff_locked", "auth.staff_sign_in"]

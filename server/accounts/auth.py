@@ -30,6 +30,7 @@ from server.accounts.models import Account, AuthSession, RefreshToken, SignInCod
 from server.accounts.passwords import hash_password, needs_rehash, verify_password
 from server.accounts.service import get_or_create_resident
 from server.accounts.tokens import issue_access_token
+from server.audit import record
 from server.db import utcnow
 from server.errors import Forbidden, RateLimited, Unauthorized
 from server.limits import enforce, private_key
@@ -188,6 +189,13 @@ def authenticate_staff(
                 account.locked_until = now + lock
                 account.failed_logins = 0
                 log.warning("staff account %s locked after repeated failures", account.id)
+                record(
+                    session,
+                    actor=None,
+                    action="auth.staff_locked",
+                    target_type="account",
+                    target_id=account.id,
+                )
                 session.flush()
                 keep_on_error(session)
                 raise _locked(lock)
@@ -208,6 +216,13 @@ def authenticate_staff(
     account.locked_until = None
     if needs_rehash(account.password_hash or ""):
         account.password_hash = hash_password(password)
+    record(
+        session,
+        actor=account,
+        action="auth.staff_sign_in",
+        target_type="account",
+        target_id=account.id,
+    )
     session.flush()
     return account
 
