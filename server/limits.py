@@ -108,6 +108,8 @@ def init_app(app: Flask) -> None:
     # Flask-Limiter keeps ``enabled`` on the shared instance; let each app's config decide.
     limiter.enabled = True
     app.config.setdefault("RATELIMIT_ENABLED", True)
+    # A storage outage seen by a previous app must not leave this one on the fallback.
+    limiter._storage_dead = False
     limiter.init_app(app)
 
     @app.errorhandler(RateLimitExceeded)

@@ -150,3 +150,30 @@ def test_trusted_proxy_address(database_url, connection):  # type: ignore[no-unt
         )
         assert seen["addr"] == expected
     limiter.reset()
+
+
+def test_redis_storage_configured_and_outage_tolerated(database_url, connection):  # type: ignore[no-untyped-def]
+    from server.session import database
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    )
+    database(app).sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    assert type(limiter.storage).__name__ == "RedisStorage"
+    # Redis down: sign-in still works (per-process fallback for route limits, fail-open for
+    # per-phone ones; the database-held limits on code tries and staff lockout still hold).
+    resp = app.test_client().post("/api/v1/auth/sms-code", json={"phone": PHONE})
+    assert resp.status_code == 202, resp.get_json()
+
+
+def test_next_app_after_outage_uses_its_own_storage(app, client, session):  # type: ignore[no-untyped-def]
+    # Runs after the outage test above (file order): the app fixture's limiter is healthy.
+    assert type(limiter.storage).__name__ == "MemoryStorage"
+    assert not limiter._storage_dead
+    request_code(client, session, PHONE)
+    assert client.post("/api/v1/auth/sms-code", json={"phone": PHONE}).status_code == 429
