@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import server.accounts.passwords as _passwords
 import server.models  # noqa: F401
 from server.app import create_app
 from server.db import Base, make_engine
@@ -25,6 +27,10 @@ from server.migrate import alembic_config
 from server.session import database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+# Still argon2id, with the cheapest parameters: the real ones (64 MiB, 3 passes) would make
+# every staff sign-in cost a fifth of a second; tests/test_auth_staff.py checks the real ones.
+_passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 # --- no traffic to the outside world ----------------------------------------------------

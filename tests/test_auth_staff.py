@@ -116,3 +116,20 @@ def test_sign_ins_and_lockouts_audited(app, client, session):  # type: ignore[no
         select(AuditEntry.action).where(AuditEntry.target_id == str(account.id))
     ).all()
     assert sorted(actions) == ["auth.staff_locked", "auth.staff_sign_in"]
+
+
+def test_production_hasher_parameters() -> None:
+    # The suite swaps in a cheap hasher (tests/conftest.py); the module's own is argon2id with
+    # argon2-cffi's RFC 9106 defaults, checked here on a fresh import.
+    import importlib
+
+    from server.accounts import passwords
+
+    fresh = importlib.reload(passwords)
+    try:
+        assert fresh._hasher.memory_cost >= 65536 and fresh._hasher.time_cost >= 3
+        assert fresh.hash_password("x" * 12).startswith("$argon2id$")
+    finally:
+        from argon2 import PasswordHasher
+
+        fresh._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
