@@ -17,6 +17,11 @@ from server.errors import Forbidden, NotFound
 
 # Staff roles that see cases in their region.
 CASE_READERS = frozenset({"operator", "grid_worker", "duty", "supervisor", "admin"})
+# Every role that can hold a token.
+ALL_ROLES = frozenset({"resident"}) | CASE_READERS
+# Who may change their own profile through the API (staff profiles are managed by the admin
+# CLI, because a staff member's region is their authority).
+PROFILE_EDITORS = frozenset({"resident"})
 
 
 def in_scope(actor: Any, township_code: str | None, county_code: str | None = None) -> bool:

@@ -8,8 +8,10 @@ from typing import Any
 
 from flask import Flask, request
 from webargs.core import is_json
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server import config as config_module
+from server import limits
 from server.api import Api
 from server.errors import DomainError, register_error_handlers
 from server.session import WRITE_METHODS
@@ -59,9 +61,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind N reverse proxies, the client address is the Nth from the right in
+        # X-Forwarded-For; without this every client would share the proxy's address.
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+
     register_error_handlers(app)
     init_db(app)
     _check_bodies(app)
+    limits.init_app(app)
 
     api = Api(app)
     for blueprint in _blueprints():
@@ -74,12 +83,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _blueprints() -> list[Any]:
+    from server.accounts.routes import auth_blp, me_blp
     from server.cases.routes import blp as cases
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
     from server.sms.routes import blp as sms
 
-    return [health, divisions, cases, sms]
+    return [health, divisions, auth_blp, me_blp, cases, sms]
 
 
 def _cli_groups() -> list[Any]:

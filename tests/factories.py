@@ -8,9 +8,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from server.accounts.models import Account
+from server.accounts.models import Account, AuthSession
 from server.accounts.passwords import hash_password
 from server.accounts.tokens import issue_access_token
+from server.session import database
 
 _seq = itertools.count(1)
 # A cheap fixed hash: argon2 on every factory call would slow the suite down.
@@ -50,7 +51,10 @@ def staff(
 
 
 def auth(app: Flask, account: Account) -> dict[str, str]:
-    """An Authorization header for ``account``."""
+    """An Authorization header for ``account`` (a signed-in session is opened for it)."""
     with app.app_context():
-        token, _ = issue_access_token(account)
+        with database(app).new_session() as s, s.begin():
+            auth_session = AuthSession(account_id=account.id)
+            s.add(auth_session)
+        token, _ = issue_access_token(account, session_id=auth_session.id)
     return {"Authorization": f"Bearer {token}"}
