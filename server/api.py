@@ -32,24 +32,33 @@ class Schema(ma.Schema):
         unknown = ma.RAISE
 
     @ma.pre_load
-    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
-        # NUL is never text here, and PostgreSQL cannot store it: a plain String field would
-        # turn it into a 500 at flush time. Refuse it for every field of every input.
+    def _refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        # NUL and lone surrogates are never text here: PostgreSQL cannot store NUL, and a
+        # surrogate cannot be encoded to UTF-8 (hashing, the database). In a plain String
+        # field either would surface as a 500; refuse them for every field of every input.
         if isinstance(data, Mapping):
-            bad = [key for key, value in data.items() if _has_nul(value)]
-            if bad:
-                raise ma.ValidationError({str(key): ["不能包含控制字符。"] for key in bad})
+            errors = {str(key): [_unstorable(value)] for key, value in data.items()}
+            errors = {key: msgs for key, msgs in errors.items() if msgs[0]}
+            if errors:
+                raise ma.ValidationError(errors)
         return data
 
 
-def _has_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> str:
+    """Why ``value`` (at any depth) cannot be stored as text, or ''."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "不能包含控制字符。"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return "包含无效字符。"
+        return ""
     if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return ""
+    return next((why for why in map(_unstorable, items) if why), "")
 
 
 class ErrorSchema(Schema):

@@ -22,6 +22,7 @@ gets one here (or an entry in ``BODY_ROWS_ONLY`` saying why the generic rows are
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
@@ -37,11 +38,13 @@ from sqlalchemy import func, select
 
 from notifications.models import CallbackTask
 from server.cases.models import Case, CaseEvent
+from server.db import utcnow
 from tests import factories as f
 from tests import reliability as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 
 _phones = itertools.count(1)
+_clients = itertools.count(1)
 
 
 def fresh_phone() -> str:
@@ -104,6 +107,44 @@ class Ctx:
     def key(self) -> dict[str, str]:
         return {"Idempotency-Key": f"bad-input-{uuid.uuid4()}"}
 
+    def sign_in_code(self) -> dict[str, str]:
+        """A phone with a fresh, valid sign-in code (as if the SMS had arrived)."""
+        from server.accounts.auth import _code_hash
+        from server.accounts.models import SignInCode
+
+        phone, code = fresh_phone(), "424242"
+        with self.app.app_context():
+            code_hash = _code_hash(phone, code)
+        self.session.add(
+            SignInCode(phone=phone, code_hash=code_hash, expires_at=utcnow() + dt.timedelta(1))
+        )
+        self.session.flush()
+        return {"phone": phone, "code": code}
+
+    def staff_login(self) -> dict[str, str]:
+        account = f.staff(self.session, role="duty", region=r.TOWNSHIP)
+        return {"username": account.username, "password": f._PASSWORD}
+
+    def refresh_token(self) -> str:
+        """A live refresh token of a fresh resident."""
+        from server.accounts.auth import _token_hash
+        from server.accounts.models import AuthSession, RefreshToken
+
+        resident = f.resident(self.session, phone=fresh_phone())
+        auth_session = AuthSession(account_id=resident.id)
+        self.session.add(auth_session)
+        self.session.flush()
+        token = uuid.uuid4().hex
+        self.session.add(
+            RefreshToken(
+                session_id=auth_session.id,
+                token_hash=_token_hash(token),
+                expires_at=utcnow() + dt.timedelta(1),
+            )
+        )
+        self.session.flush()
+        return token
+
     def callback_task(self) -> str:
         """An open call-back task on the seeded case (an SMS that did not reach the resident)."""
         import notifications
@@ -122,6 +163,15 @@ class Ctx:
         self.session.flush()
         return f"/api/v1/cases/{self.world.case_id}/callback-tasks/{task.id}/done"
 
+
+def _id_number(body17: str) -> str:
+    """A GB 11643 number with its check character."""
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    total = sum(int(d) * w for d, w in zip(body17, weights, strict=True))
+    return body17 + "10X98765432"[total % 11]
+
+
+VALID_ID_NUMBER = _id_number("37110219800101123")
 
 # Known-good requests, one per write operation. Each call returns a fresh request that would
 # succeed (2xx) on its own — a fresh person where the endpoint deduplicates by person.
@@ -171,6 +221,30 @@ BASELINES: dict[str, Callable[[Ctx], Req]] = {
             "reason": "突发疾病",
             "household_size": 2,
             "monthly_income_fen": 80_000,
+        },
+    ),
+    "POST /api/v1/auth/sms-code": lambda c: Req(
+        "POST", "/api/v1/auth/sms-code", {}, {"phone": fresh_phone()}
+    ),
+    "POST /api/v1/auth/token": lambda c: Req("POST", "/api/v1/auth/token", {}, c.sign_in_code()),
+    "POST /api/v1/auth/staff-token": lambda c: Req(
+        "POST", "/api/v1/auth/staff-token", {}, c.staff_login()
+    ),
+    "POST /api/v1/auth/refresh": lambda c: Req(
+        "POST", "/api/v1/auth/refresh", {}, {"refresh_token": c.refresh_token()}
+    ),
+    "POST /api/v1/auth/logout": lambda c: Req(
+        "POST", "/api/v1/auth/logout", {}, {"refresh_token": c.refresh_token()}
+    ),
+    "PATCH /api/v1/me": lambda c: Req(
+        "PATCH",
+        "/api/v1/me",
+        c.fresh_resident_headers(),
+        {
+            "name": "王秀英",
+            "id_number": VALID_ID_NUMBER,
+            "residence_township_code": r.TOWNSHIP,
+            "hukou_township_code": "371122001",
         },
     ),
     "POST /api/v1/cases/{case_id}/callback-tasks/{task_id}/done": lambda c: Req(

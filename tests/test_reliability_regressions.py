@@ -30,3 +30,14 @@ def test_task_id_beyond_the_integer_range_is_404_not_500(app, client, session): 
     )
     assert resp.status_code == 404
     r.assert_error_shape(resp)
+
+
+def test_lone_surrogate_in_a_plain_string_field_is_422_not_500(client, session):  # type: ignore[no-untyped-def]
+    """A JSON-escaped lone surrogate used to reach .encode() (password, token hash): 500."""
+    for path, body in [
+        ("/api/v1/auth/staff-token", b'{"username": "a\\ud800", "password": "x"}'),
+        ("/api/v1/auth/refresh", b'{"refresh_token": "\\udfff"}'),
+    ]:
+        resp = client.post(path, data=body, content_type="application/json")
+        assert resp.status_code == 422, (path, resp.get_json())
+        assert r.assert_error_shape(resp)["errors"]

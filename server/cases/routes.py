@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
-from server.api import Blueprint, actor, page_of, page_schema
+from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
 from server.cases.schemas import (
@@ -186,6 +186,7 @@ class Cases(MethodView):
     @blp.login_required
     @blp.arguments(CaseQueryArgsSchema, location="query")
     @blp.response(200, page_schema(CaseSummarySchema))
+    @blp.alt_response(403, schema=ErrorSchema, description="居民不能按电话查询")
     def get(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
         """List cases: a resident's own, newest first; staff within their region (by phone)."""
         session = db_session()

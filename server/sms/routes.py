@@ -296,10 +296,7 @@ class CaseCallbackTasks(MethodView):
         return ops.callback_tasks(db_session(), case_id=case.id, status=args["status"])
 
 
-# max: a larger number is no task (404), not an integer overflow in the database (500).
-@blp.route(
-    "/cases/<uuid:case_id>/callback-tasks/<int(max=2147483647):task_id>/done", methods=["POST"]
-)
+@blp.route("/cases/<uuid:case_id>/callback-tasks/<int:task_id>/done", methods=["POST"])
 @blp.login_required(roles=CALLBACK_READERS)
 @blp.arguments(CallbackTaskCloseSchema)
 @blp.response(200, CallbackTaskSchema)
