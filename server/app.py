@@ -68,26 +68,36 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api
 
+    from server.cases.sweeper import periodic_job
+
+    app.extensions.setdefault("aidline.periodic_jobs", []).append(
+        periodic_job(app.config["URGENT_CLAIM_MINUTES"])
+    )
+
     for group in _cli_groups():
         app.cli.add_command(group)
     return app
 
 
 def _blueprints() -> list[Any]:
+    from server.cases.action_routes import blp as case_actions
+    from server.cases.settings_routes import blp as workflow_settings
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
+    from server.queues.routes import blp as queues
 
-    return [health, divisions]
+    return [health, divisions, queues, case_actions, workflow_settings]
 
 
 def _cli_groups() -> list[Any]:
     from server.accounts.cli import staff_cli
+    from server.cases.workflow_cli import calendar_cli, standards_cli
     from server.demo import demo_cli
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
     from server.roster.cli import duty_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli]
+    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli, standards_cli, calendar_cli]
 
 
 def _check_bodies(app: Flask) -> None:

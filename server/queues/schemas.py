@@ -1,0 +1,94 @@
+"""Queue and case-summary schemas (personal data masked: 138****5678, no ID numbers)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from server.api import PageArgsSchema, Schema
+from server.cases.models import OPEN_STATUSES, STATUS_LABELS
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """+8613812345678 -> 138****5678."""
+    if not phone:
+        return None
+    digits = phone.removeprefix("+86")
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+class CaseSummarySchema(Schema):
+    """A case as shown in queues and returned by actions: no ID numbers, phones masked."""
+
+    id = ma.fields.UUID(dump_only=True)
+    case_no = ma.fields.String(dump_only=True)
+    urgent = ma.fields.Boolean(dump_only=True)
+    aid_type = ma.fields.String(dump_only=True)
+    status = ma.fields.String(dump_only=True)
+    status_label = ma.fields.Function(lambda c: STATUS_LABELS.get(c.status), dump_only=True)
+    channel = ma.fields.String(dump_only=True)
+    township_code = ma.fields.String(dump_only=True, allow_none=True)
+    county_code = ma.fields.String(dump_only=True, allow_none=True)
+    accountable_township_code = ma.fields.String(dump_only=True, allow_none=True)
+    address = ma.fields.String(dump_only=True, allow_none=True)
+    description = ma.fields.String(dump_only=True, allow_none=True)
+    contact_phone_masked = ma.fields.Function(
+        lambda c: mask_phone(c.contact_phone or c.subject_phone), dump_only=True
+    )
+    claimed_by_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    claimed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    lease_expires_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    referred_department = ma.fields.String(dump_only=True, allow_none=True)
+    approved_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
+    paid_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
+    paid_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    pay_due_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    paperwork_due_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+    closed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    version = ma.fields.Integer(dump_only=True)
+
+
+class QueueArgsSchema(PageArgsSchema):
+    """Queue filters: open cases only; urgent first, then earliest deadline."""
+
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(OPEN_STATUSES),
+        metadata={"description": "one open status (default: all open)"},
+    )
+    aid_type = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    urgent = ma.fields.Boolean()
+
+
+class SlaArgsSchema(Schema):
+    """Date range (Asia/Shanghai dates of submission, inclusive); default the last 30 days."""
+
+    since = ma.fields.Date(data_key="from")
+    until = ma.fields.Date(data_key="to")
+
+
+class TownshipSlaSchema(Schema):
+    township_code = ma.fields.String(required=True)
+    township_name = ma.fields.String(required=True)
+    open_urgent = ma.fields.Integer(
+        required=True, metadata={"description": "urgent cases open now, not yet paid"}
+    )
+    urgent_cases = ma.fields.Integer(required=True, metadata={"description": "submitted in range"})
+    paid_within_24h = ma.fields.Integer(required=True)
+    paid_late = ma.fields.Integer(required=True)
+    open_past_due = ma.fields.Integer(
+        required=True, metadata={"description": "in range, unpaid and past the 24 h"}
+    )
+    median_minutes_to_claim = ma.fields.Float(allow_none=True)
+    median_minutes_to_pay = ma.fields.Float(allow_none=True)
+
+
+class SlaSchema(Schema):
+    """Per township of the county: the 24-hour record of urgent cases."""
+
+    county_code = ma.fields.String(required=True)
+    since = ma.fields.Date(required=True, data_key="from")
+    until = ma.fields.Date(required=True, data_key="to")
+    townships = ma.fields.List(ma.fields.Nested(TownshipSlaSchema), required=True)
