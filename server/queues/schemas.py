@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from server.api import PageArgsSchema, Schema
@@ -67,6 +69,13 @@ class SlaArgsSchema(Schema):
 
     since = ma.fields.Date(data_key="from")
     until = ma.fields.Date(data_key="to")
+
+    @ma.validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise ma.ValidationError({"from": ["开始日期不能晚于结束日期。"]})
+        if data.get("since") and data.get("until") and (data["until"] - data["since"]).days > 366:
+            raise ma.ValidationError({"to": ["时间范围不能超过一年。"]})
 
 
 class TownshipSlaSchema(Schema):
