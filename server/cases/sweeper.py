@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from server.audit import record
 from server.cases import clocks, state
 from server.cases.events import add_event
 from server.cases.models import Case
@@ -115,6 +116,14 @@ def _expire_lease(session: Session, case: Case, now: dt.datetime) -> Callable[[]
         case.claimed_by_id = None
         case.claimed_at = None
         case.lease_expires_at = None
+        record(
+            session,
+            actor=SYSTEM,
+            action="case.expire_lease",
+            target_type="case",
+            target_id=case.id,
+            data={"from": before, "to": after, "held_by": holder},
+        )
         add_event(
             session,
             case=case,

@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import notifications
 from server import access
 from server.accounts.models import ROLE_LABELS, Account
+from server.audit import record
 from server.cases import clocks, money, state
 from server.cases.events import add_event
 from server.cases.models import STATUS_LABELS, Case, CaseDocument, CaseEvent
@@ -173,6 +174,14 @@ def _move(
 ) -> CaseEvent:
     """Apply ``action`` through the state machine and write its timeline event."""
     before, after = state.apply(case, action)
+    record(
+        session,
+        actor=actor,
+        action=f"case.{event_action or action}",
+        target_type="case",
+        target_id=case.id,
+        data={"from": before, "to": after},
+    )
     return add_event(
         session,
         case=case,
@@ -307,7 +316,9 @@ def _approve(session: Session, actor: Any, case: Case, args: dict, now: dt.datet
     if case.status == "pending_county_approval":
         # The county decides (一事一议): it may confirm or change the proposed amount, but the
         # 3× floor of expenditure-type aid still holds.
-        amount = args.get("amount_fen") or case.approved_amount_fen or 0
+        amount = args.get("amount_fen")
+        if amount is None:
+            amount = case.approved_amount_fen or 0
         money.approval_route(standard=standard, aid_type=case.aid_type, amount_fen=amount)
         case.approved_amount_fen = amount
         _move(
