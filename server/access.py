@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import and_, false, or_
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.cases.models import Case
 from server.divisions.models import within
 from server.errors import Conflict, Forbidden, NotFound
 
@@ -23,8 +27,29 @@ def in_scope(actor: Any, township_code: str | None, county_code: str | None = No
     if township_code:
         return within(region, township_code)
     # A triage case has no township: it belongs to its county (or the city) queue; only
-    # staff scoped at or above that level see it.
-    return bool(county_code) and within(region, county_code)
+    # staff scoped at or above that level see it, and every county supervisor of the city
+    # works the city's triage queue (cases not even a county could be found for).
+    if not county_code:
+        return False
+    if within(region, county_code):
+        return True
+    return actor.role == "supervisor" and len(county_code) == 4 and within(county_code, region)
+
+
+def case_scope_clause(actor: Any) -> ColumnElement[bool]:
+    """SQL form of ``can_view_case`` for lists: the cases ``actor`` may see."""
+    if actor.role == "resident":
+        return Case.resident_id == actor.id
+    region = actor.region_code
+    if actor.role not in CASE_READERS or not region:
+        return false()
+    triage = Case.township_code.is_(None)
+    clause = or_(
+        Case.township_code.startswith(region), and_(triage, Case.county_code.startswith(region))
+    )
+    if actor.role == "supervisor":
+        clause = or_(clause, and_(triage, Case.county_code == region[:4]))
+    return clause
 
 
 def can_view_case(actor: Any, case: Any) -> bool:
@@ -61,6 +86,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "add_document": frozenset({"resident", "duty", "supervisor"}),
     "note": frozenset({"duty", "supervisor"}),
     "claim": frozenset({"duty", "supervisor"}),
+    # Phoning a resident an SMS did not reach (call-back tasks).
+    "close_callback_task": frozenset({"duty", "supervisor", "operator"}),
 }
 
 # Actions a duty officer may take on a case someone else holds (none: ask the holder, or the

@@ -7,6 +7,7 @@ field that trims and rejects control characters.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ import flask_smorest
 import marshmallow as ma
 from flask import g
 
+from server.db import UTC
 from server.errors import Forbidden, render_http_exception
 
 BEARER = [{"bearerAuth": []}]
@@ -131,6 +133,26 @@ class Fen(ma.fields.Integer):
     def __init__(self, **kw: Any) -> None:
         kw.setdefault("validate", ma.validate.Range(min=0, max=1_000_000_000))
         super().__init__(strict=True, **kw)
+
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+class LocalDateTime(ma.fields.DateTime):
+    """ISO 8601 with offset, shown in China Standard Time (+08:00); input must carry an offset."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(SHANGHAI).isoformat(timespec="seconds")
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is None:
+            raise ma.ValidationError("时间必须带时区，例如 2026-11-23T08:00:00+08:00。")
+        if parsed.year < 1900:
+            raise ma.ValidationError("时间不合理。")
+        return parsed.astimezone(UTC)
 
 
 # --- pagination ---------------------------------------------------------------------------

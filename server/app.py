@@ -81,12 +81,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _blueprints() -> list[Any]:
     from server.cases.action_routes import blp as case_actions
+    from server.cases.routes import blp as cases
     from server.cases.settings_routes import blp as workflow_settings
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
     from server.queues.routes import blp as queues
+    from server.sms.routes import blp as sms
 
-    return [health, divisions, queues, case_actions, workflow_settings]
+    return [health, divisions, cases, case_actions, queues, workflow_settings, sms]
 
 
 def _cli_groups() -> list[Any]:
@@ -96,8 +98,20 @@ def _cli_groups() -> list[Any]:
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
     from server.roster.cli import duty_cli
+    from server.sms.cli import sms_cli
+    from server.worker import worker_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli, standards_cli, calendar_cli]
+    return [
+        db_cli,
+        divisions_cli,
+        staff_cli,
+        demo_cli,
+        duty_cli,
+        worker_cli,
+        sms_cli,
+        standards_cli,
+        calendar_cli,
+    ]
 
 
 def _check_bodies(app: Flask) -> None:

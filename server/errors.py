@@ -27,6 +27,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_found": ("未找到请求的内容。", "Not found."),
     "method_not_allowed": ("不支持该请求方法。", "Method not allowed."),
     "conflict": ("操作与当前状态冲突。", "The request conflicts with the current state."),
+    "retry_conflict": (
+        "操作冲突，未保存任何内容，请重试。",
+        "Conflicting update; nothing saved, retry.",
+    ),
     "payload_too_large": ("提交的内容过大。", "The request body is too large."),
     "unsupported_media_type": (
         "请以 application/json 格式提交。",
@@ -169,6 +173,9 @@ def error_body(code: str, message: str, errors: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "errors": _translate_fields(errors or {})}
 
 
+# Serialization failure and deadlock: nothing was written, the client may simply retry.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -222,6 +229,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(sa_exc.OperationalError)
     @app.errorhandler(sa_exc.InterfaceError)
     def _database_down(error: Exception):  # type: ignore[no-untyped-def]
+        sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+        if sqlstate in RETRYABLE_SQLSTATES:
+            log.warning("transaction conflict (%s), client may retry", sqlstate)
+            return error_body("conflict", localize("retry_conflict")), 409, {"Retry-After": "1"}
         log.error("database unavailable: %s", type(error).__name__)
         return (
             error_body("database_unavailable", localize("database_unavailable")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -376,3 +377,28 @@ def test_concurrent_conflicting_actions_one_wins(committed_app):  # type: ignore
         assert final.status == winner
         assert final.version > 1
         assert len(s.scalars(select(Case)).all()) == 1
+
+
+def test_one_tap_to_closed_through_intake(app, client, session):  # type: ignore[no-untyped-def]
+    """The resident's one tap (intake) -> claim -> 先行救助 -> paperwork -> closed, and the
+    resident's own view of the case shows the workflow's timeline."""
+    p = people(session)
+    tap = client.post(
+        "/api/v1/urgent-requests",
+        json={"township_code": TOWNSHIP, "description": "钱包丢失，无法回家"},
+        headers={**auth(app, p.resident), "Idempotency-Key": "tap-e2e"},
+    )
+    assert tap.status_code == 201, tap.json
+    case_id = tap.json["id"]
+    r = client.post(f"/api/v1/townships/{TOWNSHIP}/queue/claim", headers=auth(app, p.duty))
+    assert r.status_code == 200 and r.json["id"] == case_id
+    case = session.get(Case, uuid.UUID(case_id))
+    r = act(client, app, p.duty, case, action="pay", amount_fen=20_000, method="cash")
+    assert r.status_code == 200, r.json
+    for kind in ("application", "payment_receipt"):
+        assert doc(client, app, p.duty, case, kind).status_code == 201
+    assert act(client, app, p.duty, case, action="close").status_code == 200
+    mine = client.get(f"/api/v1/cases/{case_id}", headers=auth(app, p.resident))
+    assert mine.status_code == 200 and mine.json["status"] == "closed"
+    actions = [e["action"] for e in mine.json["timeline"]]
+    assert actions[-3:] == ["add_document", "add_document", "close"] and "pay" in actions

@@ -10,7 +10,7 @@ from server.api import Blueprint, actor
 from server.cases import workflow
 from server.cases.action_schemas import CaseActionSchema, DocumentCreateSchema, DocumentSchema
 from server.db import utcnow
-from server.queues.schemas import CaseSummarySchema
+from server.queues.schemas import QueueCaseSchema
 from server.session import db_session
 
 blp = Blueprint(
@@ -27,7 +27,7 @@ ROLES = ["resident", "duty", "supervisor"]
 class CaseActions(MethodView):
     @blp.login_required(roles=ROLES)
     @blp.arguments(CaseActionSchema)
-    @blp.response(200, CaseSummarySchema)
+    @blp.response(200, QueueCaseSchema)
     @blp.alt_response(404, description="案件不存在或不在您的范围内")
     @blp.alt_response(
         409,

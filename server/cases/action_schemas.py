@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from server.api import Fen, Schema, Text
+from server.api import Fen, LocalDateTime, Schema, Text
 from server.cases.state import ACTION_LABELS, PUBLIC_ACTIONS
 from server.cases.workflow import DEPARTMENTS, DOCUMENT_KINDS, PAY_METHODS
 
@@ -48,7 +48,7 @@ class CaseActionSchema(Schema):
         metadata={"description": "pay: " + ", ".join(f"{k}={v}" for k, v in PAY_METHODS.items())},
     )
     reference = Text(max_length=100, metadata={"description": "pay: voucher / transfer number"})
-    paid_at = ma.fields.AwareDateTime(
+    paid_at = LocalDateTime(
         metadata={
             "description": "pay: when it was paid (default now; not future, not before the request)"
         }
@@ -100,4 +100,4 @@ class DocumentSchema(Schema):
     note = ma.fields.String(dump_only=True, allow_none=True)
     file_ref = ma.fields.String(dump_only=True, allow_none=True)
     added_by_id = ma.fields.Integer(dump_only=True, allow_none=True)
-    created_at = ma.fields.AwareDateTime(dump_only=True)
+    created_at = LocalDateTime(dump_only=True)

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 
 from server import access
-from server.api import Blueprint, Fen, Schema, Text, actor
+from server.api import Blueprint, Fen, LocalDateTime, Schema, Text, actor
 from server.cases import settings
 from server.queues.service import require_division
 from server.session import db_session
@@ -40,7 +40,7 @@ class AidStandardSchema(Schema):
     expenditure_max_fen = ma.fields.Function(
         lambda s: 12 * s.urban_monthly_fen, dump_only=True, metadata={"description": "12×城市低保"}
     )
-    updated_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = LocalDateTime(dump_only=True)
 
 
 class CalendarOverrideSchema(Schema):

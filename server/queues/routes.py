@@ -10,7 +10,7 @@ from server.api import Blueprint, actor, page_of, page_schema
 from server.cases import workflow
 from server.db import utcnow
 from server.queues import service
-from server.queues.schemas import CaseSummarySchema, QueueArgsSchema, SlaArgsSchema, SlaSchema
+from server.queues.schemas import QueueArgsSchema, QueueCaseSchema, SlaArgsSchema, SlaSchema
 from server.session import db_session
 
 blp = Blueprint(
@@ -27,7 +27,7 @@ QUEUE_ROLES = sorted(access.QUEUE_ROLES)
 class TownshipQueue(MethodView):
     @blp.login_required(roles=QUEUE_ROLES)
     @blp.arguments(QueueArgsSchema, location="query")
-    @blp.response(200, page_schema(CaseSummarySchema))
+    @blp.response(200, page_schema(QueueCaseSchema))
     def get(self, args, code: str):  # type: ignore[no-untyped-def]
         """List a township's open cases: urgent first, then earliest deadline."""
         session = db_session()
@@ -43,7 +43,7 @@ class TownshipQueue(MethodView):
 @blp.route("/townships/<string:code>/queue/claim")
 class TownshipQueueClaim(MethodView):
     @blp.login_required(roles=QUEUE_ROLES)
-    @blp.response(200, CaseSummarySchema, description="认领到的案件")
+    @blp.response(200, QueueCaseSchema, description="认领到的案件")
     @blp.alt_response(204, description="队列中没有待认领的案件")
     def post(self, code: str):  # type: ignore[no-untyped-def]
         """Claim the next case of a township's queue (never the same case to two people)."""
@@ -58,7 +58,7 @@ class TownshipQueueClaim(MethodView):
 class CountyTriage(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_ROLES))
     @blp.arguments(QueueArgsSchema, location="query")
-    @blp.response(200, page_schema(CaseSummarySchema))
+    @blp.response(200, page_schema(QueueCaseSchema))
     def get(self, args, code: str):  # type: ignore[no-untyped-def]
         """List a county's triage queue: cases no township could be found for."""
         session = db_session()
@@ -74,7 +74,7 @@ class CountyTriage(MethodView):
 @blp.route("/counties/<string:code>/triage/claim")
 class CountyTriageClaim(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_ROLES))
-    @blp.response(200, CaseSummarySchema, description="认领到的案件")
+    @blp.response(200, QueueCaseSchema, description="认领到的案件")
     @blp.alt_response(204, description="分流队列中没有待认领的案件")
     def post(self, code: str):  # type: ignore[no-untyped-def]
         """Claim the next case of a county's triage queue (then assign it to a township)."""

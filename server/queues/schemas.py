@@ -6,22 +6,14 @@ from typing import Any
 
 import marshmallow as ma
 
-from server.api import PageArgsSchema, Schema
+from server.api import LocalDateTime, PageArgsSchema, Schema
 from server.cases.models import OPEN_STATUSES, STATUS_LABELS
+from server.masking import mask_phone
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """+8613812345678 -> 138****5678."""
-    if not phone:
-        return None
-    digits = phone.removeprefix("+86")
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
-
-
-class CaseSummarySchema(Schema):
-    """A case as shown in queues and returned by actions: no ID numbers, phones masked."""
+class QueueCaseSchema(Schema):
+    """A case as duty staff work it (queues, claims, action results): no ID numbers, phones
+    masked; the full record is GET /api/v1/cases/{id} (audited)."""
 
     id = ma.fields.UUID(dump_only=True)
     case_no = ma.fields.String(dump_only=True)
@@ -39,17 +31,17 @@ class CaseSummarySchema(Schema):
         lambda c: mask_phone(c.contact_phone or c.subject_phone), dump_only=True
     )
     claimed_by_id = ma.fields.Integer(dump_only=True, allow_none=True)
-    claimed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    lease_expires_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    claimed_at = LocalDateTime(dump_only=True, allow_none=True)
+    lease_expires_at = LocalDateTime(dump_only=True, allow_none=True)
     referred_department = ma.fields.String(dump_only=True, allow_none=True)
     approved_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
     paid_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
-    paid_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    pay_due_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    paperwork_due_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
-    created_at = ma.fields.AwareDateTime(dump_only=True)
-    updated_at = ma.fields.AwareDateTime(dump_only=True)
-    closed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    paid_at = LocalDateTime(dump_only=True, allow_none=True)
+    pay_due_at = LocalDateTime(dump_only=True, allow_none=True)
+    paperwork_due_at = LocalDateTime(dump_only=True, allow_none=True)
+    created_at = LocalDateTime(dump_only=True)
+    updated_at = LocalDateTime(dump_only=True)
+    closed_at = LocalDateTime(dump_only=True, allow_none=True)
     version = ma.fields.Integer(dump_only=True)
 
 

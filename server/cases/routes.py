@@ -1,0 +1,259 @@
+"""Intake and status endpoints: urgent requests, applications, hotline entry, case reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+
+from server.accounts.models import Account
+from server.accounts.service import get_or_create_resident, normalize_phone
+from server.api import Blueprint, actor, page_of, page_schema
+from server.cases import intake, queries
+from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
+from server.cases.schemas import (
+    AidTypeSchema,
+    ApplicationCreateSchema,
+    CaseQueryArgsSchema,
+    CaseSchema,
+    CaseSummarySchema,
+    IdempotencyHeaderSchema,
+    IntakeCreateSchema,
+    UrgentRequestCreateSchema,
+)
+from server.divisions.service import require_township
+from server.errors import Forbidden, Unauthorized, ValidationFailed
+from server.session import db_session
+
+blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
+
+
+def _account(session: Any) -> Account:
+    account = session.get(Account, actor().id)
+    if account is None or not account.active:
+        raise Unauthorized(code="token_invalid")
+    return account
+
+
+def _location(data: dict[str, Any]) -> tuple[float | None, float | None]:
+    loc = data.get("location") or {}
+    return loc.get("lat"), loc.get("lng")
+
+
+def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any], int]:
+    body = queries.detail(
+        session,
+        result.case,
+        actor=actor(),
+        note=result.note,
+        duplicate_of=result.duplicate_of,
+        audit_read=False,
+    )
+    return body, 201 if result.created else 200
+
+
+@blp.route("/urgent-requests")
+class UrgentRequests(MethodView):
+    @blp.login_required(roles=["resident"])
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(UrgentRequestCreateSchema)
+    @blp.response(201, CaseSchema)
+    @blp.alt_response(200, schema=CaseSchema, description="重试或已有进行中的紧急求助：返回原案件")
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+        """One-tap urgent help (一键求助)."""
+        session = db_session()
+        resident = _account(session)
+        lat, lng = _location(data)
+        contact = data.get("contact_phone")
+        result = intake.submit_urgent(
+            session,
+            resident=resident,
+            actor=actor(),
+            channel="app",
+            township_code=_township(session, data.get("township_code")),
+            lat=lat,
+            lng=lng,
+            address=data.get("address") or None,
+            description=data.get("description") or None,
+            contact_phone=normalize_phone(contact, field="contact_phone") if contact else None,
+            idempotency_key=idempotency_key,
+            request_hash=intake.request_fingerprint("urgent", data),
+        )
+        return _respond(session, result)
+
+
+@blp.route("/applications")
+class Applications(MethodView):
+    @blp.login_required(roles=["resident"])
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ApplicationCreateSchema)
+    @blp.response(201, CaseSchema)
+    @blp.alt_response(200, schema=CaseSchema, description="重试或重复申请：返回原案件")
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+        """Apply for aid (低保、特困、临时救助-支出型、医疗、教育、住房 ...)."""
+        session = db_session()
+        resident = _account(session)
+        lat, lng = _location(data)
+        contact = data.get("contact_phone")
+        result = intake.submit_application(
+            session,
+            resident=resident,
+            actor=actor(),
+            channel="app",
+            aid_type=data["aid_type"],
+            reason=data["reason"],
+            household_size=data.get("household_size"),
+            monthly_income_fen=data.get("monthly_income_fen"),
+            township_code=_township(session, data.get("township_code")),
+            address=data.get("address") or None,
+            lat=lat,
+            lng=lng,
+            contact_phone=normalize_phone(contact, field="contact_phone") if contact else None,
+            idempotency_key=idempotency_key,
+            request_hash=intake.request_fingerprint("applications", data),
+            duplicate_window=_duplicate_window(),
+        )
+        return _respond(session, result)
+
+
+@blp.route("/intake")
+class Intake(MethodView):
+    @blp.login_required(roles=["operator", "grid_worker"])
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(IntakeCreateSchema)
+    @blp.response(201, CaseSchema)
+    @blp.alt_response(200, schema=CaseSchema, description="重试或此人已有同类案件：返回原案件")
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+        """Enter a case for a caller (12349 hotline) or a person found (grid worker)."""
+        session = db_session()
+        who = actor()
+        if who.role == "operator" and data["channel"] == "proactive_discovery":
+            raise ValidationFailed(errors={"channel": ["主动发现由网格员登记。"]})
+        phone = normalize_phone(data["phone"])
+        resident, _ = get_or_create_resident(session, phone=phone)
+        if data.get("name") and not resident.name:
+            resident.name = data["name"]
+        id_hash = _intake_id_number(resident, data.get("id_number"))
+        lat, lng = _location(data)
+        reporter = who.region_code if who.role == "grid_worker" else None
+        common = dict(
+            resident=resident,
+            actor=who,
+            channel=data["channel"],
+            township_code=_township(session, data.get("township_code")),
+            address=data.get("address") or None,
+            lat=lat,
+            lng=lng,
+            description=data.get("description") or None,
+            staff_notes=data.get("notes") or None,
+            idempotency_key=idempotency_key,
+            request_hash=intake.request_fingerprint("intake", data),
+            reporter_township_code=reporter,
+            subject_id_hash=id_hash,
+        )
+        if data["urgent"]:
+            result = intake.submit_urgent(session, **common)
+        else:
+            result = intake.submit_application(
+                session,
+                aid_type=data["aid_type"],
+                reason=data.get("reason") or None,
+                household_size=data.get("household_size"),
+                monthly_income_fen=data.get("monthly_income_fen"),
+                duplicate_window=_duplicate_window(),
+                **common,
+            )
+        body = queries.detail(
+            session,
+            result.case,
+            actor=who,
+            note=result.note,
+            duplicate_of=result.duplicate_of,
+            audit_read=False,
+        )
+        return body, 201 if result.created else 200
+
+
+@blp.route("/cases")
+class Cases(MethodView):
+    @blp.login_required
+    @blp.arguments(CaseQueryArgsSchema, location="query")
+    @blp.response(200, page_schema(CaseSummarySchema))
+    def get(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+        """List cases: a resident's own, newest first; staff within their region (by phone)."""
+        session = db_session()
+        who = actor()
+        phone = args.get("phone")
+        if phone is not None:
+            if not who.is_staff:
+                raise Forbidden(
+                    "只有工作人员可以按电话查询。", message_en="Only staff may search by phone."
+                )
+            phone = normalize_phone(phone)
+        cases, total = queries.list_cases(
+            session,
+            actor=who,
+            page=args["page"],
+            per_page=args["per_page"],
+            phone=phone,
+            status=args.get("status"),
+            urgent=args.get("urgent"),
+        )
+        return page_of(
+            queries.summaries(session, cases, actor=who),
+            page=args["page"],
+            per_page=args["per_page"],
+            total=total,
+        )
+
+
+@blp.route("/cases/<string:case_id>")
+class CaseById(MethodView):
+    @blp.login_required
+    @blp.response(200, CaseSchema)
+    @blp.alt_response(404, description="不存在或无权查看")
+    def get(self, case_id: str):  # type: ignore[no-untyped-def]
+        """A case with its timeline (a staff read is audited)."""
+        session = db_session()
+        case = queries.get_case(session, actor=actor(), case_id=case_id)
+        return queries.detail(session, case, actor=actor())
+
+
+@blp.route("/aid-types")
+class AidTypes(MethodView):
+    @blp.response(200, AidTypeSchema(many=True))
+    def get(self):  # type: ignore[no-untyped-def]
+        """List aid types with Chinese labels."""
+        return [
+            {"code": code, "label": label, "application": code in APPLICATION_TYPES}
+            for code, label in AID_TYPES.items()
+        ]
+
+
+def _township(session: Any, code: str | None) -> str | None:
+    return require_township(session, code).code if code else None
+
+
+def _duplicate_window() -> dt.timedelta:
+    return dt.timedelta(days=int(current_app.config["DUPLICATE_WINDOW_DAYS"]))
+
+
+def _intake_id_number(resident: Account, raw: str | None) -> str | None:
+    """Validate and store a caller's ID number; returns its keyed hash for duplicate checks."""
+    if not raw:
+        return resident.id_number_hash
+    try:
+        from server.accounts import idnumbers
+    except ImportError:  # accounts' ID handling not available yet
+        raise ValidationFailed(errors={"id_number": ["暂不支持登记身份证号。"]}) from None
+    value = idnumbers.validate_id_number(raw, field="id_number")
+    enc, digest, masked = idnumbers.protect_id_number(value)
+    if not resident.id_number_hash:
+        resident.id_number_enc, resident.id_number_hash, resident.id_number_masked = (
+            enc,
+            digest,
+            masked,
+        )
+    return digest

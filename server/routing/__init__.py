@@ -1,0 +1,1 @@
+"""Routing: which queue a new case lands in (pure functions over a gazetteer)."""

@@ -1,0 +1,359 @@
+"""Intake: one-tap urgent help, applications, hotline entry, status and timeline, SMS rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select
+
+from notifications.models import SmsOutbox
+from server.cases.models import Case, CaseEvent
+from server.roster.models import DutyShift
+from tests import factories as f
+
+
+def _sms(session, case_id, template):  # type: ignore[no-untyped-def]
+    return session.scalars(
+        select(SmsOutbox).where(
+            SmsOutbox.case_id == uuid.UUID(str(case_id)), SmsOutbox.template == template
+        )
+    ).all()
+
+
+def _on_duty(session, account, hours=8):  # type: ignore[no-untyped-def]
+    now = dt.datetime.now(dt.UTC)
+    session.add(
+        DutyShift(
+            account_id=account.id,
+            starts_at=now - dt.timedelta(hours=1),
+            ends_at=now + dt.timedelta(hours=hours),
+        )
+    )
+    session.flush()
+
+
+def test_one_tap_with_township_creates_routed_case(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    duty = f.staff(session, role="duty", region="371102004", phone="+8613900000001")
+    _on_duty(session, duty)
+    resp = client.post(
+        "/api/v1/urgent-requests",
+        json={"township_code": "371102004"},
+        headers={**f.auth(app, me), "Idempotency-Key": "tap-1"},
+    )
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["status"] == "queued" and body["urgent"] is True
+    assert body["township"] == {"code": "371102004", "name": "秦楼街道"}
+    assert body["case_no"].startswith("JJ371102004-")
+    created = dt.datetime.fromisoformat(body["created_at"])
+    assert created.utcoffset() == dt.timedelta(hours=8)
+    assert dt.datetime.fromisoformat(body["pay_due_at"]) - created == dt.timedelta(hours=24)
+    assert [e["action"] for e in body["timeline"]] == ["submit", "route"]
+    assert len(_sms(session, body["id"], "urgent_receipt")) == 1
+    pages = _sms(session, body["id"], "duty_page")
+    assert [p.to_phone for p in pages] == ["+8613900000001"]
+
+
+def test_empty_tap_still_creates_a_case_in_triage(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    sup = f.staff(session, role="supervisor", region="371102", phone="+8613900000002")
+    resp = client.post("/api/v1/urgent-requests", headers=f.auth(app, me))
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["township"] is None
+    assert body["queue"]["kind"] == "triage" and body["queue"]["code"] == "3711"
+    case = session.get(Case, uuid.UUID(body["id"]))
+    assert case.routing_evidence == "none"
+    # nobody on the city roster: every supervisor of the city is paged
+    assert [p.to_phone for p in _sms(session, body["id"], "duty_page")] == [sup.phone]
+
+
+def test_retried_tap_returns_same_case(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    headers = {**f.auth(app, me), "Idempotency-Key": "same-key"}
+    first = client.post(
+        "/api/v1/urgent-requests", json={"address": "莒县城阳街道"}, headers=headers
+    )
+    second = client.post(
+        "/api/v1/urgent-requests", json={"address": "莒县城阳街道"}, headers=headers
+    )
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.get_json()["id"] == second.get_json()["id"]
+    assert (
+        session.scalar(select(func.count()).select_from(Case).where(Case.resident_id == me.id)) == 1
+    )
+    assert len(_sms(session, first.get_json()["id"], "urgent_receipt")) == 1
+
+
+def test_same_key_different_body_is_422(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    headers = {**f.auth(app, me), "Idempotency-Key": "k"}
+    assert (
+        client.post("/api/v1/urgent-requests", json={"address": "A"}, headers=headers).status_code
+        == 201
+    )
+    resp = client.post("/api/v1/urgent-requests", json={"address": "B"}, headers=headers)
+    assert resp.status_code == 422
+    assert "Idempotency-Key" in resp.get_json()["errors"]
+
+
+def test_open_urgent_case_is_returned_with_note(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    first = client.post(
+        "/api/v1/urgent-requests", json={}, headers={**f.auth(app, me), "Idempotency-Key": "a"}
+    )
+    again = client.post(
+        "/api/v1/urgent-requests",
+        json={"description": "还在等"},
+        headers={**f.auth(app, me), "Idempotency-Key": "b"},
+    )
+    assert again.status_code == 200
+    body = again.get_json()
+    assert body["id"] == first.get_json()["id"] == body["duplicate_of"]
+    assert body["note"]
+    events = session.scalars(
+        select(CaseEvent.action).where(CaseEvent.case_id == uuid.UUID(body["id"]))
+    ).all()
+    assert "repeat_request" in events
+
+
+def test_urgent_bad_input_is_422(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    h = f.auth(app, me)
+    cases = [
+        ({"township_code": "999999999"}, "township_code"),
+        ({"township_code": "371102"}, "township_code"),
+        ({"location": {"lat": 91, "lng": 0}}, "location"),
+        ({"location": {"lat": "x", "lng": 0}}, "location"),
+        ({"address": "x" * 201}, "address"),
+        ({"contact_phone": "12345"}, "contact_phone"),
+        ({"description": 5}, "description"),
+    ]
+    for body, field in cases:
+        resp = client.post("/api/v1/urgent-requests", json=body, headers=h)
+        assert resp.status_code == 422, (body, resp.get_json())
+        assert field in resp.get_json()["errors"], (body, resp.get_json())
+    assert (
+        session.scalar(select(func.count()).select_from(Case).where(Case.resident_id == me.id)) == 0
+    )
+
+
+def test_staff_cannot_tap(app, client, session):  # type: ignore[no-untyped-def]
+    duty = f.staff(session, role="duty", region="371102004")
+    assert client.post("/api/v1/urgent-requests", headers=f.auth(app, duty)).status_code == 403
+
+
+def test_application_and_duplicate(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    body = {
+        "aid_type": "minimum_living",
+        "reason": "失业，无收入",
+        "household_size": 3,
+        "monthly_income_fen": 80000,
+        "address": "日照市东港区秦楼街道泰安路88号",
+    }
+    first = client.post("/api/v1/applications", json=body, headers=f.auth(app, me))
+    assert first.status_code == 201, first.get_json()
+    data = first.get_json()
+    assert data["case_no"].startswith("SQ371102004-")
+    assert data["urgent"] is False and data["pay_due_at"] is None
+    assert data["monthly_income_fen"] == 80000
+    assert len(_sms(session, data["id"], "receipt")) == 1
+    again = client.post(
+        "/api/v1/applications", json={**body, "reason": "再次申请"}, headers=f.auth(app, me)
+    )
+    assert again.status_code == 200
+    assert again.get_json()["duplicate_of"] == data["id"]
+    other = client.post(
+        "/api/v1/applications", json={**body, "aid_type": "medical"}, headers=f.auth(app, me)
+    )
+    assert other.status_code == 201
+
+
+def test_application_validation(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    h = f.auth(app, me)
+    for body, field in [
+        ({"aid_type": "temporary_emergency", "reason": "x"}, "aid_type"),
+        ({"aid_type": "nonsense", "reason": "x"}, "aid_type"),
+        ({"aid_type": "medical"}, "reason"),
+        ({"aid_type": "medical", "reason": "x", "monthly_income_fen": -1}, "monthly_income_fen"),
+        ({"aid_type": "medical", "reason": "x", "monthly_income_fen": 1.5}, "monthly_income_fen"),
+        ({"aid_type": "medical", "reason": "x", "household_size": 0}, "household_size"),
+    ]:
+        resp = client.post("/api/v1/applications", json=body, headers=h)
+        assert resp.status_code == 422 and field in resp.get_json()["errors"], body
+
+
+def test_aid_types_listed():  # type: ignore[no-untyped-def]
+    from server.app import create_app
+
+    app = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "x" * 40})
+    items = app.test_client().get("/api/v1/aid-types").get_json()
+    labels = {i["code"]: i["label"] for i in items}
+    assert labels["minimum_living"] == "最低生活保障"
+    assert {i["code"] for i in items if not i["application"]} == {"temporary_emergency"}
+
+
+def test_operator_enters_case_by_phone_only(app, client, session):  # type: ignore[no-untyped-def]
+    op = f.staff(session, role="operator", region="3711")
+    resp = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "138 1234 5678",
+            "channel": "hotline",
+            "urgent": True,
+            "notes": "来电称家中失火",
+            "address": "五莲县洪凝街道",
+        },
+        headers=f.auth(app, op),
+    )
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["channel"] == "hotline"
+    assert body["township"]["code"] == "371121001"
+    assert body["person"]["phone"] == "138****5678"
+    assert body["staff_notes"] == "来电称家中失火"
+    # the caller later signs in as a resident and sees the case
+    from server.accounts.models import Account
+
+    resident = session.scalar(select(Account).where(Account.phone == "+8613812345678"))
+    mine = client.get("/api/v1/cases", headers=f.auth(app, resident)).get_json()
+    assert [c["id"] for c in mine["items"]] == [body["id"]]
+    # and the operator finds it by the caller's phone
+    found = client.get("/api/v1/cases?phone=13812345678", headers=f.auth(app, op)).get_json()
+    assert [c["id"] for c in found["items"]] == [body["id"]]
+
+
+def test_hotline_duplicate_is_linked(app, client, session):  # type: ignore[no-untyped-def]
+    op = f.staff(session, role="operator", region="3711")
+    body = {
+        "phone": "13812345679",
+        "channel": "hotline",
+        "aid_type": "medical",
+        "reason": "住院费用",
+    }
+    first = client.post("/api/v1/intake", json=body, headers=f.auth(app, op))
+    me = session.scalar(select(f.Account).where(f.Account.phone == "+8613812345679"))
+    second = client.post(
+        "/api/v1/applications",
+        json={"aid_type": "medical", "reason": "同上"},
+        headers=f.auth(app, me),
+    )
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.get_json()["duplicate_of"] == first.get_json()["id"]
+
+
+def test_grid_worker_report_goes_to_their_township(app, client, session):  # type: ignore[no-untyped-def]
+    grid = f.staff(session, role="grid_worker", region="371122001")
+    resp = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "13812340000",
+            "channel": "proactive_discovery",
+            "aid_type": "extreme_poverty",
+            "reason": "独居老人",
+        },
+        headers=f.auth(app, grid),
+    )
+    assert resp.status_code == 201
+    assert resp.get_json()["township"]["code"] == "371122001"
+    assert resp.get_json()["routing"]["evidence"] == "reporter"
+
+
+def test_intake_requires_aid_type_unless_urgent(app, client, session):  # type: ignore[no-untyped-def]
+    op = f.staff(session, role="operator", region="3711")
+    resp = client.post(
+        "/api/v1/intake",
+        json={"phone": "13812340001", "channel": "hotline"},
+        headers=f.auth(app, op),
+    )
+    assert resp.status_code == 422 and "aid_type" in resp.get_json()["errors"]
+    resp = client.post(
+        "/api/v1/intake",
+        json={"phone": "123", "channel": "hotline", "urgent": True},
+        headers=f.auth(app, op),
+    )
+    assert resp.status_code == 422 and "phone" in resp.get_json()["errors"]
+
+
+def test_resident_cannot_see_anothers_case(app, client, session):  # type: ignore[no-untyped-def]
+    a, b = f.resident(session), f.resident(session)
+    case_id = client.post("/api/v1/urgent-requests", headers=f.auth(app, a)).get_json()["id"]
+    assert client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, a)).status_code == 200
+    resp = client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, b))
+    assert resp.status_code == 404 and resp.get_json()["code"] == "not_found"
+    assert client.get("/api/v1/cases/not-a-uuid", headers=f.auth(app, a)).status_code == 404
+    assert client.get(f"/api/v1/cases?phone={a.phone}", headers=f.auth(app, b)).status_code == 403
+
+
+def test_status_timeline_hides_staff_events(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    case_id = client.post(
+        "/api/v1/urgent-requests", json={"township_code": "371102004"}, headers=f.auth(app, me)
+    ).get_json()["id"]
+    mine = client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, me)).get_json()
+    assert [e["action"] for e in mine["timeline"]] == ["submit", "route"]
+    assert all("data" not in e for e in mine["timeline"])
+    duty = f.staff(session, role="duty", region="371102004")
+    staff_view = client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, duty)).get_json()
+    assert "page" in [e["action"] for e in staff_view["timeline"]]
+    assert staff_view["timeline"][1]["data"]["evidence"] == "explicit_township"
+    other = f.staff(session, role="duty", region="371122001")
+    assert client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, other)).status_code == 404
+
+
+def test_resident_list_is_paginated_newest_first(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    ids = []
+    for aid in ("medical", "education", "housing"):
+        ids.append(
+            client.post(
+                "/api/v1/applications",
+                json={"aid_type": aid, "reason": "x"},
+                headers=f.auth(app, me),
+            ).get_json()["id"]
+        )
+    page = client.get("/api/v1/cases?per_page=2", headers=f.auth(app, me)).get_json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+    page2 = client.get("/api/v1/cases?per_page=2&page=2", headers=f.auth(app, me)).get_json()
+    assert [c["id"] for c in page["items"] + page2["items"]] == list(reversed(ids))
+
+
+def test_failure_rolls_back_everything(app, client, session, monkeypatch):  # type: ignore[no-untyped-def]
+    import notifications
+    from server.cases import intake
+
+    me = f.resident(session)
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("outbox down")
+
+    monkeypatch.setattr(notifications, "enqueue", boom)
+    monkeypatch.setattr(intake.notifications, "enqueue", boom)
+    resp = client.post("/api/v1/urgent-requests", headers=f.auth(app, me))
+    assert resp.status_code == 500
+    assert (
+        session.scalar(select(func.count()).select_from(Case).where(Case.resident_id == me.id)) == 0
+    )
+    assert session.scalar(select(func.count()).select_from(CaseEvent)) == 0
+
+
+def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: ignore[no-untyped-def]
+    duty1 = f.staff(session, role="duty", region="371122001", phone="+8613900000011")
+    duty2 = f.staff(session, role="duty", region="371122001", phone="+8613900000012")
+    off = f.staff(session, role="duty", region="371122001", phone="+8613900000013")
+    _on_duty(session, duty1)
+    _on_duty(session, duty2)
+    _ = off  # not on the roster
+    me = f.resident(session)
+    h = {**f.auth(app, me), "Idempotency-Key": "once"}
+    for _ in range(3):
+        case_id = client.post(
+            "/api/v1/urgent-requests", json={"address": "莒县城阳街道"}, headers=h
+        ).get_json()["id"]
+    assert len(_sms(session, case_id, "urgent_receipt")) == 1
+    pages = sorted(p.to_phone for p in _sms(session, case_id, "duty_page"))
+    assert pages == ["+8613900000011", "+8613900000012"]
