@@ -90,6 +90,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api
 
+    from server.cases.sweeper import periodic_job
+
+    app.extensions.setdefault("aidline.periodic_jobs", []).append(
+        periodic_job(app.config["URGENT_CLAIM_MINUTES"])
+    )
+
     for group in _cli_groups():
         app.cli.add_command(group)
     return app
@@ -97,16 +103,30 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _blueprints() -> list[Any]:
     from server.accounts.routes import auth_blp, me_blp
+    from server.cases.action_routes import blp as case_actions
     from server.cases.routes import blp as cases
+    from server.cases.settings_routes import blp as workflow_settings
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
+    from server.queues.routes import blp as queues
     from server.sms.routes import blp as sms
 
-    return [health, divisions, auth_blp, me_blp, cases, sms]
+    return [
+        health,
+        divisions,
+        auth_blp,
+        me_blp,
+        cases,
+        case_actions,
+        queues,
+        workflow_settings,
+        sms,
+    ]
 
 
 def _cli_groups() -> list[Any]:
     from server.accounts.cli import staff_cli
+    from server.cases.workflow_cli import calendar_cli, standards_cli
     from server.demo import demo_cli
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
@@ -114,7 +134,17 @@ def _cli_groups() -> list[Any]:
     from server.sms.cli import sms_cli
     from server.worker import worker_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli, worker_cli, sms_cli]
+    return [
+        db_cli,
+        divisions_cli,
+        staff_cli,
+        demo_cli,
+        duty_cli,
+        worker_cli,
+        sms_cli,
+        standards_cli,
+        calendar_cli,
+    ]
 
 
 def _check_bodies(app: Flask) -> None:

@@ -83,6 +83,8 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", 15 * 60)),
         "REFRESH_TOKEN_TTL": int(env.get("REFRESH_TOKEN_TTL", 30 * 24 * 3600)),
         "URGENT_LEASE_MINUTES": int(env.get("URGENT_LEASE_MINUTES", 30)),
+        # An urgent case still unclaimed this long after submission is escalated.
+        "URGENT_CLAIM_MINUTES": int(env.get("URGENT_CLAIM_MINUTES", 15)),
         "DUPLICATE_WINDOW_DAYS": int(env.get("DUPLICATE_WINDOW_DAYS", 30)),
         "DEPLOYMENT_CITY": env.get("DEPLOYMENT_CITY", "3711"),
         "SERVE_DOCS": _bool(env.get("SERVE_DOCS"), default=not production),

@@ -58,3 +58,64 @@ def auth(app: Flask, account: Account) -> dict[str, str]:
             s.add(auth_session)
         token, _ = issue_access_token(account, session_id=auth_session.id)
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- cases (workflow) -----------------------------------------------------------------------
+
+TOWNSHIP = "371102001"  # 日照街道, 东港区
+OTHER_TOWNSHIP = "371102002"  # 石臼街道, 东港区
+COUNTY = "371102"
+
+
+def case(
+    session: Session,
+    *,
+    resident_account: Account | None = None,
+    township: str | None = TOWNSHIP,
+    county: str | None = None,
+    urgent: bool = True,
+    aid_type: str | None = None,
+    status: str = "queued",
+    created_at: Any = None,
+    **fields: Any,
+) -> Any:
+    """A case placed directly in a queue (bypasses intake; ``status`` set as given)."""
+    import datetime as dt
+    import uuid
+
+    from server.cases.clocks import pay_due_at
+    from server.cases.models import Case
+    from server.db import utcnow
+
+    n = next(_seq)
+    owner = resident_account or resident(session)
+    created = created_at or utcnow() - dt.timedelta(minutes=5)
+    queue = township or county or COUNTY
+    kind = "JJ" if urgent else "SQ"
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "case_no": f"{kind}{queue}-{created:%Y%m%d}-{n:04d}{uuid.uuid4().hex[:4]}",
+        "urgent": urgent,
+        "aid_type": aid_type or ("temporary_emergency" if urgent else "temporary_expenditure"),
+        "status": status,
+        "channel": "app",
+        "resident_id": owner.id,
+        "township_code": township,
+        "county_code": county or (township[:6] if township else COUNTY),
+        "accountable_township_code": township,
+        "description": "测试求助",
+        "created_at": created,
+        "pay_due_at": pay_due_at(created) if urgent else None,
+    }
+    values.update(fields)
+    row = Case(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def aid_standard(session: Session, county: str = COUNTY, **fen: int) -> Any:
+    """Demo aid standards for ``county`` (overridable per field, in fen)."""
+    from server.cases.money import DEMO_STANDARDS_FEN, set_standard
+
+    return set_standard(session, county_code=county, **{**DEMO_STANDARDS_FEN, **fen})

@@ -24,6 +24,7 @@ savepoint with fresh rate-limit counters, so calls cannot affect each other.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,58 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/admin/sms-templates"): Row(roles(admin=OK)),
     ("PUT", "/api/v1/admin/sms-templates/<string:name>"): Row(
         roles(admin=OK), path={"name": "receipt"}, json={"text": None}
+    ),
+    # calendar overrides: administrators only.
+    ("GET", "/api/v1/calendar/overrides"): Row(roles(admin=OK)),
+    ("PUT", "/api/v1/calendar/overrides/<string:day>"): Row(
+        roles(admin=OK), path={"day": "2027-01-01"}, json={"workday": False, "note": "元旦"}
+    ),
+    ("DELETE", "/api/v1/calendar/overrides/<string:day>"): Row(
+        roles(admin=OK), path=lambda w, own: {"day": w.calendar_day()}
+    ),
+    # county settings and reports: the county's supervisors, administrators above it.
+    ("GET", "/api/v1/counties/<string:code>/aid-standards"): Row(
+        roles(supervisor=(OK, HIDE), admin=(OK, HIDE)),
+        path=lambda w, own: {"code": w.county_with_standards(own)},
+    ),
+    ("PUT", "/api/v1/counties/<string:code>/aid-standards"): Row(
+        roles(admin=(OK, HIDE)),
+        path=lambda w, own: {"code": w.county(own)},
+        json={
+            "urban_monthly_fen": 95000,
+            "rural_monthly_fen": 75000,
+            "township_urgent_cap_fen": 300000,
+            "township_approval_cap_fen": 1000000,
+        },
+    ),
+    ("GET", "/api/v1/counties/<string:code>/sla"): Row(
+        roles(supervisor=(OK, HIDE), admin=(OK, HIDE)), path=lambda w, own: {"code": w.county(own)}
+    ),
+    ("GET", "/api/v1/counties/<string:code>/triage"): Row(
+        roles(supervisor=(OK, HIDE)), path=lambda w, own: {"code": w.county(own)}
+    ),
+    ("POST", "/api/v1/counties/<string:code>/triage/claim"): Row(
+        roles(supervisor=(OK, HIDE)), path=lambda w, own: {"code": w.county(own)}
+    ),
+    # township queues: duty staff of the township, supervisors of its county.
+    ("GET", "/api/v1/townships/<string:code>/queue"): Row(
+        roles(duty=(OK, HIDE), supervisor=(OK, HIDE)),
+        path=lambda w, own: {"code": w.township(own)},
+    ),
+    ("POST", "/api/v1/townships/<string:code>/queue/claim"): Row(
+        roles(duty=(OK, HIDE), supervisor=(OK, HIDE)),
+        path=lambda w, own: {"code": w.township(own)},
+    ),
+    # case work: the resident withdraws their own; staff roles may not withdraw for them.
+    ("POST", "/api/v1/cases/<uuid:case_id>/actions"): Row(
+        roles(resident=(OK, HIDE), duty=(DENY, HIDE), supervisor=(DENY, HIDE)),
+        path=lambda w, own: {"case_id": w.case(own).id},
+        json={"action": "withdraw"},
+    ),
+    ("POST", "/api/v1/cases/<uuid:case_id>/documents"): Row(
+        roles(resident=(OK, HIDE), duty=(OK, HIDE), supervisor=(OK, HIDE)),
+        path=lambda w, own: {"case_id": w.claimed_case(own).id},
+        json={"kind": "other", "note": "补充说明"},
     ),
     # aid types: public reference data.
     ("GET", "/api/v1/aid-types"): Row(public()),
@@ -194,6 +247,28 @@ class World:
         self.session.add(case)
         self.session.flush()
         return case
+
+    def claimed_case(self, own: bool) -> Case:
+        """The own/other case, claimed by nobody in particular (documents need a live case)."""
+        from sqlalchemy import update
+
+        case = self.case(own)
+        # test world set-up, not a transition under test
+        self.session.execute(update(Case).where(Case.id == case.id).values(status="claimed"))
+        return case
+
+    def county_with_standards(self, own: bool) -> str:
+        factories.aid_standard(self.session, county=self.county(own))
+        return self.county(own)
+
+    def calendar_day(self) -> str:
+        from server.cases.settings import set_override
+
+        day = dt.date(2027, 1, 1)
+        set_override(
+            self.session, actor=self.accounts["admin"], day=day, workday=False, note="元旦"
+        )
+        return day.isoformat()
 
     def callback_task(self, own: bool) -> Any:
         """An open call-back task on the own/other case (made inside the call's savepoint)."""
