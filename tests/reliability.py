@@ -120,6 +120,7 @@ class World:
             "county_code": COUNTY,
             "region_code": COUNTY,
             "name": "closed",  # an SMS template
+            "day": "2031-10-08",  # a calendar date
         }
 
 
