@@ -8,12 +8,14 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
+from sqlalchemy import select
 
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
+from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
 from server.cases.schemas import (
     AidTypeSchema,
     ApplicationCreateSchema,
@@ -26,6 +28,7 @@ from server.cases.schemas import (
 )
 from server.divisions.service import require_township
 from server.errors import Forbidden, Unauthorized, ValidationFailed
+from server.limits import enforce
 from server.session import db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
@@ -62,10 +65,16 @@ class UrgentRequests(MethodView):
     @blp.arguments(UrgentRequestCreateSchema)
     @blp.response(201, CaseSchema)
     @blp.alt_response(200, schema=CaseSchema, description="重试或已有进行中的紧急求助：返回原案件")
+    @blp.alt_response(
+        429,
+        schema=ErrorSchema,
+        description="已有进行中的紧急求助时点击过于频繁（首次求助与同一次点击的重试从不受限）",
+    )
     def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
         """One-tap urgent help (一键求助)."""
         session = db_session()
         resident = _account(session)
+        _limit_repeated_taps(session, resident, idempotency_key)
         lat, lng = _location(data)
         contact = data.get("contact_phone")
         result = intake.submit_urgent(
@@ -236,6 +245,33 @@ class AidTypes(MethodView):
             {"code": code, "label": label, "application": code in APPLICATION_TYPES}
             for code, label in AID_TYPES.items()
         ]
+
+
+# Taps by a resident who already has an open urgent case only add to that case; more than
+# this many are someone (or something) hammering the button. Never applied to a person's
+# first urgent request, nor to the retries of one tap (same Idempotency-Key).
+URGENT_TAPS_DEFAULT = "10/minute;60/hour"
+
+
+def _limit_repeated_taps(session: Any, resident: Account, key: str | None) -> None:
+    if key and session.scalar(
+        select(IdempotencyKey.id).where(
+            IdempotencyKey.account_id == resident.id, IdempotencyKey.key == key
+        )
+    ):
+        return
+    has_open_urgent = session.scalar(
+        select(Case.id)
+        .where(
+            Case.resident_id == resident.id,
+            Case.urgent.is_(True),
+            Case.status.in_(OPEN_STATUSES),
+        )
+        .limit(1)
+    )
+    if has_open_urgent:
+        limit = current_app.config.get("RATELIMIT_URGENT_PER_RESIDENT", URGENT_TAPS_DEFAULT)
+        enforce(limit, scope="urgent-tap", key=str(resident.id))
 
 
 def _township(session: Any, code: str | None) -> str | None:

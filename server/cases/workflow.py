@@ -696,6 +696,15 @@ def add_document(
         case_id=case.id, kind=kind, note=note, file_ref=file_ref, added_by_id=actor.id
     )
     session.add(document)
+    # Material is part of the record (closing depends on it): audited like a transition.
+    record(
+        session,
+        actor=actor,
+        action="case.add_document",
+        target_type="case",
+        target_id=case.id,
+        data={"kind": kind},
+    )
     add_event(
         session,
         case=case,
