@@ -41,3 +41,31 @@ def test_lone_surrogate_in_a_plain_string_field_is_422_not_500(client, session):
         resp = client.post(path, data=body, content_type="application/json")
         assert resp.status_code == 422, (path, resp.get_json())
         assert r.assert_error_shape(resp)["errors"]
+
+
+def test_rare_cjk_and_emoji_names_and_addresses_are_stored_intact(app, client, session):  # type: ignore[no-untyped-def]
+    """Names are masked in responses, so the catalogue cannot see them: check the database."""
+    import uuid
+
+    from server.accounts.models import Account
+    from server.cases.models import Case
+    from tests import factories as f
+
+    name, address = "𠀀𪚥😀王", "𡃁村👨‍👩‍👧 3号"
+    operator = f.staff(session, role="operator", region=r.CITY)
+    resp = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "13712340099",
+            "name": name,
+            "channel": "hotline",
+            "urgent": True,
+            "address": address,
+        },
+        headers={**f.auth(app, operator), "Idempotency-Key": "cjk"},
+    )
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["address"] == address
+    case = session.get(Case, uuid.UUID(resp.get_json()["id"]))
+    assert case.address == address
+    assert session.get(Account, case.resident_id).name == name
