@@ -278,12 +278,10 @@ def claim_next(
     """
     now = now or utcnow()
     # The resident account's phone comes with the case (for the "claimed" SMS): one
-    # statement fewer. Only the case row is locked.
-    query = (
-        select(Case, Account.phone)
-        .outerjoin(Account, Account.id == Case.resident_id)
-        .where(Case.status == "queued")
-    )
+    # statement fewer. A scalar subquery, not a join: PostgreSQL evaluates it for the row
+    # handed out only (after the sort), and only the case row is locked.
+    phone = select(Account.phone).where(Account.id == Case.resident_id).scalar_subquery()
+    query = select(Case, phone).where(Case.status == "queued")
     if township_code:
         query = query.where(Case.township_code == township_code)
     else:
