@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
+import weakref
 from typing import Any
 
 from sqlalchemy import select
@@ -169,8 +170,14 @@ def _lock_resident(session: Session, resident: Account) -> None:
 
 
 def _lock_account_id(session: Session, account_id: int) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    # Once per transaction is enough; keyed weakly by the transaction so a later one locks anew.
+    by_txn = session.info.setdefault("locked_accounts", weakref.WeakKeyDictionary())
+    locked = by_txn.setdefault(session.get_transaction(), set())
+    if account_id not in locked:
         session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+        locked.add(account_id)
 
 
 def _open_cases(
