@@ -8,14 +8,12 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import select
 
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
-from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
 from server.cases.schemas import (
     AidTypeSchema,
     ApplicationCreateSchema,
@@ -74,7 +72,6 @@ class UrgentRequests(MethodView):
         """One-tap urgent help (一键求助)."""
         session = db_session()
         resident = _account(session)
-        _limit_repeated_taps(session, resident, idempotency_key)
         lat, lng = _location(data)
         contact = data.get("contact_phone")
         result = intake.submit_urgent(
@@ -92,6 +89,7 @@ class UrgentRequests(MethodView):
             else None,
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
+            on_repeat=lambda: _limit_repeated_taps(resident),
         )
         return _respond(session, result)
 
@@ -250,28 +248,13 @@ class AidTypes(MethodView):
 # Taps by a resident who already has an open urgent case only add to that case; more than
 # this many are someone (or something) hammering the button. Never applied to a person's
 # first urgent request, nor to the retries of one tap (same Idempotency-Key).
-URGENT_TAPS_DEFAULT = "10/minute;60/hour"
-
-
-def _limit_repeated_taps(session: Any, resident: Account, key: str | None) -> None:
-    if key and session.scalar(
-        select(IdempotencyKey.id).where(
-            IdempotencyKey.account_id == resident.id, IdempotencyKey.key == key
-        )
-    ):
-        return
-    has_open_urgent = session.scalar(
-        select(Case.id)
-        .where(
-            Case.resident_id == resident.id,
-            Case.urgent.is_(True),
-            Case.status.in_(OPEN_STATUSES),
-        )
-        .limit(1)
+def _limit_repeated_taps(resident: Account) -> None:
+    """Throttle taps from a resident who already has an open urgent case (never the first)."""
+    enforce(
+        current_app.config["RATELIMIT_URGENT_PER_RESIDENT"],
+        scope="urgent-tap",
+        key=str(resident.id),
     )
-    if has_open_urgent:
-        limit = current_app.config.get("RATELIMIT_URGENT_PER_RESIDENT", URGENT_TAPS_DEFAULT)
-        enforce(limit, scope="urgent-tap", key=str(resident.id))
 
 
 def _township(session: Any, code: str | None) -> str | None:
