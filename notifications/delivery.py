@@ -45,6 +45,7 @@ def fail(
     row.last_error_code = code
     row.last_error = error
     clear_claim(row)
+    templates.redact(row)
     log.warning("sms %s to %s finally %s (code %s)", row.id, mask_phone(row.to_phone), status, code)
     create_callback_task(session, row)
 

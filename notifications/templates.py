@@ -39,6 +39,25 @@ TEMPLATES: dict[str, tuple[str, int]] = {
 STAFF_TEMPLATES = frozenset({"duty_page", "escalation"})
 
 
+# Parameters that are secrets: blanked from the outbox once the message has left (or finally
+# failed), so a sign-in code stays in the database only while it still has to be delivered.
+SECRET_PARAMS: dict[str, tuple[str, ...]] = {"sign_in_code": ("code",)}
+REDACTED = "******"
+
+
+def redact(row: Any) -> None:
+    """Blank the secret parameters of an outbox ``row`` (its params and body)."""
+    secrets_ = SECRET_PARAMS.get(row.template)
+    if not secrets_:
+        return
+    params = dict(row.params or {})
+    for name in secrets_:
+        if name in params:
+            params[name] = REDACTED
+    row.params = params
+    row.body = render(row.template, params)
+
+
 def mask_case_no(case_no: str) -> str:
     """Shorten a case number for SMS: the queue prefix's kind and the day's sequence."""
     parts = str(case_no).split("-")

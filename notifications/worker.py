@@ -50,7 +50,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifications import NOTIFY_CHANNEL
+from notifications import NOTIFY_CHANNEL, templates
 from notifications.delivery import apply_early_receipts_many, clear_claim, fail, mask_phone
 from notifications.models import SmsAttempt, SmsOutbox
 from notifications.retry import RetryPolicy
@@ -398,6 +398,7 @@ class Worker:
             row.last_error_code = None
             row.last_error = None
             clear_claim(row)
+            templates.redact(row)
             log.info("sms %s sent to %s (%s)", row.id, mask_phone(row.to_phone), o.sid)
             return bool(o.sid)
         if row.status != "sending":

@@ -219,6 +219,20 @@ def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-un
     assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002", "+8613900000001"]
 
 
+def test_sign_in_code_is_blanked_once_sent_or_failed(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    sent = _enqueue(session, to="+8613900001212", template="sign_in_code", code="482913")
+    assert "482913" in sent.body  # it has to be delivered first
+    failed = _enqueue(session, to="+8613900001213", template="sign_in_code", code="735118")
+    fake_twilio.answer("ok", (400, 21211))  # the first goes out, the second fails for good
+    worker(app, **twilio_config(fake_twilio)).run_once()
+    for row, code in ((sent, "482913"), (failed, "735118")):
+        session.refresh(row)
+        assert row.status in {"sent", "failed"}
+        assert code not in row.body and code not in json.dumps(row.params), row.body
+    delivered = [r.form["Body"] for r in fake_twilio.requests]
+    assert any("482913" in body for body in delivered)
+
+
 def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):  # type: ignore[no-untyped-def]
     for n in range(3):
         _enqueue(
