@@ -78,3 +78,16 @@ def test_full_scans_by_dialect():
     assert full_scans("sqlite", "SCAN case_events USING INDEX ix_x") == ["case_events"]
     assert full_scans("sqlite", "SEARCH case_events USING INDEX ix_x (case_id=?)") == []
     assert full_scans("postgresql", "Seq Scan on divisions") == []
+
+
+def test_percentile_nearest_rank():
+    from bench.stats import percentile
+
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1, 2, 3], 0) == 1
+    with pytest.raises(ValueError):
+        percentile([], 50)
