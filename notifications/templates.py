@@ -5,6 +5,7 @@ Callers pass ``case_no`` in full; the rendered text carries a masked form.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 # name -> (text, priority: lower is sent sooner). Parameters are named in the text.
@@ -24,7 +25,17 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "withdrawn": ("【指尖办】您的申请{case_no}已撤回。", 6),
     "duty_page": ("【指尖办】紧急求助{case_no}，{township}，请立即认领处理。", 0),
     "escalation": ("【指尖办】督办：{case_no}（{township}）{problem}，请立即处理。", 0),
+    # Replies to residents texting us from feature phones (inbound SMS).
+    "inbound_status": ("【指尖办】{summary}", 3),
+    "inbound_no_cases": ("【指尖办】未查到您的申请。需要紧急救助请回复“求助”，或拨打12349。", 3),
+    "inbound_help": (
+        "【指尖办】回复“查询”或案件编号查进度，回复“求助”申请紧急救助，也可拨打12349。",
+        3,
+    ),
 }
+
+# Messages to staff, not residents: their failure does not call for phoning a resident.
+STAFF_TEMPLATES = frozenset({"duty_page", "escalation"})
 
 
 def mask_case_no(case_no: str) -> str:
@@ -35,9 +46,23 @@ def mask_case_no(case_no: str) -> str:
     return str(case_no)
 
 
-def render(template: str, params: dict[str, Any]) -> str:
-    """The body of ``template`` with ``params``; KeyError for an unknown template."""
-    text, _ = TEMPLATES[template]
+def placeholders(text: str) -> set[str]:
+    """The ``{names}`` a template text uses (ValueError when the text is malformed)."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def is_resident_facing(template: str) -> bool:
+    """True for messages to a resident about their case (their loss needs a phone call)."""
+    return template not in STAFF_TEMPLATES and template != "sign_in_code"
+
+
+def render(template: str, params: dict[str, Any], *, text: str | None = None) -> str:
+    """The body of ``template`` with ``params``; KeyError for an unknown template.
+
+    ``text`` is an administrator's override of the default wording (same placeholders).
+    """
+    default, _ = TEMPLATES[template]
+    text = text or default
     values = dict(params)
     if "case_no" in values:
         values["case_no"] = mask_case_no(values["case_no"])
@@ -45,4 +70,5 @@ def render(template: str, params: dict[str, Any]) -> str:
 
 
 def priority(template: str) -> int:
+    """Send order of ``template``: lower goes first."""
     return TEMPLATES[template][1]

@@ -84,6 +84,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "county_approve": frozenset({"supervisor"}),
     "county_reject": frozenset({"supervisor"}),
     "add_document": frozenset({"resident", "duty", "supervisor"}),
+    # Phoning a resident an SMS did not reach (call-back tasks).
+    "close_callback_task": frozenset({"duty", "supervisor", "operator"}),
 }
 
 

@@ -77,8 +77,9 @@ def _blueprints() -> list[Any]:
     from server.cases.routes import blp as cases
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
+    from server.sms.routes import blp as sms
 
-    return [health, divisions, cases]
+    return [health, divisions, cases, sms]
 
 
 def _cli_groups() -> list[Any]:
@@ -87,8 +88,10 @@ def _cli_groups() -> list[Any]:
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
     from server.roster.cli import duty_cli
+    from server.sms.cli import sms_cli
+    from server.worker import worker_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli]
+    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli, worker_cli, sms_cli]
 
 
 def _check_bodies(app: Flask) -> None:

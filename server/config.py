@@ -41,6 +41,19 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE", ""),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        "TWILIO_TIMEOUT_SECONDS": float(env.get("TWILIO_TIMEOUT_SECONDS", 10)),
+        # The SMS worker (README "SMS"): pace per worker process, retries, crash detection.
+        "SMS_SEND_RATE": float(env.get("SMS_SEND_RATE", 1)),
+        "SMS_BATCH_SIZE": int(env.get("SMS_BATCH_SIZE", 20)),
+        "SMS_MAX_ATTEMPTS": int(env.get("SMS_MAX_ATTEMPTS", 8)),
+        "SMS_RETRY_BASE_SECONDS": float(env.get("SMS_RETRY_BASE_SECONDS", 30)),
+        "SMS_RETRY_MAX_SECONDS": float(env.get("SMS_RETRY_MAX_SECONDS", 3600)),
+        "SMS_SENDING_TIMEOUT_SECONDS": float(env.get("SMS_SENDING_TIMEOUT_SECONDS", 300)),
+        "SMS_POLL_SECONDS": float(env.get("SMS_POLL_SECONDS", 5)),
+        "WORKER_PERIODIC_SECONDS": float(env.get("WORKER_PERIODIC_SECONDS", 60)),
+        # Inbound SMS (feature phones): at most this many messages per number per window.
+        "SMS_INBOUND_LIMIT": int(env.get("SMS_INBOUND_LIMIT", 5)),
+        "SMS_INBOUND_WINDOW_SECONDS": int(env.get("SMS_INBOUND_WINDOW_SECONDS", 600)),
         "REDIS_URL": env.get("REDIS_URL", ""),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI")
         or env.get("REDIS_URL")

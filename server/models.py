@@ -1,6 +1,13 @@
 """Import every model so Base.metadata is complete (Alembic, tests)."""
 
-from notifications.models import SmsOutbox  # noqa: F401
+from notifications.models import (  # noqa: F401
+    CallbackTask,
+    SmsAttempt,
+    SmsInbound,
+    SmsOutbox,
+    SmsReceipt,
+    SmsTemplateOverride,
+)
 from server.accounts.models import Account  # noqa: F401
 from server.audit import AuditEntry  # noqa: F401
 from server.cases.models import CaseCounter, CaseDocument, CaseEvent, IdempotencyKey  # noqa: F401

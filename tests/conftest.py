@@ -149,3 +149,6 @@ def log_records(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+from tests.fake_twilio import fake_twilio  # noqa: E402,F401  (SMS tests: a local fake Twilio)

@@ -1,0 +1,418 @@
+"""The outbox worker: claim due messages, send them, record every attempt.
+
+Delivery is at-least-once. A row is claimed (status ``sending``, a fresh ``claim_token``, an
+``sms_attempts`` row) and committed *before* the provider is called, and the outcome is
+recorded in a second transaction. A worker that dies in between leaves a ``sending`` row
+whose claim is older than ``sending_timeout``; the next worker marks that attempt ``lost`` and
+sends again - unless the provider's receipt has meanwhile told us the SID (the callback URL
+carries the outbox id), in which case the message is settled without a second send. So a
+message is never lost, is sent at most once per attempt, and is duplicated only when a worker
+dies after the provider accepted it and before any receipt arrived.
+
+Several workers may run at once: rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL and inside a ``BEGIN IMMEDIATE`` transaction on SQLite. On PostgreSQL the worker
+sleeps on ``LISTEN`` (``enqueue`` NOTIFYs on commit) with polling as the fallback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifications import NOTIFY_CHANNEL
+from notifications.delivery import apply_early_receipts, clear_claim, fail, mask_phone
+from notifications.models import SmsAttempt, SmsOutbox
+from notifications.retry import RetryPolicy
+from notifications.senders import Sender, SendError
+from server.db import utcnow
+
+log = logging.getLogger(__name__)
+
+STATUS_CALLBACK_PATH = "/api/v1/webhooks/twilio/status"
+
+PeriodicJob = Callable[[Session, dt.datetime], Any]
+
+
+@dataclass
+class WorkerSettings:
+    """Tuning of one worker process (see README "SMS" for the matching variables)."""
+
+    batch_size: int = 20
+    # Messages per second this worker hands to the provider; 0 means no limit.
+    send_rate: float = 1.0
+    # A claim older than this is presumed dead (longer than any provider call can take).
+    sending_timeout: float = 300.0
+    poll_interval: float = 5.0
+    periodic_interval: float = 60.0
+    public_base_url: str = ""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def status_callback(self, outbox_id: int) -> str | None:
+        """The StatusCallback URL of one message (None without a public URL)."""
+        if not self.public_base_url:
+            return None
+        base = self.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
+        return f"{base}?{urlencode({'outbox': outbox_id})}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message this worker holds: send it, then record the outcome under ``token``."""
+
+    outbox_id: int
+    attempt_id: int
+    attempt_no: int
+    token: str
+    to: str
+    body: str
+
+
+class Pacer:
+    """Spaces sends to at most ``rate`` per second (provider limits per sender)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block until the next send is allowed."""
+        if not self.interval:
+            return
+        now = self.clock()
+        if now < self._next:
+            self.sleep(self._next - now)
+            now = self._next
+        self._next = now + self.interval
+
+
+class Worker:
+    """Sends due outbox rows through ``sender`` and runs periodic jobs."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        sender: Sender,
+        settings: WorkerSettings | None = None,
+        *,
+        worker_id: str | None = None,
+        periodic_jobs: Iterable[PeriodicJob] = (),
+        clock: Callable[[], dt.datetime] = utcnow,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.settings = settings or WorkerSettings()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.periodic_jobs = list(periodic_jobs)
+        self.clock = clock
+        self.pacer = pacer or Pacer(self.settings.send_rate)
+
+    # --- one message --------------------------------------------------------------------
+
+    def _session(self) -> Session:
+        session = self.sessions()
+        if session.get_bind().dialect.name == "sqlite":
+            # Serialise claimers: take the write lock before reading what is due.
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        return session
+
+    def _batch_size(self) -> int:
+        # A slow sender holds few claims at a time, so a new urgent page is not stuck
+        # behind a long batch already claimed.
+        rate = self.settings.send_rate
+        if rate > 0:
+            return max(1, min(self.settings.batch_size, math.ceil(rate * 2)))
+        return self.settings.batch_size
+
+    def claim(self, now: dt.datetime | None = None) -> list[Claim]:
+        """Claim the due messages (and those of dead workers) and commit the claims."""
+        now = now or self.clock()
+        stale = now - dt.timedelta(seconds=self.settings.sending_timeout)
+        claims: list[Claim] = []
+        with self._session() as session:
+            rows = session.scalars(
+                select(SmsOutbox)
+                .where(
+                    or_(
+                        and_(SmsOutbox.status == "pending", SmsOutbox.next_attempt_at <= now),
+                        and_(SmsOutbox.status == "sending", SmsOutbox.claimed_at < stale),
+                    )
+                )
+                .order_by(SmsOutbox.priority, SmsOutbox.next_attempt_at, SmsOutbox.id)
+                .limit(self._batch_size())
+                .with_for_update(skip_locked=True)
+            ).all()
+            attempts: list[tuple[SmsOutbox, SmsAttempt]] = []
+            for row in rows:
+                if row.status == "sending" and not self._recover(session, row, now):
+                    continue
+                token = uuid.uuid4().hex
+                row.status = "sending"
+                row.attempts += 1
+                row.claimed_by = self.worker_id
+                row.claimed_at = now
+                row.claim_token = token
+                attempt = SmsAttempt(
+                    outbox_id=row.id,
+                    attempt_no=row.attempts,
+                    claim_token=token,
+                    worker_id=self.worker_id,
+                    backend=self.sender.name,
+                    started_at=now,
+                )
+                session.add(attempt)
+                attempts.append((row, attempt))
+            session.flush()
+            claims = [
+                Claim(
+                    outbox_id=row.id,
+                    attempt_id=attempt.id,
+                    attempt_no=attempt.attempt_no,
+                    token=attempt.claim_token,
+                    to=row.to_phone,
+                    body=row.body,
+                )
+                for row, attempt in attempts
+            ]
+            session.commit()
+        return claims
+
+    def _recover(self, session: Session, row: SmsOutbox, now: dt.datetime) -> bool:
+        """A claim whose worker died: True when the message must be sent again."""
+        lost = session.scalars(
+            select(SmsAttempt).where(SmsAttempt.outbox_id == row.id, SmsAttempt.outcome.is_(None))
+        ).all()
+        for attempt in lost:
+            attempt.outcome = "lost"
+            attempt.finished_at = now
+            attempt.error = f"claim of {attempt.worker_id} expired without a recorded outcome"
+        log.warning(
+            "sms %s: claim by %s expired; recovering (attempt %s)",
+            row.id,
+            row.claimed_by,
+            row.attempts,
+        )
+        if row.provider_sid:
+            # A receipt already proved the provider took it: settle, do not send twice.
+            row.status = "sent"
+            row.sent_at = row.sent_at or now
+            clear_claim(row)
+            return False
+        if self.settings.retry.exhausted(row.attempts):
+            fail(session, row, status="failed", code="lost", error="worker lost every attempt")
+            return False
+        return True
+
+    def send(self, claim: Claim) -> str:
+        """Send one claimed message and record the outcome; returns the attempt outcome."""
+        self.pacer.wait()
+        sid: str | None = None
+        code: str | None = None
+        error: str | None = None
+        try:
+            sid = self.sender.send(
+                to=claim.to,
+                body=claim.body,
+                message_id=claim.outbox_id,
+                status_callback=self.settings.status_callback(claim.outbox_id),
+            )
+            outcome = "sent"
+        except SendError as exc:
+            outcome = "transient" if exc.transient else "permanent"
+            code, error = exc.code, str(exc)
+        except Exception as exc:  # a bug or an unexpected SDK error: retry, do not crash
+            log.exception("sms %s: unexpected error from %s", claim.outbox_id, self.sender.name)
+            outcome, code, error = "transient", "exception", type(exc).__name__
+        self.record(claim, outcome=outcome, sid=sid, code=code, error=error)
+        return outcome
+
+    def record(
+        self,
+        claim: Claim,
+        *,
+        outcome: str,
+        sid: str | None = None,
+        code: str | None = None,
+        error: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Record an attempt's outcome; the row changes only if this claim is still current."""
+        now = now or self.clock()
+        with self._session() as session:
+            attempt = session.get(SmsAttempt, claim.attempt_id)
+            row = session.get(SmsOutbox, claim.outbox_id, with_for_update=True)
+            if attempt is not None:
+                attempt.finished_at = now
+                attempt.provider_sid = sid or attempt.provider_sid
+                attempt.error_code = code
+                attempt.error = error
+                # "lost" was written by a worker that recovered our expired claim; keep the
+                # truth (it did go out), the row itself belongs to the newer attempt.
+                attempt.outcome = outcome
+            if row is None:
+                session.commit()
+                return
+            if row.claim_token != claim.token:
+                log.warning(
+                    "sms %s: attempt %s finished (%s) after its claim expired",
+                    row.id,
+                    claim.attempt_no,
+                    outcome,
+                )
+                session.commit()
+                return
+            retry = self.settings.retry
+            if outcome == "sent":
+                row.provider_sid = sid
+                if row.status == "sending":
+                    row.status = "sent"
+                    row.sent_at = now
+                row.last_error_code = None
+                row.last_error = None
+                clear_claim(row)
+                apply_early_receipts(session, row, now=now, policy=retry)
+                log.info("sms %s sent to %s (%s)", row.id, mask_phone(row.to_phone), sid)
+            elif row.status != "sending":
+                clear_claim(row)  # a receipt settled it meanwhile
+            elif outcome == "transient" and not retry.exhausted(row.attempts):
+                row.status = "pending"
+                row.last_error_code = code
+                row.last_error = error
+                row.next_attempt_at = now + retry.delay(row.attempts)
+                clear_claim(row)
+                log.info(
+                    "sms %s: transient failure %s, retry at %s", row.id, code, row.next_attempt_at
+                )
+            else:
+                fail(session, row, status="failed", code=code, error=error)
+            session.commit()
+
+    # --- loops --------------------------------------------------------------------------
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Send everything due now (retries that fall due meanwhile included)."""
+        count = 0
+        while not (stop and stop.is_set()):
+            claims = self.claim()
+            if not claims:
+                break
+            for claim in claims:
+                self.send(claim)
+                count += 1
+        return count
+
+    def run_periodic(self) -> None:
+        """Run each registered periodic job in its own transaction."""
+        for job in self.periodic_jobs:
+            name = getattr(job, "__name__", repr(job))
+            with self.sessions() as session:
+                try:
+                    job(session, self.clock())
+                    session.commit()
+                except Exception:
+                    session.rollback()
+                    log.exception("periodic job %s failed", name)
+
+    def run_once(self) -> int:
+        """Periodic jobs once, then send everything due; returns the number of attempts."""
+        self.run_periodic()
+        return self.drain()
+
+    def run_forever(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
+        """Loop until ``stop`` is set: wake on NOTIFY (PostgreSQL) or every poll interval."""
+        waiter = waiter or Waiter(stop)
+        next_periodic = 0.0
+        log.info("sms worker %s started (backend %s)", self.worker_id, self.sender.name)
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_periodic:
+                    self.run_periodic()
+                    next_periodic = time.monotonic() + self.settings.periodic_interval
+                try:
+                    sent = self.drain(stop)
+                except Exception:
+                    log.exception("sms worker loop failed; retrying after the poll interval")
+                    sent = 0
+                if not sent:
+                    waiter.wait(min(self.settings.poll_interval, self.settings.periodic_interval))
+        finally:
+            waiter.close()
+        log.info("sms worker %s stopped", self.worker_id)
+
+
+class Waiter:
+    """Sleeps between polls; interrupted by ``stop``."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def wait(self, timeout: float) -> None:
+        self.stop.wait(timeout)
+
+    def close(self) -> None:
+        pass
+
+
+class PgWaiter(Waiter):
+    """Sleeps on PostgreSQL LISTEN: a committed enqueue wakes the worker at once."""
+
+    def __init__(self, stop: threading.Event, engine: Engine) -> None:
+        super().__init__(stop)
+        self.url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.url, autocommit=True)
+            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self.conn
+
+    def wait(self, timeout: float) -> None:
+        import psycopg
+
+        try:
+            conn = self._connect()
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                break
+        except psycopg.Error:
+            log.warning("LISTEN connection lost; polling until it is back")
+            self.close()
+            self.stop.wait(timeout)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+
+def waiter_for(engine: Engine, stop: threading.Event) -> Waiter:
+    """LISTEN/NOTIFY on PostgreSQL, plain polling elsewhere."""
+    if engine.dialect.name == "postgresql":
+        return PgWaiter(stop, engine)
+    return Waiter(stop)

@@ -1,0 +1,363 @@
+"""The outbox worker with the real Twilio SDK against a local fake Twilio."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import time
+
+import pytest
+from sqlalchemy import select
+
+import notifications
+from notifications.models import CallbackTask, SmsAttempt
+from notifications.retry import RetryPolicy
+from notifications.senders import ConsoleSender, classify
+from notifications.worker import Pacer
+from server.cases.models import CaseEvent
+from server.db import utcnow
+from tests import factories
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL, twilio_config
+from tests.sms_helpers import make_case, worker
+
+
+def _attempts(session, row):  # type: ignore[no-untyped-def]
+    return session.scalars(
+        select(SmsAttempt).where(SmsAttempt.outbox_id == row.id).order_by(SmsAttempt.id)
+    ).all()
+
+
+def _enqueue(session, to="+8613900001111", template="claimed", case=None, **params):  # type: ignore[no-untyped-def]
+    params = params or {"case_no": "UR-371102001-20261123-0042", "township": "日照街道"}
+    row = notifications.enqueue(session, to, template, params, case_id=case.id if case else None)
+    session.commit()
+    return row
+
+
+def test_console_backend_writes_one_json_line_per_sms(app, session, capsys):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    w = worker(app, SMS_BACKEND="console", SMS_SEND_RATE=0)
+    assert w.run_once() == 1
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"sms"' in line]
+    assert lines == [{"sms": {"to": "+8613900001111", "body": row.body, "id": row.id}}]
+    session.refresh(row)
+    assert row.status == "sent" and row.provider_sid == f"console-{row.id}"
+    assert [a.outcome for a in _attempts(session, row)] == ["sent"]
+
+
+def test_console_sender_stream() -> None:
+    out = io.StringIO()
+    assert ConsoleSender(out).send(to="+86139", body="你好", message_id=7, status_callback=None)
+    assert json.loads(out.getvalue()) == {"sms": {"to": "+86139", "body": "你好", "id": 7}}
+
+
+def test_twilio_request_carries_to_from_body_and_status_callback(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    assert worker(app, **twilio_config(fake_twilio)).run_once() == 1
+    [req] = fake_twilio.requests
+    assert req.account_sid == ACCOUNT_SID
+    assert req.auth == (ACCOUNT_SID, AUTH_TOKEN)
+    assert req.form["To"] == "+8613900001111"
+    assert req.form["From"] == FROM_NUMBER
+    assert req.form["Body"] == row.body
+    assert "UR…1123-0042" in req.form["Body"]  # masked case number
+    assert req.form["StatusCallback"] == (
+        f"{PUBLIC_BASE_URL}/api/v1/webhooks/twilio/status?outbox={row.id}"
+    )
+    session.refresh(row)
+    assert row.status == "sent" and row.provider_sid == req.sid and row.sent_at is not None
+    [attempt] = _attempts(session, row)
+    assert (attempt.outcome, attempt.provider_sid, attempt.backend) == ("sent", req.sid, "twilio")
+
+
+def test_twilio_messaging_service_instead_of_from(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    _enqueue(session)
+    cfg = twilio_config(fake_twilio, TWILIO_FROM="", TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
+    worker(app, **cfg).run_once()
+    [req] = fake_twilio.requests
+    assert req.form["MessagingServiceSid"] == "MG" + "1" * 32
+    assert "From" not in req.form
+
+
+def test_no_status_callback_without_public_url(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    _enqueue(session)
+    worker(app, **twilio_config(fake_twilio, PUBLIC_BASE_URL="")).run_once()
+    assert "StatusCallback" not in fake_twilio.requests[0].form
+
+
+def test_transient_errors_retry_until_sent(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    fake_twilio.answer((429, 20429), (500, 20500), (503, 20503))
+    assert worker(app, **twilio_config(fake_twilio)).run_once() == 4
+    session.refresh(row)
+    assert row.status == "sent" and row.attempts == 4
+    attempts = _attempts(session, row)
+    assert [a.outcome for a in attempts] == ["transient", "transient", "transient", "sent"]
+    assert [a.error_code for a in attempts] == ["20429", "20500", "20503", None]
+    assert len(fake_twilio.requests) == 4
+
+
+def test_transient_error_waits_for_backoff(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    fake_twilio.answer((429, 20429))
+    w = worker(
+        app, **twilio_config(fake_twilio, SMS_RETRY_BASE_SECONDS=60, SMS_RETRY_MAX_SECONDS=3600)
+    )
+    before = utcnow()
+    assert w.run_once() == 1  # not due again within this run
+    session.refresh(row)
+    assert row.status == "pending" and row.last_error_code == "20429"
+    wait = (row.next_attempt_at - before).total_seconds()
+    assert 30 <= wait <= 61  # base 60 s, half of it jittered
+    assert w.run_once() == 0
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    low = RetryPolicy(base_seconds=10, max_seconds=100, rng=lambda: 0.0)
+    high = RetryPolicy(base_seconds=10, max_seconds=100, rng=lambda: 1.0)
+    assert [low.delay(n).total_seconds() for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 50]
+    assert [high.delay(n).total_seconds() for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 80, 100]
+    assert RetryPolicy(max_attempts=3).exhausted(3)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (429, 20429, True),
+        (500, 20500, True),
+        (503, None, True),
+        (400, 30001, True),
+        (400, 21211, False),
+        (400, 21610, False),
+        (400, 21999, False),
+        (None, None, True),
+    ],
+)
+def test_classification(status, code, transient) -> None:  # type: ignore[no-untyped-def]
+    assert classify(status, code, "x").transient is transient
+
+
+def test_network_error_is_transient(app, session):  # type: ignore[no-untyped-def]
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    row = _enqueue(session)
+    cfg = {
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM": FROM_NUMBER,
+        "TWILIO_API_BASE": f"http://127.0.0.1:{port}",
+        "SMS_SEND_RATE": 0,
+        "SMS_RETRY_BASE_SECONDS": 60,
+    }
+    worker(app, **cfg).run_once()
+    session.refresh(row)
+    assert row.status == "pending" and row.attempts == 1
+    assert _attempts(session, row)[0].outcome == "transient"
+
+
+def test_permanent_error_fails_at_once_and_creates_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    resident = factories.resident(session)
+    case = make_case(session, resident)
+    row = _enqueue(session, to=resident.phone, case=case)
+    fake_twilio.answer((400, 21211))
+    worker(app, **twilio_config(fake_twilio)).run_once()
+    session.refresh(row)
+    assert row.status == "failed" and row.last_error_code == "21211"
+    assert len(fake_twilio.requests) == 1
+    [task] = session.scalars(select(CallbackTask).where(CallbackTask.case_id == case.id)).all()
+    assert task.status == "open" and task.phone == resident.phone and task.outbox_id == row.id
+    assert "21211" in task.reason and row.body in task.reason
+    [event] = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
+    assert event.action == "sms_undelivered" and event.resident_visible is False
+    assert resident.phone not in event.text_zh  # masked in the timeline
+
+
+def test_retries_exhausted_fail_with_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    resident = factories.resident(session)
+    case = make_case(session, resident)
+    row = _enqueue(session, to=resident.phone, case=case)
+    fake_twilio.answer(*[(500, 20500)] * 3)
+    worker(app, **twilio_config(fake_twilio, SMS_MAX_ATTEMPTS=3)).run_once()
+    session.refresh(row)
+    assert row.status == "failed" and row.attempts == 3 and len(fake_twilio.requests) == 3
+    assert session.scalar(select(CallbackTask).where(CallbackTask.outbox_id == row.id))
+
+
+def test_staff_page_failure_makes_no_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    resident = factories.resident(session)
+    case = make_case(session, resident)
+    row = _enqueue(
+        session,
+        template="duty_page",
+        case=case,
+        case_no=case.case_no,
+        township="日照街道",
+    )
+    fake_twilio.answer((400, 21211))
+    worker(app, **twilio_config(fake_twilio)).run_once()
+    session.refresh(row)
+    assert row.status == "failed"
+    assert session.scalar(select(CallbackTask)) is None
+
+
+def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    _enqueue(session, to="+8613900000001")
+    _enqueue(
+        session,
+        to="+8613900000002",
+        template="duty_page",
+        case_no="UR-371102001-20261123-0001",
+        township="日照街道",
+    )
+    worker(app, **twilio_config(fake_twilio)).run_once()
+    assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002", "+8613900000001"]
+
+
+def test_rolled_back_change_sends_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    notifications.enqueue(session, "+8613900001111", "withdrawn", {"case_no": "X-1-2"})
+    session.rollback()
+    assert worker(app, **twilio_config(fake_twilio)).run_once() == 0
+    assert fake_twilio.requests == []
+
+
+def test_template_override_is_used(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    from notifications.models import SmsTemplateOverride
+
+    session.add(SmsTemplateOverride(name="withdrawn", text="【指尖办】{case_no}已撤回，谢谢。"))
+    session.flush()
+    row = _enqueue(session, template="withdrawn", case_no="UR-371102001-20261123-0007")
+    assert row.body == "【指尖办】UR…1123-0007已撤回，谢谢。"
+
+
+# --- crashes ------------------------------------------------------------------------------
+
+
+def test_worker_killed_between_claim_and_record_loses_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
+    dead = worker(app, worker_id="dead", **cfg)
+    [claim] = dead.claim()  # ... and the process dies here: nothing recorded
+    session.refresh(row)
+    assert row.status == "sending" and row.claimed_by == "dead"
+
+    alive = worker(app, worker_id="alive", **cfg)
+    assert alive.run_once() == 0  # the claim is young: the dead worker may still be busy
+    later = utcnow() + dt.timedelta(seconds=121)
+    alive.clock = lambda: later
+    assert alive.run_once() == 1
+    session.refresh(row)
+    assert row.status == "sent" and row.attempts == 2 and row.claimed_by is None
+    assert [(a.worker_id, a.outcome) for a in _attempts(session, row)] == [
+        ("dead", "lost"),
+        ("alive", "sent"),
+    ]
+    assert len(fake_twilio.requests) == 1
+
+
+def test_late_record_of_an_expired_claim_does_not_overwrite(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
+    slow = worker(app, worker_id="slow", **cfg)
+    [claim] = slow.claim()
+    later = utcnow() + dt.timedelta(seconds=121)
+    other = worker(app, worker_id="other", **cfg)
+    other.clock = lambda: later
+    assert other.run_once() == 1
+    session.refresh(row)
+    sid = row.provider_sid
+    slow.record(claim, outcome="transient", code="20500", error="late")  # wakes up at last
+    session.refresh(row)
+    assert row.status == "sent" and row.provider_sid == sid and row.last_error is None
+
+
+def test_receipt_during_crash_window_prevents_a_second_send(app, client, session, fake_twilio):  # type: ignore[no-untyped-def]
+    from tests.test_sms_webhooks import post_status
+
+    row = _enqueue(session)
+    cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
+    dead = worker(app, worker_id="dead", **cfg)
+    [claim] = dead.claim()
+    sid = dead.sender.send(
+        to=claim.to, body=claim.body, message_id=claim.outbox_id, status_callback=None
+    )  # Twilio took it; the worker dies before recording
+    assert post_status(client, sid=sid, status="queued", outbox=row.id).status_code == 204
+    session.refresh(row)
+    assert row.status == "sending" and row.provider_sid == sid
+
+    alive = worker(app, worker_id="alive", **cfg)
+    later = utcnow() + dt.timedelta(seconds=121)
+    alive.clock = lambda: later
+    alive.run_once()
+    session.refresh(row)
+    assert row.status == "sent" and row.provider_sid == sid
+    assert len(fake_twilio.requests) == 1  # not sent twice
+    [attempt] = _attempts(session, row)
+    assert attempt.outcome == "lost" and attempt.provider_sid == sid
+
+
+def test_lost_every_time_fails_eventually(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    row = _enqueue(session)
+    cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=1, SMS_MAX_ATTEMPTS=2)
+    now = utcnow()
+    for i in range(2):
+        w = worker(app, worker_id=f"w{i}", **cfg)
+        w.claim(now + dt.timedelta(seconds=2 * i))
+    w = worker(app, **cfg)
+    w.clock = lambda: now + dt.timedelta(seconds=10)
+    assert w.run_once() == 0
+    session.refresh(row)
+    assert row.status == "failed" and row.last_error_code == "lost"
+
+
+# --- pacing and periodic jobs -------------------------------------------------------------
+
+
+def test_pacer_spaces_sends() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        now[0] += seconds
+
+    pacer = Pacer(4, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        pacer.wait()
+    assert slept == [0.25, 0.25]
+    assert Pacer(0, clock=lambda: 0.0, sleep=sleep).interval == 0
+
+
+def test_worker_honours_send_rate(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        _enqueue(session)
+    w = worker(app, **twilio_config(fake_twilio, SMS_SEND_RATE=20))
+    started = time.monotonic()
+    assert w.run_once() == 3
+    assert time.monotonic() - started >= 0.1  # three sends at 20/s: two gaps of 50 ms
+
+
+def test_periodic_jobs_run_and_commit_each(app, session):  # type: ignore[no-untyped-def]
+    from server.audit import AuditEntry
+
+    seen = []
+
+    def good(s, now):  # type: ignore[no-untyped-def]
+        s.add(AuditEntry(action="sweep", target_type="x", target_id="1", at=now))
+        s.flush()
+        seen.append("good")
+
+    def broken(s, now):  # type: ignore[no-untyped-def]
+        s.add(AuditEntry(action="broken", target_type="x", target_id="2", at=now))
+        raise RuntimeError("boom")
+
+    app.extensions["aidline.periodic_jobs"] = [broken, good]
+    worker(app, SMS_BACKEND="console").run_once()
+    assert seen == ["good"]
+    actions = set(session.scalars(select(AuditEntry.action)))
+    assert "sweep" in actions and "broken" not in actions
