@@ -13,10 +13,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.cases.models import Case
 from server.divisions.models import within
-from server.errors import Forbidden, NotFound
+from server.errors import Conflict, Forbidden, NotFound
 
 # Staff roles that see cases in their region.
 CASE_READERS = frozenset({"operator", "grid_worker", "duty", "supervisor", "admin"})
+# Every role that can hold a token.
+ALL_ROLES = frozenset({"resident"}) | CASE_READERS
+# Who may change their own profile through the API (staff profiles are managed by the admin
+# CLI, because a staff member's region is their authority).
+PROFILE_EDITORS = frozenset({"resident"})
 
 
 def in_scope(actor: Any, township_code: str | None, county_code: str | None = None) -> bool:
@@ -84,18 +89,78 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "county_approve": frozenset({"supervisor"}),
     "county_reject": frozenset({"supervisor"}),
     "add_document": frozenset({"resident", "duty", "supervisor"}),
+    "note": frozenset({"duty", "supervisor"}),
+    "claim": frozenset({"duty", "supervisor"}),
     # Phoning a resident an SMS did not reach (call-back tasks).
     "close_callback_task": frozenset({"duty", "supervisor", "operator"}),
 }
 
+# Actions a duty officer may take on a case someone else holds (none: ask the holder, or the
+# supervisor, who may act on any case of the county, release it first).
+_HOLDER_FREE_ROLES = frozenset({"resident", "supervisor"})
+
+
+def permission_for(action: str, status: str) -> str:
+    """The ACTION_ROLES key for ``action`` in ``status``: deciding above the township's
+    authority (一事一议) is the county's approve/reject."""
+    if status == "pending_county_approval" and action in {"approve", "reject"}:
+        return f"county_{action}"
+    return action
+
 
 def require_action(actor: Any, case: Any, action: str) -> None:
-    """Raise NotFound when the case is invisible, Forbidden when the role may not act."""
+    """NotFound when the case is invisible, Forbidden when the role may not act, Conflict
+    (409) when a duty officer acts on a case another officer holds."""
     require_view(actor, case)
-    if actor.role not in ACTION_ROLES.get(action, frozenset()):
+    if actor.role not in ACTION_ROLES.get(permission_for(action, case.status), frozenset()):
         raise Forbidden(
             "您的角色不能执行该操作。", message_en="Your role may not perform this action."
         )
+    holder = getattr(case, "claimed_by_id", None)
+    if actor.role not in _HOLDER_FREE_ROLES and holder is not None and holder != actor.id:
+        raise Conflict(
+            "该案件已由其他工作人员认领办理；如需接手，请联系区县督导退回队列。",
+            code="claimed_by_other",
+            message_en="Another officer holds this case; a supervisor can release it.",
+        )
+
+
+# Who works a township's queue, and who sees a county's triage queue and reports.
+QUEUE_ROLES = frozenset({"duty", "supervisor"})
+COUNTY_ROLES = frozenset({"supervisor"})
+COUNTY_READERS = frozenset({"supervisor", "admin"})
+
+
+def _require_role(actor: Any, roles: frozenset[str]) -> None:
+    if actor.role not in roles:
+        raise Forbidden(
+            "您的角色不能执行该操作。", message_en="Your role may not perform this action."
+        )
+
+
+def require_queue(actor: Any, township_code: str) -> None:
+    """Duty staff of the township, or supervisors of its county (403 / 404 out of region)."""
+    _require_role(actor, QUEUE_ROLES)
+    require_region(actor, township_code)
+
+
+def require_triage(actor: Any, county_code: str) -> None:
+    """Supervisors of the county work its triage queue."""
+    _require_role(actor, COUNTY_ROLES)
+    require_region(actor, county_code)
+
+
+def require_county_read(actor: Any, county_code: str) -> None:
+    """County settings and reports: its supervisors, and administrators above it."""
+    _require_role(actor, COUNTY_READERS)
+    require_region(actor, county_code)
+
+
+def require_admin(actor: Any, code: str | None = None) -> None:
+    """Administrators (of a region containing ``code`` when given)."""
+    _require_role(actor, frozenset({"admin"}))
+    if code is not None:
+        require_region(actor, code)
 
 
 def require_region(actor: Any, code: str) -> None:

@@ -8,8 +8,10 @@ from typing import Any
 
 from flask import Flask, request
 from webargs.core import is_json
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server import config as config_module
+from server import limits
 from server.api import Api
 from server.errors import DomainError, register_error_handlers
 from server.session import WRITE_METHODS
@@ -59,14 +61,27 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind N reverse proxies, the client address is the Nth from the right in
+        # X-Forwarded-For; without this every client would share the proxy's address.
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+
     register_error_handlers(app)
     init_db(app)
     _check_bodies(app)
+    limits.init_app(app)
 
     api = Api(app)
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api
+
+    from server.cases.sweeper import periodic_job
+
+    app.extensions.setdefault("aidline.periodic_jobs", []).append(
+        periodic_job(app.config["URGENT_CLAIM_MINUTES"])
+    )
 
     for group in _cli_groups():
         app.cli.add_command(group)
@@ -74,16 +89,31 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _blueprints() -> list[Any]:
+    from server.accounts.routes import auth_blp, me_blp
+    from server.cases.action_routes import blp as case_actions
     from server.cases.routes import blp as cases
+    from server.cases.settings_routes import blp as workflow_settings
     from server.divisions.routes import blp as divisions
     from server.health import blp as health
+    from server.queues.routes import blp as queues
     from server.sms.routes import blp as sms
 
-    return [health, divisions, cases, sms]
+    return [
+        health,
+        divisions,
+        auth_blp,
+        me_blp,
+        cases,
+        case_actions,
+        queues,
+        workflow_settings,
+        sms,
+    ]
 
 
 def _cli_groups() -> list[Any]:
     from server.accounts.cli import staff_cli
+    from server.cases.workflow_cli import calendar_cli, standards_cli
     from server.demo import demo_cli
     from server.divisions.cli import divisions_cli
     from server.migrate import db_cli
@@ -91,7 +121,17 @@ def _cli_groups() -> list[Any]:
     from server.sms.cli import sms_cli
     from server.worker import worker_cli
 
-    return [db_cli, divisions_cli, staff_cli, demo_cli, duty_cli, worker_cli, sms_cli]
+    return [
+        db_cli,
+        divisions_cli,
+        staff_cli,
+        demo_cli,
+        duty_cli,
+        worker_cli,
+        sms_cli,
+        standards_cli,
+        calendar_cli,
+    ]
 
 
 def _check_bodies(app: Flask) -> None:

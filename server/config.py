@@ -16,6 +16,13 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _required(env: dict[str, str], name: str, production: bool) -> str:
+    value = env.get(name, "")
+    if production and not value.strip():
+        raise RuntimeError(f"{name} must be set in production")
+    return value
+
+
 def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the configuration mapping from the environment."""
     env = dict(os.environ if env is None else env)
@@ -32,8 +39,11 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{instance / 'aidline.db'}",
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": secret,
-        # Fernet keys (comma-separated, newest first) for resident ID numbers at rest.
-        "ID_ENCRYPTION_KEYS": env.get("ID_ENCRYPTION_KEYS", ""),
+        # Fernet keys (comma-separated, newest first) for resident ID numbers at rest, and the
+        # HMAC key of their look-up hash (kept apart so encryption keys can rotate). Both are
+        # derived from SECRET_KEY in development; production must set them.
+        "ID_ENCRYPTION_KEYS": _required(env, "ID_ENCRYPTION_KEYS", production),
+        "ID_HASH_KEY": _required(env, "ID_HASH_KEY", production),
         "SMS_BACKEND": env.get("SMS_BACKEND", "console"),
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", ""),
         "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", ""),
@@ -59,9 +69,22 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         or env.get("REDIS_URL")
         or "memory://",
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 256 * 1024)),
+        # Rate limits (Flask-Limiter / limits syntax, ";" separates several).
+        "RATELIMIT_SMS_PER_PHONE": env.get("RATELIMIT_SMS_PER_PHONE", "1/minute;10/day"),
+        "RATELIMIT_SMS_PER_CLIENT": env.get("RATELIMIT_SMS_PER_CLIENT", "30/hour;200/day"),
+        "RATELIMIT_VERIFY_PER_PHONE": env.get("RATELIMIT_VERIFY_PER_PHONE", "10/10minutes;50/day"),
+        "RATELIMIT_VERIFY_PER_CLIENT": env.get("RATELIMIT_VERIFY_PER_CLIENT", "100/hour"),
+        "RATELIMIT_STAFF_LOGIN_PER_CLIENT": env.get("RATELIMIT_STAFF_LOGIN_PER_CLIENT", "60/hour"),
+        "RATELIMIT_REFRESH_PER_CLIENT": env.get("RATELIMIT_REFRESH_PER_CLIENT", "120/minute"),
+        # Reverse proxies in front of the app whose X-Forwarded-For is trusted (client address).
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", 0)),
+        "STAFF_LOCKOUT_THRESHOLD": int(env.get("STAFF_LOCKOUT_THRESHOLD", 5)),
+        "STAFF_LOCKOUT_MINUTES": int(env.get("STAFF_LOCKOUT_MINUTES", 15)),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", 15 * 60)),
         "REFRESH_TOKEN_TTL": int(env.get("REFRESH_TOKEN_TTL", 30 * 24 * 3600)),
         "URGENT_LEASE_MINUTES": int(env.get("URGENT_LEASE_MINUTES", 30)),
+        # An urgent case still unclaimed this long after submission is escalated.
+        "URGENT_CLAIM_MINUTES": int(env.get("URGENT_CLAIM_MINUTES", 15)),
         "DUPLICATE_WINDOW_DAYS": int(env.get("DUPLICATE_WINDOW_DAYS", 30)),
         "DEPLOYMENT_CITY": env.get("DEPLOYMENT_CITY", "3711"),
         "SERVE_DOCS": _bool(env.get("SERVE_DOCS"), default=not production),

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from server.accounts.models import Account
 from server.accounts.service import create_staff
+from server.cases.money import seed_demo_standards
 from server.divisions.load import load_divisions
 from server.divisions.models import Division
 from server.session import database
@@ -62,6 +63,7 @@ def seed() -> None:
                 name=name,
             )
             created.append((role, username, password, region))
+        seed_demo_standards(session, city=CITY)
     if not created:
         click.echo("demo data already present; credentials were printed when first created")
         return

@@ -8,9 +8,10 @@ from notifications.models import (  # noqa: F401
     SmsReceipt,
     SmsTemplateOverride,
 )
-from server.accounts.models import Account  # noqa: F401
+from server.accounts.models import Account, AuthSession, RefreshToken, SignInCode  # noqa: F401
 from server.audit import AuditEntry  # noqa: F401
 from server.cases.models import CaseCounter, CaseDocument, CaseEvent, IdempotencyKey  # noqa: F401
+from server.cases.workflow_models import AidStandard, CalendarOverride, Escalation  # noqa: F401
 from server.db import Base  # noqa: F401
 from server.divisions.models import Division  # noqa: F401
 from server.roster.models import DutyShift  # noqa: F401

@@ -58,6 +58,16 @@ def db_session() -> Session:
     return session
 
 
+def keep_on_error(session: Session) -> None:
+    """Commit this session's flushed changes even though the request ends in an error.
+
+    For security counters that must survive the refusal they cause: a wrong sign-in code's
+    try, a staff member's failed password, a revoked refresh-token family. Use only when the
+    session holds nothing else.
+    """
+    session.info["commit_on_error"] = True
+
+
 def init_app(app: Flask) -> None:
     """Create the engine and install the commit/rollback boundary."""
     app.extensions["aidline.db"] = Database(app.config["DATABASE_URL"])
@@ -67,7 +77,7 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.get("_db_session")
         if session is None:
             return response
-        if response.status_code >= 400:
+        if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
             session.rollback()
             return response
         try:

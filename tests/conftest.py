@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import server.accounts.passwords as _passwords
 import server.models  # noqa: F401
 from server.app import create_app
 from server.db import Base, make_engine
@@ -25,6 +27,10 @@ from server.migrate import alembic_config
 from server.session import database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+# Still argon2id, with the cheapest parameters: the real ones (64 MiB, 3 passes) would make
+# every staff sign-in cost a fifth of a second; tests/test_auth_staff.py checks the real ones.
+_passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 # --- no traffic to the outside world ----------------------------------------------------
@@ -149,6 +155,51 @@ def log_records(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+# --- privacy: every log record of the run, searched at the end (tests/test_privacy.py) --------
+
+
+class _Collector(logging.Handler):
+    """Keeps every record's rendered text (message, arguments, traceback) for the privacy scan."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string still must not hide its arguments
+            text = f"{record.msg!r} {record.args!r}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+LOG_COLLECTOR = _Collector()
+# Values that must never appear in clear in logs: tests add the ID numbers and SMS codes they
+# use (tests/privacy.py helpers do it for them).
+SENSITIVE: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_logs() -> Iterator[None]:
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    # SQL echo would print bound parameters; that is an operator's debugging switch, not ours.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    root.addHandler(LOG_COLLECTOR)
+    yield
+    root.removeHandler(LOG_COLLECTOR)
+    root.setLevel(old_level)
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    # The privacy scan of the captured logs runs after everything else.
+    last = [i for i in items if i.get_closest_marker("privacy_scan")]
+    items[:] = [i for i in items if not i.get_closest_marker("privacy_scan")] + last
 
 
 from tests.fake_twilio import fake_twilio  # noqa: E402,F401  (SMS tests: a local fake Twilio)

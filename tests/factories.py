@@ -8,9 +8,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from server.accounts.models import Account
+from server.accounts.models import Account, AuthSession
 from server.accounts.passwords import hash_password
 from server.accounts.tokens import issue_access_token
+from server.session import database
 
 _seq = itertools.count(1)
 # A cheap fixed hash: argon2 on every factory call would slow the suite down.
@@ -50,7 +51,71 @@ def staff(
 
 
 def auth(app: Flask, account: Account) -> dict[str, str]:
-    """An Authorization header for ``account``."""
+    """An Authorization header for ``account`` (a signed-in session is opened for it)."""
     with app.app_context():
-        token, _ = issue_access_token(account)
+        with database(app).new_session() as s, s.begin():
+            auth_session = AuthSession(account_id=account.id)
+            s.add(auth_session)
+        token, _ = issue_access_token(account, session_id=auth_session.id)
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- cases (workflow) -----------------------------------------------------------------------
+
+TOWNSHIP = "371102001"  # 日照街道, 东港区
+OTHER_TOWNSHIP = "371102002"  # 石臼街道, 东港区
+COUNTY = "371102"
+
+
+def case(
+    session: Session,
+    *,
+    resident_account: Account | None = None,
+    township: str | None = TOWNSHIP,
+    county: str | None = None,
+    urgent: bool = True,
+    aid_type: str | None = None,
+    status: str = "queued",
+    created_at: Any = None,
+    **fields: Any,
+) -> Any:
+    """A case placed directly in a queue (bypasses intake; ``status`` set as given)."""
+    import datetime as dt
+    import uuid
+
+    from server.cases.clocks import pay_due_at
+    from server.cases.models import Case
+    from server.db import utcnow
+
+    n = next(_seq)
+    owner = resident_account or resident(session)
+    created = created_at or utcnow() - dt.timedelta(minutes=5)
+    queue = township or county or COUNTY
+    kind = "JJ" if urgent else "SQ"
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "case_no": f"{kind}{queue}-{created:%Y%m%d}-{n:04d}{uuid.uuid4().hex[:4]}",
+        "urgent": urgent,
+        "aid_type": aid_type or ("temporary_emergency" if urgent else "temporary_expenditure"),
+        "status": status,
+        "channel": "app",
+        "resident_id": owner.id,
+        "township_code": township,
+        "county_code": county or (township[:6] if township else COUNTY),
+        "accountable_township_code": township,
+        "description": "测试求助",
+        "created_at": created,
+        "pay_due_at": pay_due_at(created) if urgent else None,
+    }
+    values.update(fields)
+    row = Case(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def aid_standard(session: Session, county: str = COUNTY, **fen: int) -> Any:
+    """Demo aid standards for ``county`` (overridable per field, in fen)."""
+    from server.cases.money import DEMO_STANDARDS_FEN, set_standard
+
+    return set_standard(session, county_code=county, **{**DEMO_STANDARDS_FEN, **fen})

@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from server.accounts.auth import revoke_account_sessions
 from server.accounts.models import STAFF_ROLES, Account
 from server.accounts.service import create_staff
 from server.errors import DomainError
@@ -16,7 +17,7 @@ staff_cli = AppGroup("staff", help="Staff accounts.")
 
 @staff_cli.command("create")
 @click.option("--username", required=True)
-@click.option("--password", required=True, prompt=True, hide_input=True)
+@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
 @click.option("--region", required=True, help="division code of the staff member's scope")
 @click.option("--phone", default=None)
@@ -41,13 +42,44 @@ def create(
         click.echo(f"created {account.role} {account.username} (id {account.id}) in {region}")
 
 
+def _staff(session, username: str) -> Account:  # type: ignore[no-untyped-def]
+    account = session.scalar(
+        select(Account).where(Account.username == username, Account.role != "resident")
+    )
+    if account is None:
+        raise click.ClickException(f"no such staff account: {username}")
+    return account
+
+
 @staff_cli.command("disable")
 @click.option("--username", required=True)
 def disable(username: str) -> None:
-    """Disable a staff account (it can no longer sign in)."""
+    """Disable a staff account: it cannot sign in, and its sessions end at once."""
     with database().new_session() as session, session.begin():
-        account = session.scalar(select(Account).where(Account.username == username))
-        if account is None:
-            raise click.ClickException(f"no such user: {username}")
+        account = _staff(session, username)
         account.active = False
+        revoke_account_sessions(session, account_id=account.id, reason="disabled")
     click.echo(f"disabled {username}")
+
+
+@staff_cli.command("enable")
+@click.option("--username", required=True)
+def enable(username: str) -> None:
+    """Re-enable a disabled staff account."""
+    with database().new_session() as session, session.begin():
+        account = _staff(session, username)
+        account.active = True
+        account.failed_logins = 0
+        account.locked_until = None
+    click.echo(f"enabled {username}")
+
+
+@staff_cli.command("unlock")
+@click.option("--username", required=True)
+def unlock(username: str) -> None:
+    """Lift a lockout after failed sign-ins (it also expires by itself)."""
+    with database().new_session() as session, session.begin():
+        account = _staff(session, username)
+        account.failed_logins = 0
+        account.locked_until = None
+    click.echo(f"unlocked {username}")

@@ -1,4 +1,10 @@
-"""JWT access tokens (PyJWT, HS256 pinned) and the request's actor."""
+"""JWT access tokens (PyJWT, HS256 pinned) and the request's actor.
+
+Access tokens are short-lived and carry ``sub`` (account id), ``role``, ``region`` and ``sid``
+(the signed-in session). Every authenticated request also does one primary-key look-up of the
+account joined to its session, so a disabled account or a logged-out session stops working at
+once rather than when the token expires, and role/region always come from the database.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ from typing import Any
 
 import jwt
 from flask import current_app, g, request
+from sqlalchemy import select
 
+from server.accounts.models import Account, AuthSession
 from server.db import utcnow
 from server.errors import Unauthorized
+from server.session import db_session
 
 ALGORITHM = "HS256"
 ISSUER = "aidline"
@@ -30,8 +39,10 @@ class Actor:
         return self.role != "resident"
 
 
-def issue_access_token(account: Any, *, now: dt.datetime | None = None) -> tuple[str, int]:
-    """A signed access token for ``account`` and its lifetime in seconds."""
+def issue_access_token(
+    account: Any, *, session_id: uuid.UUID, now: dt.datetime | None = None
+) -> tuple[str, int]:
+    """A signed access token for ``account`` in signed-in session ``session_id``, and its TTL."""
     now = now or utcnow()
     ttl = int(current_app.config["ACCESS_TOKEN_TTL"])
     claims = {
@@ -39,6 +50,7 @@ def issue_access_token(account: Any, *, now: dt.datetime | None = None) -> tuple
         "sub": str(account.id),
         "role": account.role,
         "region": account.region_code,
+        "sid": str(session_id),
         "typ": "access",
         "jti": uuid.uuid4().hex,
         "iat": int(now.timestamp()),
@@ -55,13 +67,37 @@ def decode_access_token(token: str) -> dict[str, Any]:
             current_app.config["SECRET_KEY"],
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "jti"]},
+            options={"require": ["exp", "iat", "sub", "jti", "sid"]},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(code="token_invalid") from exc
     if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
         raise Unauthorized(code="token_invalid")
+    try:
+        claims["sid"] = uuid.UUID(str(claims["sid"]))
+    except ValueError as exc:
+        raise Unauthorized(code="token_invalid") from exc
     return claims
+
+
+def _resolve(claims: dict[str, Any]) -> Actor:
+    """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
+    row = (
+        db_session()
+        .execute(
+            select(Account.role, Account.region_code, Account.active)
+            .join(AuthSession, AuthSession.account_id == Account.id)
+            .where(
+                Account.id == int(claims["sub"]),
+                AuthSession.id == claims["sid"],
+                AuthSession.revoked_at.is_(None),
+            )
+        )
+        .one_or_none()
+    )
+    if row is None or not row.active or row.role != claims.get("role"):
+        raise Unauthorized(code="token_invalid")
+    return Actor(id=int(claims["sub"]), role=row.role, region_code=row.region_code)
 
 
 def current_actor() -> Actor:
@@ -74,8 +110,7 @@ def current_actor() -> Actor:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized()
     claims = decode_access_token(token.strip())
-    actor = Actor(
-        id=int(claims["sub"]), role=claims.get("role", ""), region_code=claims.get("region")
-    )
+    actor = _resolve(claims)
     g.actor = actor
+    g.auth_session_id = claims["sid"]
     return actor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from flask import current_app
@@ -77,7 +78,9 @@ class UrgentRequests(MethodView):
             lng=lng,
             address=data.get("address") or None,
             description=data.get("description") or None,
-            contact_phone=normalize_phone(contact, field="contact_phone") if contact else None,
+            contact_phone=normalize_phone(contact, field="contact_phone", mobile=False)
+            if contact
+            else None,
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
         )
@@ -110,7 +113,9 @@ class Applications(MethodView):
             address=data.get("address") or None,
             lat=lat,
             lng=lng,
-            contact_phone=normalize_phone(contact, field="contact_phone") if contact else None,
+            contact_phone=normalize_phone(contact, field="contact_phone", mobile=False)
+            if contact
+            else None,
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("applications", data),
             duplicate_window=_duplicate_window(),
@@ -131,7 +136,7 @@ class Intake(MethodView):
         who = actor()
         if who.role == "operator" and data["channel"] == "proactive_discovery":
             raise ValidationFailed(errors={"channel": ["主动发现由网格员登记。"]})
-        phone = normalize_phone(data["phone"])
+        phone = normalize_phone(data["phone"], mobile=False)
         resident, _ = get_or_create_resident(session, phone=phone)
         if data.get("name") and not resident.name:
             resident.name = data["name"]
@@ -191,7 +196,7 @@ class Cases(MethodView):
                 raise Forbidden(
                     "只有工作人员可以按电话查询。", message_en="Only staff may search by phone."
                 )
-            phone = normalize_phone(phone)
+            phone = normalize_phone(phone, mobile=False)
         cases, total = queries.list_cases(
             session,
             actor=who,
@@ -209,12 +214,12 @@ class Cases(MethodView):
         )
 
 
-@blp.route("/cases/<string:case_id>")
+@blp.route("/cases/<uuid:case_id>")
 class CaseById(MethodView):
     @blp.login_required
     @blp.response(200, CaseSchema)
     @blp.alt_response(404, description="不存在或无权查看")
-    def get(self, case_id: str):  # type: ignore[no-untyped-def]
+    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
         """A case with its timeline (a staff read is audited)."""
         session = db_session()
         case = queries.get_case(session, actor=actor(), case_id=case_id)

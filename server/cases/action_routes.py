@@ -1,0 +1,56 @@
+"""``POST /api/v1/cases/{id}/actions`` and ``POST /api/v1/cases/{id}/documents``."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+
+from server.api import Blueprint, actor
+from server.cases import workflow
+from server.cases.action_schemas import CaseActionSchema, DocumentCreateSchema, DocumentSchema
+from server.db import utcnow
+from server.queues.schemas import QueueCaseSchema
+from server.session import db_session
+
+blp = Blueprint(
+    "case_actions",
+    __name__,
+    url_prefix="/api/v1/cases",
+    description="案件办理：审批、发放、补充材料、转办、转县级部门、办结、撤回",
+)
+
+ROLES = ["resident", "duty", "supervisor"]
+
+
+@blp.route("/<uuid:case_id>/actions")
+class CaseActions(MethodView):
+    @blp.login_required(roles=ROLES)
+    @blp.arguments(CaseActionSchema)
+    @blp.response(200, QueueCaseSchema)
+    @blp.alt_response(404, description="案件不存在或不在您的范围内")
+    @blp.alt_response(
+        409,
+        description="当前状态不允许该操作（返回当前状态与可执行的操作），"
+        "案件已由他人认领，或并发修改",
+    )
+    def post(self, args, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        """Act on a case (one state machine; 409 names the status and allowed actions)."""
+        action = args.pop("action")
+        return workflow.perform(
+            db_session(), actor=actor(), case_id=case_id, action=action, args=args, now=utcnow()
+        )
+
+
+@blp.route("/<uuid:case_id>/documents")
+class CaseDocuments(MethodView):
+    @blp.login_required(roles=ROLES)
+    @blp.arguments(DocumentCreateSchema)
+    @blp.response(201, DocumentSchema)
+    @blp.alt_response(404, description="案件不存在或不在您的范围内")
+    @blp.alt_response(409, description="当前状态不能添加材料")
+    def post(self, args, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        """Add supplementary material to a case (also during the paperwork window)."""
+        return workflow.add_document(
+            db_session(), actor=actor(), case_id=case_id, now=utcnow(), **args
+        )

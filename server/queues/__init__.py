@@ -1,0 +1,1 @@
+"""Township queues, county triage queues, and the supervisors' SLA report."""

@@ -1,0 +1,95 @@
+"""Queue and case-summary schemas (personal data masked: 138****5678, no ID numbers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from server.api import LocalDateTime, PageArgsSchema, Schema
+from server.cases.models import OPEN_STATUSES, STATUS_LABELS
+from server.masking import mask_phone
+
+
+class QueueCaseSchema(Schema):
+    """A case as duty staff work it (queues, claims, action results): no ID numbers, phones
+    masked; the full record is GET /api/v1/cases/{id} (audited)."""
+
+    id = ma.fields.UUID(dump_only=True)
+    case_no = ma.fields.String(dump_only=True)
+    urgent = ma.fields.Boolean(dump_only=True)
+    aid_type = ma.fields.String(dump_only=True)
+    status = ma.fields.String(dump_only=True)
+    status_label = ma.fields.Function(lambda c: STATUS_LABELS.get(c.status), dump_only=True)
+    channel = ma.fields.String(dump_only=True)
+    township_code = ma.fields.String(dump_only=True, allow_none=True)
+    county_code = ma.fields.String(dump_only=True, allow_none=True)
+    accountable_township_code = ma.fields.String(dump_only=True, allow_none=True)
+    address = ma.fields.String(dump_only=True, allow_none=True)
+    description = ma.fields.String(dump_only=True, allow_none=True)
+    contact_phone_masked = ma.fields.Function(
+        lambda c: mask_phone(c.contact_phone or c.subject_phone), dump_only=True
+    )
+    claimed_by_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    claimed_at = LocalDateTime(dump_only=True, allow_none=True)
+    lease_expires_at = LocalDateTime(dump_only=True, allow_none=True)
+    referred_department = ma.fields.String(dump_only=True, allow_none=True)
+    approved_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
+    paid_amount_fen = ma.fields.Integer(dump_only=True, allow_none=True)
+    paid_at = LocalDateTime(dump_only=True, allow_none=True)
+    pay_due_at = LocalDateTime(dump_only=True, allow_none=True)
+    paperwork_due_at = LocalDateTime(dump_only=True, allow_none=True)
+    created_at = LocalDateTime(dump_only=True)
+    updated_at = LocalDateTime(dump_only=True)
+    closed_at = LocalDateTime(dump_only=True, allow_none=True)
+    version = ma.fields.Integer(dump_only=True)
+
+
+class QueueArgsSchema(PageArgsSchema):
+    """Queue filters: open cases only; urgent first, then earliest deadline."""
+
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(OPEN_STATUSES),
+        metadata={"description": "one open status (default: all open)"},
+    )
+    aid_type = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    urgent = ma.fields.Boolean()
+
+
+class SlaArgsSchema(Schema):
+    """Date range (Asia/Shanghai dates of submission, inclusive); default the last 30 days."""
+
+    since = ma.fields.Date(data_key="from")
+    until = ma.fields.Date(data_key="to")
+
+    @ma.validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise ma.ValidationError({"from": ["开始日期不能晚于结束日期。"]})
+        if data.get("since") and data.get("until") and (data["until"] - data["since"]).days > 366:
+            raise ma.ValidationError({"to": ["时间范围不能超过一年。"]})
+
+
+class TownshipSlaSchema(Schema):
+    township_code = ma.fields.String(required=True)
+    township_name = ma.fields.String(required=True)
+    open_urgent = ma.fields.Integer(
+        required=True, metadata={"description": "urgent cases open now, not yet paid"}
+    )
+    urgent_cases = ma.fields.Integer(required=True, metadata={"description": "submitted in range"})
+    paid_within_24h = ma.fields.Integer(required=True)
+    paid_late = ma.fields.Integer(required=True)
+    open_past_due = ma.fields.Integer(
+        required=True, metadata={"description": "in range, unpaid and past the 24 h"}
+    )
+    median_minutes_to_claim = ma.fields.Float(allow_none=True)
+    median_minutes_to_pay = ma.fields.Float(allow_none=True)
+
+
+class SlaSchema(Schema):
+    """Per township of the county: the 24-hour record of urgent cases."""
+
+    county_code = ma.fields.String(required=True)
+    since = ma.fields.Date(required=True, data_key="from")
+    until = ma.fields.Date(required=True, data_key="to")
+    townships = ma.fields.List(ma.fields.Nested(TownshipSlaSchema), required=True)

@@ -1,0 +1,166 @@
+"""Queue listings and the county SLA report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.cases.clocks import SHANGHAI
+from server.cases.models import OPEN_STATUSES, Case, CaseEvent
+from server.cases.state import UNPAID_OPEN_STATUSES
+from server.cases.workflow import QUEUE_ORDER
+from server.db import UTC
+from server.divisions.models import Division
+from server.errors import NotFound
+
+DEFAULT_SLA_DAYS = 30
+
+
+def require_division(session: Session, code: str, level: str) -> Division:
+    """The township or county with ``code``; 404 otherwise."""
+    division = session.get(Division, code)
+    if division is None or division.level != level:
+        raise NotFound("未找到该区域。", message_en="Region not found.")
+    return division
+
+
+def list_queue(
+    session: Session,
+    *,
+    township_code: str | None = None,
+    county_code: str | None = None,
+    status: str | None = None,
+    aid_type: str | None = None,
+    urgent: bool | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> tuple[list[Case], int]:
+    """Open cases of a township queue (or a county's triage queue), in claim order."""
+    query = select(Case).where(Case.status.in_((status,) if status else OPEN_STATUSES))
+    if township_code:
+        query = query.where(Case.township_code == township_code)
+    else:
+        query = query.where(Case.township_code.is_(None), Case.county_code == county_code)
+    if aid_type:
+        query = query.where(Case.aid_type == aid_type)
+    if urgent is not None:
+        query = query.where(Case.urgent.is_(urgent))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(*QUEUE_ORDER).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(items), total
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def _minutes(delta: dt.timedelta) -> float:
+    return round(delta.total_seconds() / 60, 1)
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def sla_report(
+    session: Session,
+    *,
+    county_code: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Per township of the county: open urgent cases now; for urgent cases submitted in
+    [since, until] (local dates): paid within 24 h, paid late, open past due, median minutes
+    from submission to first claim and to payment. A case counts for its accountable
+    (first) township, which keeps the 24 h after a transfer."""
+    today = now.astimezone(SHANGHAI).date()
+    until = until or today
+    since = since or until - dt.timedelta(days=DEFAULT_SLA_DAYS - 1)
+    townships = session.scalars(
+        select(Division)
+        .where(Division.level == "township", Division.parent_code == county_code)
+        .order_by(Division.code)
+    ).all()
+    rows: dict[str, dict[str, Any]] = {
+        t.code: {
+            "township_code": t.code,
+            "township_name": t.name,
+            "open_urgent": 0,
+            "urgent_cases": 0,
+            "paid_within_24h": 0,
+            "paid_late": 0,
+            "open_past_due": 0,
+        }
+        for t in townships
+    }
+
+    open_now = session.execute(
+        select(Case.township_code, func.count())
+        .where(
+            Case.urgent.is_(True),
+            Case.status.in_(UNPAID_OPEN_STATUSES),
+            Case.township_code.startswith(county_code),
+        )
+        .group_by(Case.township_code)
+    )
+    for code, count in open_now:
+        if code in rows:
+            rows[code]["open_urgent"] = count
+
+    accountable = func.coalesce(Case.accountable_township_code, Case.township_code)
+    first_claim = (
+        select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
+        .where(CaseEvent.action == "claim")
+        .group_by(CaseEvent.case_id)
+        .subquery()
+    )
+    cases = session.execute(
+        select(Case, accountable, first_claim.c.at)
+        .outerjoin(first_claim, first_claim.c.case_id == Case.id)
+        .where(
+            Case.urgent.is_(True),
+            accountable.startswith(county_code),
+            Case.created_at >= _day_start(since),
+            Case.created_at < _day_start(until + dt.timedelta(days=1)),
+        )
+    )
+    to_claim: dict[str, list[float]] = defaultdict(list)
+    to_pay: dict[str, list[float]] = defaultdict(list)
+    for case, code, claimed_at in cases:
+        row = rows.get(code)
+        if row is None:
+            continue
+        row["urgent_cases"] += 1
+        if claimed_at is not None:
+            if claimed_at.tzinfo is None:  # SQLite returns the aggregate as naive UTC
+                claimed_at = claimed_at.replace(tzinfo=UTC)
+            to_claim[code].append(_minutes(claimed_at - case.created_at))
+        if case.paid_at is not None:
+            to_pay[code].append(_minutes(case.paid_at - case.created_at))
+            if case.pay_due_at is None or case.paid_at <= case.pay_due_at:
+                row["paid_within_24h"] += 1
+            else:
+                row["paid_late"] += 1
+        elif (
+            case.status in UNPAID_OPEN_STATUSES
+            and case.pay_due_at is not None
+            and case.pay_due_at < now
+        ):
+            row["open_past_due"] += 1
+    for code, row in rows.items():
+        row["median_minutes_to_claim"] = _median(to_claim[code])
+        row["median_minutes_to_pay"] = _median(to_pay[code])
+    return {
+        "county_code": county_code,
+        "since": since,
+        "until": until,
+        "townships": list(rows.values()),
+    }

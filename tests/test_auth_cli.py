@@ -1,0 +1,112 @@
+"""``flask staff create/disable/enable/unlock`` and ``flask demo seed``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from server.accounts import service
+from server.accounts.models import Account
+from server.accounts.passwords import verify_password
+from server.db import utcnow
+from server.divisions.models import Division
+from tests import factories
+
+
+def _run(app, *args):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def _create(
+    app, username="duty9", password="a-long-password", role="duty", region="371102004", *extra
+):  # type: ignore[no-untyped-def]
+    return _run(
+        app,
+        "staff",
+        "create",
+        "--username",
+        username,
+        "--password",
+        password,
+        "--role",
+        role,
+        "--region",
+        region,
+        *extra,
+    )
+
+
+def test_staff_create(app, session):  # type: ignore[no-untyped-def]
+    result = _create(app, "duty9", "a-long-password", "duty", "371102004", "--phone", "13812345678")
+    assert result.exit_code == 0, result.output
+    assert "a-long-password" not in result.output
+    account = session.scalars(select(Account).where(Account.username == "duty9")).one()
+    assert account.role == "duty" and account.region_code == "371102004"
+    assert account.phone == "+8613812345678"
+    assert verify_password(account.password_hash, "a-long-password")
+
+
+def test_staff_create_refusals(app, session):  # type: ignore[no-untyped-def]
+    assert _create(app).exit_code == 0
+    assert _create(app).exit_code != 0  # username taken
+    assert _create(app, "s1", "a-long-password", "supervisor", "371102004").exit_code != 0
+    assert _create(app, "s2", "short", "duty", "371102004").exit_code != 0
+    assert _create(app, "s3", "a-long-password", "duty", "999999999").exit_code != 0
+    assert _create(app, "s4", "a-long-password", "resident", "371102004").exit_code != 0
+    assert _create(app, "s5", "a-long-password", "admin", "3711").exit_code == 0
+
+
+def test_staff_disable_ends_sessions(app, client, session):  # type: ignore[no-untyped-def]
+    account = factories.staff(session, role="duty", region="371102004", username="duty7")
+    headers = factories.auth(app, account)
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    result = _run(app, "staff", "disable", "--username", "duty7")
+    assert result.exit_code == 0, result.output
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    login = {"username": "duty7", "password": factories._PASSWORD}
+    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 403
+    assert _run(app, "staff", "enable", "--username", "duty7").exit_code == 0
+    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 200
+    assert _run(app, "staff", "disable", "--username", "nobody").exit_code != 0
+
+
+def test_staff_unlock(app, client, session):  # type: ignore[no-untyped-def]
+    account = factories.staff(
+        session,
+        role="duty",
+        region="371102004",
+        username="duty8",
+        locked_until=utcnow() + dt.timedelta(minutes=10),
+    )
+    login = {"username": "duty8", "password": factories._PASSWORD}
+    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 429
+    assert _run(app, "staff", "unlock", "--username", "duty8").exit_code == 0
+    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 200
+    assert account.id
+
+
+def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: ignore[no-untyped-def]
+    # argon2 for ~70 accounts would dominate the suite; the hashing itself is tested elsewhere.
+    monkeypatch.setattr(service, "hash_password", lambda p: f"plain:{p}")
+    first = _run(app, "demo", "seed")
+    assert first.exit_code == 0, first.output
+    lines = [line.split() for line in first.output.splitlines()[1:]]
+    by_role: dict[str, list[list[str]]] = {}
+    for line in lines:
+        by_role.setdefault(line[0], []).append(line)
+    townships = session.scalar(
+        select(func.count()).where(Division.level == "township", Division.code.startswith("3711"))
+    )
+    assert len(by_role["duty"]) == townships > 50
+    assert len(by_role["admin"]) == 1 and len(by_role["operator"]) == 1
+    assert {line[3] for line in by_role["supervisor"]} >= {"371102", "371121", "371122"}
+    # Every printed password is that account's password.
+    role, username, password, region = lines[0]
+    stored = session.scalar(select(Account.password_hash).where(Account.username == username))
+    assert stored == f"plain:{password}"
+
+    second = _run(app, "demo", "seed")
+    assert second.exit_code == 0
+    assert "already present" in second.output
+    assert password not in second.output

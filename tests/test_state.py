@@ -1,0 +1,97 @@
+"""The state machine: every (status, action) pair, allowed and refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.cases import state, workflow
+from server.cases.models import STATUSES
+from server.cases.state import ACTIONS, PUBLIC_ACTIONS, TRANSITIONS
+from server.errors import DomainError
+from tests.workflow_support import actor_for, args_for, case_in, people
+
+ALL_PAIRS = [(s, a) for s in STATUSES for a in ACTIONS]
+PUBLIC_ALLOWED = [(s, a) for s in STATUSES for a in PUBLIC_ACTIONS if (s, a) in TRANSITIONS]
+PUBLIC_REFUSED = [(s, a) for s in STATUSES for a in PUBLIC_ACTIONS if (s, a) not in TRANSITIONS]
+
+
+class Thing:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize(("status", "action"), ALL_PAIRS)
+def test_table_pair(status, action):  # type: ignore[no-untyped-def]
+    thing = Thing(status)
+    if (status, action) in TRANSITIONS:
+        assert state.apply(thing, action) == (status, TRANSITIONS[(status, action)])
+        assert thing.status == TRANSITIONS[(status, action)]
+    else:
+        with pytest.raises(state.IllegalTransition) as info:
+            state.apply(thing, action)
+        assert thing.status == status
+        error = info.value
+        assert error.status == 409
+        assert error.errors["status"] == [status]
+        assert error.errors["allowed_actions"] == state.allowed_actions(status)
+        assert status in error.message
+
+
+def test_final_statuses_have_no_way_out():  # type: ignore[no-untyped-def]
+    assert set(state.FINAL_STATUSES) == {"closed", "rejected", "withdrawn", "referred"}
+    for status in state.FINAL_STATUSES:
+        assert state.allowed_actions(status) == []
+
+
+def test_every_status_is_reachable_from_queued():  # type: ignore[no-untyped-def]
+    seen, frontier = {"queued"}, ["queued"]
+    while frontier:
+        current = frontier.pop()
+        for (src, _), dst in TRANSITIONS.items():
+            if src == current and dst not in seen:
+                seen.add(dst)
+                frontier.append(dst)
+    assert seen == set(STATUSES)
+
+
+def test_refusal_message_names_status_and_allowed_actions():  # type: ignore[no-untyped-def]
+    error = state.refuse("paid", "approve")
+    assert "已发放" in error.message and "paid" in error.message
+    assert "办结（close）" in error.message
+    assert error.errors["allowed_actions"] == ["close", "note"]
+    assert "Allowed actions: close, note" in error.message_en
+
+
+@pytest.mark.parametrize(("status", "action"), PUBLIC_ALLOWED)
+def test_service_allows(session, status, action):  # type: ignore[no-untyped-def]
+    """Through the workflow service with a permitted actor and valid arguments."""
+    p = people(session)
+    holder = p.supervisor if action == "assign" else p.duty
+    case = case_in(session, status, p, holder=holder, triage=action == "assign")
+    workflow.perform(
+        session,
+        actor=actor_for(action, status, p),
+        case_id=case.id,
+        action=action,
+        args=args_for(action, status),
+    )
+    assert case.status == TRANSITIONS[(status, action)]
+
+
+@pytest.mark.parametrize(("status", "action"), PUBLIC_REFUSED)
+def test_service_refuses(session, status, action):  # type: ignore[no-untyped-def]
+    p = people(session)
+    case = case_in(session, status, p)
+    version = case.version
+    with pytest.raises(DomainError) as info:
+        workflow.perform(
+            session,
+            actor=actor_for(action, status, p),
+            case_id=case.id,
+            action=action,
+            args=args_for(action, status),
+        )
+    assert info.value.status == 409
+    assert info.value.code == "illegal_transition"
+    assert info.value.errors["status"] == [status]
+    assert case.status == status and case.version == version
