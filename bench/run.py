@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -136,7 +137,11 @@ def run_database(
     workdir.mkdir(parents=True)
     url = fresh_database(kind, url, workdir)
     secret = secrets.token_urlsafe(48)
-    env = app_env(url, secret)
+    keys = {
+        "ID_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ID_HASH_KEY": secrets.token_urlsafe(32),
+    }
+    env = app_env(url, secret, keys)
     info: dict[str, Any] = {}
     t0 = time.monotonic()
     flask_cli(env, "db", "upgrade")
@@ -148,6 +153,7 @@ def run_database(
             "SECRET_KEY": secret,
             "ACCESS_TOKEN_TTL": 7200,
             "RATELIMIT_STORAGE_URI": "memory://",
+            **keys,
         }
     )
     engine = database(app).engine

@@ -237,11 +237,24 @@ class Seeder:
         return people
 
     def tokens(self, people: Sequence[Resident], *, role: str, region: str | None = None) -> None:
-        """Access tokens signed with the server's key, exactly as sign-in issues them."""
+        """Access tokens signed with the server's key, exactly as sign-in issues them: each
+        person gets a signed-in session (auth_sessions row) that the token names."""
+        from server.accounts.models import AuthSession
+
+        now = utcnow()
+        sessions = [
+            complete(
+                table(AuthSession), {"id": uuid.uuid4(), "account_id": p.id, "created_at": now}
+            )
+            for p in people
+        ]
+        with self.engine.begin() as conn:
+            for batch in chunks(sessions):
+                conn.execute(insert(table(AuthSession)), batch)
         with self.app.app_context():
-            for p in people:
+            for p, s in zip(people, sessions, strict=True):
                 account = SimpleNamespace(id=p.id, role=role, region_code=region)
-                p.token, _ = issue_access_token(account)
+                p.token, _ = issue_access_token(account, session_id=s["id"])
 
     # --- cases ----------------------------------------------------------------------------
 

@@ -93,6 +93,14 @@ def run(ctx: Context) -> list[Measurement]:
     plan["path"], plan["phase"] = NAME, ctx.phase
     ctx.explains.append(plan)
 
+    tbl = table(Case)
+    with ctx.engine.connect() as conn:
+        queued_before = {
+            str(r[0])
+            for r in conn.execute(
+                select(tbl.c.id).where(tbl.c.township_code == township, tbl.c.status == "queued")
+            )
+        }
     results: dict[int, list[tuple[float, int, str | None]]] = {o.id: [] for o in officers}
 
     def drive() -> float:
@@ -121,7 +129,6 @@ def run(ctx: Context) -> list[Measurement]:
             latencies.append(seconds)
             if case_id:
                 handed.setdefault(case_id, []).append(officer_id)
-    tbl = table(Case)
     with ctx.engine.connect() as conn:
         rows = conn.execute(
             select(tbl.c.id, tbl.c.status, tbl.c.claimed_by_id).where(
@@ -133,7 +140,8 @@ def run(ctx: Context) -> list[Measurement]:
     doubles += sum(
         1 for cid, who in handed.items() if len(who) == 1 and db_claimed.get(cid) != who[0]
     )
-    lost = sum(1 for cid in db_claimed if cid not in handed)
+    # Lost: queued when the run started, out of the queue now, and handed to nobody.
+    lost = sum(1 for cid in db_claimed if cid in queued_before and cid not in handed)
     claims = sum(len(v) for v in handed.values())
     rate = claims / elapsed if elapsed else 0.0
     latencies.sort()
@@ -157,6 +165,7 @@ def run(ctx: Context) -> list[Measurement]:
             "status_codes": codes,
             "double_claims": doubles,
             "lost_cases": lost,
+            "queued_at_start": len(queued_before),
             "queue_left": sum(1 for r in rows if r[1] == "queued"),
             "seed_seconds": round(seed_s, 1),
             "elapsed_s": round(elapsed, 2),

@@ -36,6 +36,7 @@ PHASES = ("base",)
 DRAIN = ((1, 600), (4, 2000))  # (workers, messages)
 TAP_RATE = 10.0  # urgent taps per second during the tap-to-page run
 POLL_SECONDS = 0.5  # the workers' polling fallback (SQLite has no NOTIFY)
+FLOOR_SECONDS = 3.0
 ACCOUNT_SID = "AC" + "0" * 32
 
 
@@ -204,6 +205,36 @@ def _taps(ctx: Context, seconds: float) -> list[tuple[float, str]]:
     return out
 
 
+def _sdk_floor(fake: str, processes: int, seconds: float) -> float:
+    """Messages/s that ``processes`` SDK-only senders reach together (no database)."""
+    start_at = time.time() + 1.5  # let every process import the SDK first
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.sdk_floor",
+                "--api-base",
+                fake,
+                "--seconds",
+                str(seconds),
+                "--start-at",
+                str(start_at),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    total = 0.0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 60)
+        data = json.loads(out.strip().splitlines()[-1])
+        total += data["sent"] / data["seconds"]
+    return total
+
+
 def run(ctx: Context) -> list[Measurement]:
     port = ctx.server.port + 1
     results: list[Measurement] = []
@@ -222,10 +253,13 @@ def run(ctx: Context) -> list[Measurement]:
         env.pop("PUBLIC_BASE_URL", None)
         for workers, n in DRAIN:
             _settle_outbox(ctx)
+            floor_before = _sdk_floor(fake, workers, FLOOR_SECONDS)
             _post(fake + "/_reset")
             with _workers(workers, env, ctx.workdir):
                 t0 = _enqueue(ctx, n)
                 got = _wait_received(fake, n, timeout=max(60.0, n / 20))
+            floor_after = _sdk_floor(fake, workers, FLOOR_SECONDS)
+            floor = (floor_before + floor_after) / 2
             received = len(got)
             last = max((r[0] for r in got), default=t0)
             elapsed = max(last - t0, 1e-6)
@@ -238,7 +272,14 @@ def run(ctx: Context) -> list[Measurement]:
                 concurrency=workers,
                 rate=rate,
                 unit="msg/s",
+                ratio=rate / floor if floor else None,
                 details={
+                    "sdk_floor_msg_s": {
+                        "before": round(floor_before, 1),
+                        "after": round(floor_after, 1),
+                        "processes": workers,
+                        "what": "Twilio SDK -> fake Twilio, no database (bench/sdk_floor.py)",
+                    },
                     "messages": n,
                     "received": received,
                     "seconds": round(elapsed, 2),
