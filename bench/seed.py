@@ -295,11 +295,15 @@ class Seeder:
             "updated_at": created_at,
             "version": 1,
         }
-        if status in ("paid", "closed"):
-            row["approved_amount_fen"] = row["paid_amount_fen"] = 300000
-            row["paid_at"] = created_at + dt.timedelta(hours=20)
-        if status == "closed":
-            row["closed_at"] = created_at + dt.timedelta(days=9)
+        # Every row has the same keys: executemany needs one shape.
+        paid = status in ("paid", "closed")
+        row["approved_amount_fen"] = row["paid_amount_fen"] = 300000 if paid else None
+        row["paid_at"] = created_at + dt.timedelta(hours=20) if paid else None
+        row["closed_at"] = (
+            created_at + dt.timedelta(days=9)
+            if status in ("closed", "rejected", "withdrawn")
+            else None
+        )
         return row
 
     def _events(self, case_id: uuid.UUID, start: dt.datetime, n: int = 10) -> list[dict[str, Any]]:
