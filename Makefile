@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Set up the embedded default (SQLite + console SMS), load demo data, and serve.
+## Set up the embedded default (SQLite + console SMS), load demo data, serve the API and
+## run the SMS worker beside it.
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) divisions load
 	$(FLASK) demo seed
-	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+	@# The SMS worker runs beside the dev server so sign-in codes and receipts show on stderr.
+	SMS_POLL_SECONDS=1 $(FLASK) worker & WORKER=$$!; trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
+		$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## Run the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
 test: $(STAMP)

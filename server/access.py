@@ -145,8 +145,11 @@ def require_queue(actor: Any, township_code: str) -> None:
 
 
 def require_triage(actor: Any, county_code: str) -> None:
-    """Supervisors of the county work its triage queue."""
+    """Supervisors of the county work its triage queue; every county supervisor of a city
+    also works the city's triage queue (cases not even a county could be found for)."""
     _require_role(actor, COUNTY_ROLES)
+    if len(county_code) == 4 and actor.region_code and within(county_code, actor.region_code):
+        return
     require_region(actor, county_code)
 
 

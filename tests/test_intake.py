@@ -357,3 +357,31 @@ def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: 
     assert len(_sms(session, case_id, "urgent_receipt")) == 1
     pages = sorted(p.to_phone for p in _sms(session, case_id, "duty_page"))
     assert pages == ["+8613900000011", "+8613900000012"]
+
+
+def test_city_triage_case_is_worked_by_county_supervisors(app, client, session):  # type: ignore[no-untyped-def]
+    me = f.resident(session)
+    case_id = client.post("/api/v1/urgent-requests", headers=f.auth(app, me)).get_json()["id"]
+    sup = f.staff(session, role="supervisor", region="371122")
+    h = f.auth(app, sup)
+    listed = client.get("/api/v1/counties/3711/triage", headers=h).get_json()
+    assert [c["id"] for c in listed["items"]] == [case_id]
+    claimed = client.post("/api/v1/counties/3711/triage/claim", headers=h)
+    assert claimed.status_code == 200 and claimed.get_json()["id"] == case_id
+    resp = client.post(
+        f"/api/v1/cases/{case_id}/actions",
+        headers=h,
+        json={"action": "assign", "township_code": "371122001"},
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["status"] == "queued"
+    duty = f.staff(session, role="duty", region="371122001")
+    mine = client.post("/api/v1/townships/371122001/queue/claim", headers=f.auth(app, duty))
+    assert mine.status_code == 200 and mine.get_json()["id"] == case_id
+    # duty staff do not see the city's triage queue
+    assert client.get("/api/v1/counties/3711/triage", headers=f.auth(app, duty)).status_code == 403
+    other_city = f.staff(session, role="supervisor", region="370202")
+    assert (
+        client.get("/api/v1/counties/3711/triage", headers=f.auth(app, other_city)).status_code
+        == 404
+    )

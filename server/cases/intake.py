@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 import notifications
 from server import audit
 from server.accounts.models import Account
+from server.cases import clocks
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
 from server.cases.events import add_event
 from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
@@ -33,7 +34,6 @@ from server.routing.rules import Decision, Evidence, route
 
 log = logging.getLogger(__name__)
 
-PAY_WINDOW = dt.timedelta(hours=24)
 DEFAULT_CITY = "3711"
 
 NOTE_RETRY = "重复提交，已返回原案件。"
@@ -244,7 +244,7 @@ def _create_case(
         address=address,
         lat=lat,
         lng=lng,
-        pay_due_at=now + PAY_WINDOW if urgent else None,
+        pay_due_at=clocks.pay_due_at(now) if urgent else None,
         created_at=now,
         updated_at=now,
         **details,

@@ -54,6 +54,10 @@ class TownshipQueueClaim(MethodView):
         return case if case is not None else Response(status=204)
 
 
+# A county's triage queue, or the city's for cases not even a county could be found for.
+TRIAGE_LEVELS = ("county", "city")
+
+
 @blp.route("/counties/<string:code>/triage")
 class CountyTriage(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_ROLES))
@@ -63,7 +67,7 @@ class CountyTriage(MethodView):
         """List a county's triage queue: cases no township could be found for."""
         session = db_session()
         access.require_triage(actor(), code)
-        service.require_division(session, code, "county")
+        service.require_division(session, code, TRIAGE_LEVELS)
         page, per_page = args.pop("page"), args.pop("per_page")
         items, total = service.list_queue(
             session, county_code=code, page=page, per_page=per_page, **args
@@ -80,7 +84,7 @@ class CountyTriageClaim(MethodView):
         """Claim the next case of a county's triage queue (then assign it to a township)."""
         session = db_session()
         access.require_triage(actor(), code)
-        service.require_division(session, code, "county")
+        service.require_division(session, code, TRIAGE_LEVELS)
         case = workflow.claim_next(session, actor=actor(), county_code=code, now=utcnow())
         return case if case is not None else Response(status=204)
 

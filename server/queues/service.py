@@ -21,10 +21,11 @@ from server.errors import NotFound
 DEFAULT_SLA_DAYS = 30
 
 
-def require_division(session: Session, code: str, level: str) -> Division:
-    """The township or county with ``code``; 404 otherwise."""
+def require_division(session: Session, code: str, level: str | tuple[str, ...]) -> Division:
+    """The division with ``code`` at ``level`` (one level or several); 404 otherwise."""
+    levels = (level,) if isinstance(level, str) else level
     division = session.get(Division, code)
-    if division is None or division.level != level:
+    if division is None or division.level not in levels:
         raise NotFound("未找到该区域。", message_en="Region not found.")
     return division
 
