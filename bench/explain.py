@@ -54,6 +54,7 @@ def explain_request(
 
     conn = engine.connect()
     trans = conn.begin()
+    saved = dict(db.sessionmaker.kw)
     db.sessionmaker.configure(bind=conn, join_transaction_mode="create_savepoint")
     event.listen(engine, "before_cursor_execute", capture)
     try:
@@ -85,7 +86,8 @@ def explain_request(
             event.remove(engine, "before_cursor_execute", capture)
         trans.rollback()
         conn.close()
-        db.sessionmaker.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+        db.sessionmaker.kw.clear()
+        db.sessionmaker.kw.update(saved)
     return {
         "request": f"{method} {path}",
         "status": status,
