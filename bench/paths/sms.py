@@ -168,15 +168,18 @@ def _wait_received(
         time.sleep(0.2)
 
 
-def _wait_quiet(fake: str, *, quiet: float, timeout: float) -> list[list[Any]]:
-    """What the fake received once nothing new arrived for ``quiet`` seconds."""
+def _wait_quiet(fake: str, *, at_least: int, quiet: float, timeout: float) -> list[list[Any]]:
+    """What the fake received once it has ``at_least`` messages and nothing new arrived for
+    ``quiet`` seconds (or at ``timeout``)."""
     deadline = time.monotonic() + timeout
     count, since = -1, time.monotonic()
     while True:
         got = _get(fake + "/_stats")["received"]
         if len(got) != count:
             count, since = len(got), time.monotonic()
-        elif time.monotonic() - since >= quiet or time.monotonic() > deadline:
+        elif (len(got) >= at_least and time.monotonic() - since >= quiet) or (
+            time.monotonic() > deadline
+        ):
             return got
         time.sleep(0.25)
 
@@ -273,7 +276,8 @@ def _tap_to_page(ctx: Context, fake: str, env: dict[str, str], *, flood: bool) -
     _post(fake + "/_reset")
     with _workers(4, env, ctx.workdir):
         taps = _taps(ctx, ctx.duration)
-        got = _wait_quiet(fake, quiet=2.0, timeout=60.0)
+        # Each tap: a receipt to the resident and a page to the duty officer.
+        got = _wait_quiet(fake, at_least=2 * len(taps), quiet=2.0, timeout=90.0)
     arrived = {sid: t for t, sid, _ in got}
     tbl = table(SmsOutbox)
     sent_at = dict((cid, t) for t, cid in taps)
