@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 
-.PHONY: install run serve test test-sqlite test-postgres lint format spec bench clean
+.PHONY: install run serve test test-sqlite test-postgres fuzz lint format spec bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/pytest -q
+
+## Long fuzzing run: FUZZ_EXAMPLES per operation, role and mode (random seed; make test uses 4,
+## derandomised). Runs on PostgreSQL too when TEST_DATABASE_URL is set.
+FUZZ_EXAMPLES ?= 60
+fuzz: $(STAMP)
+	env -u TEST_DATABASE_URL FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 \
+		$(BIN)/pytest -q tests/test_reliability_fuzz.py tests/test_reliability_bad_input.py
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q \
+			tests/test_reliability_fuzz.py tests/test_reliability_bad_input.py; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+import weakref
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction, object_session
+from sqlalchemy.orm.util import identity_key
 
 from notifications import templates
 from notifications.models import SmsOutbox, SmsTemplateOverride
 
 # PostgreSQL channel the worker LISTENs on; enqueue NOTIFYs it (delivered on commit only).
 NOTIFY_CHANNEL = "aidline_sms_outbox"
+
+# Administrators' template wording is cached per process: a change made in this process is
+# used from its commit on, one made in another process within this many seconds.
+OVERRIDE_CACHE_SECONDS = 10.0
+
+# session.info keys: "this transaction queued an SMS" (NOTIFY at commit), "this session wrote
+# template overrides" (read its own overrides, drop the cache when it ends).
+_NOTIFY = "aidline.sms_notify"
+_OVERRIDES_WRITTEN = "aidline.sms_overrides_written"
+
+
+class _OverrideCache:
+    """Every override's text, per database bind, reloaded after ``OVERRIDE_CACHE_SECONDS``.
+
+    Keyed by the session's bind (the engine; a test's connection), weakly, so a cache never
+    outlives what it was read from.
+    """
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def texts(self, session: Session) -> dict[str, str]:
+        bind = session.get_bind()
+        now = time.monotonic()
+        entry = self._entries.get(bind)
+        if entry is not None and now - entry[0] < OVERRIDE_CACHE_SECONDS:
+            return entry[1]
+        rows = session.execute(select(SmsTemplateOverride.name, SmsTemplateOverride.text))
+        texts = {name: text for name, text in rows}
+        with self._lock:
+            self._entries[bind] = (now, texts)
+        return texts
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_overrides = _OverrideCache()
+
+
+def clear_template_cache() -> None:
+    """Forget the cached template overrides (the next message reads them again)."""
+    _overrides.clear()
+
+
+def _override_text(session: Session, template: str) -> str | None:
+    if (
+        session.info.get(_OVERRIDES_WRITTEN)
+        or identity_key(SmsTemplateOverride, template) in session.identity_map
+        or any(isinstance(obj, SmsTemplateOverride) for obj in session.new)
+    ):
+        # This transaction touches overrides itself: what it sees, not the committed cache.
+        override = session.get(SmsTemplateOverride, template)
+        return override.text if override else None
+    return _overrides.texts(session).get(template)
 
 
 def enqueue(
@@ -23,12 +86,11 @@ def enqueue(
     case_id: uuid.UUID | None = None,
 ) -> SmsOutbox:
     """Add an SMS to the outbox in the caller's transaction (sent only if it commits)."""
-    override = session.get(SmsTemplateOverride, template)
     row = SmsOutbox(
         to_phone=to,
         template=template,
         params=params,
-        body=templates.render(template, params, text=override.text if override else None),
+        body=templates.render(template, params, text=_override_text(session, template)),
         case_id=case_id,
         priority=templates.priority(template),
     )
@@ -36,5 +98,32 @@ def enqueue(
     if session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
         # workers at once (an urgent page leaves within a second, not at the next poll).
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
+        session.info[_NOTIFY] = True
     return row
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_on_commit(session: Session) -> None:
+    if session.info.pop(_NOTIFY, False):
+        session.connection().exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return
+    session.info.pop(_NOTIFY, None)  # rolled back: nothing to announce
+    if session.info.pop(_OVERRIDES_WRITTEN, False):
+        _overrides.clear()  # committed (or undone): every session reads the truth again
+
+
+def _override_written(_mapper: Any, _connection: Any, target: SmsTemplateOverride) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info[_OVERRIDES_WRITTEN] = True
+    _overrides.clear()
+
+
+for _name in ("after_insert", "after_update", "after_delete"):
+    event.listen(SmsTemplateOverride, _name, _override_written)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -150,14 +151,23 @@ def apply_early_receipts(
     session: Session, row: SmsOutbox, *, now: dt.datetime, policy: RetryPolicy
 ) -> None:
     """Apply receipts that arrived for ``row.provider_sid`` before the SID was recorded."""
-    if not row.provider_sid:
+    apply_early_receipts_many(session, [row], now=now, policy=policy)
+
+
+def apply_early_receipts_many(
+    session: Session, rows: Sequence[SmsOutbox], *, now: dt.datetime, policy: RetryPolicy
+) -> None:
+    """``apply_early_receipts`` for several rows with one query."""
+    by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
+    if not by_sid:
         return
     early = session.scalars(
         select(SmsReceipt)
-        .where(SmsReceipt.provider_sid == row.provider_sid, SmsReceipt.outbox_id.is_(None))
+        .where(SmsReceipt.provider_sid.in_(list(by_sid)), SmsReceipt.outbox_id.is_(None))
         .order_by(SmsReceipt.id)
     ).all()
     for receipt in early:
+        row = by_sid[receipt.provider_sid]
         receipt.outbox_id = row.id
         apply_status(
             session,

@@ -24,7 +24,8 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "closed": ("【指尖办】您的申请{case_no}已办结，感谢您的耐心。", 6),
     "withdrawn": ("【指尖办】您的申请{case_no}已撤回。", 6),
     "duty_page": ("【指尖办】紧急求助{case_no}，{township}，请立即认领处理。", 0),
-    "escalation": ("【指尖办】督办：{case_no}（{township}）{problem}，请立即处理。", 0),
+    # After duty pages: an escalation backlog (a sweep after an outage) must not delay a page.
+    "escalation": ("【指尖办】督办：{case_no}（{township}）{problem}，请立即处理。", 1),
     # Replies to residents texting us from feature phones (inbound SMS).
     "inbound_status": ("【指尖办】{summary}", 3),
     "inbound_no_cases": ("【指尖办】未查到您的申请。需要紧急救助请回复“求助”，或拨打12349。", 3),

@@ -1,13 +1,30 @@
 """The outbox worker: claim due messages, send them, record every attempt.
 
-Delivery is at-least-once. A row is claimed (status ``sending``, a fresh ``claim_token``, an
-``sms_attempts`` row) and committed *before* the provider is called, and the outcome is
-recorded in a second transaction. A worker that dies in between leaves a ``sending`` row
-whose claim is older than ``sending_timeout``; the next worker marks that attempt ``lost`` and
-sends again - unless the provider's receipt has meanwhile told us the SID (the callback URL
-carries the outbox id), in which case the message is settled without a second send. So a
-message is never lost, is sent at most once per attempt, and is duplicated only when a worker
-dies after the provider accepted it and before any receipt arrived.
+Delivery is at-least-once. A batch of rows is claimed (status ``sending``, a fresh
+``claim_token`` per row, an ``sms_attempts`` row each) and committed *before* the provider is
+called; the outcomes are recorded afterwards, for the whole batch in one transaction (at the
+end of the batch, or sooner when its sends have taken ``record_interval`` seconds). A worker
+that dies in between leaves ``sending`` rows whose claims are older than ``sending_timeout``;
+the next worker marks those attempts ``lost`` and sends them again - unless the provider's
+receipt has meanwhile told us a message's SID (the callback URL carries the outbox id), in
+which case that message is settled without a second send. So a message is never lost, is sent
+at most once per attempt, and is duplicated only when a worker dies after the provider
+accepted it and before its outcome was recorded or any receipt arrived.
+
+Crash in the middle of a batch: the messages already handed to the provider but not yet
+recorded (at most one batch, at most ``record_interval`` seconds of sends) are all in that
+window and may each go out twice; the ones not sent yet are simply sent by the next worker.
+Nothing is lost either way; the per-message window is as before, only more messages can be in
+it at once. A recording transaction applies each outcome only while the row's ``claim_token``
+still matches that claim (rows locked in id order), so a worker that outlived its claims never
+overwrites a newer attempt, whichever part of its batch expired.
+
+On PostgreSQL the recording transaction runs with ``synchronous_commit = off`` (the claim
+transaction never does): a database crash may then forget the last few hundred milliseconds
+of recorded outcomes, which leaves exactly the state of a worker crash before recording -
+expired claims, recovered and resent as above - so no guarantee changes, while the worker
+stops waiting for a WAL flush per batch. Anything that later reads those outcomes and commits
+synchronously (a receipt, an operator's retry) flushes the WAL up to and including them.
 
 Several workers may run at once: rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL and inside a ``BEGIN IMMEDIATE`` transaction on SQLite. On PostgreSQL the worker
@@ -24,17 +41,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifications import NOTIFY_CHANNEL
-from notifications.delivery import apply_early_receipts, clear_claim, fail, mask_phone
+from notifications.delivery import apply_early_receipts_many, clear_claim, fail, mask_phone
 from notifications.models import SmsAttempt, SmsOutbox
 from notifications.retry import RetryPolicy
 from notifications.senders import Sender, SendError
@@ -57,6 +74,11 @@ class WorkerSettings:
     # A claim older than this is presumed dead (longer than any provider call can take).
     sending_timeout: float = 300.0
     poll_interval: float = 5.0
+    # Outcomes of a batch are recorded together at its end, or once its sends have taken
+    # this long (bounds how many sent-but-unrecorded messages a crash can duplicate).
+    record_interval: float = 1.0
+    # PostgreSQL: record outcomes without waiting for the WAL flush (see module docstring).
+    async_record: bool = True
     periodic_interval: float = 60.0
     public_base_url: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -79,6 +101,34 @@ class Claim:
     token: str
     to: str
     body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the provider said about one claimed message, to be recorded."""
+
+    claim: Claim
+    outcome: str  # sent | transient | permanent
+    sid: str | None = None
+    code: str | None = None
+    error: str | None = None
+    at: dt.datetime | None = None  # when the provider answered (None: when recorded)
+
+
+_ATTEMPTS = SmsAttempt.__table__
+# One executemany for a batch's attempts. The SID a receipt may have recorded meanwhile is
+# kept when the provider call itself returned none.
+_RECORD_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("b_id"))
+    .values(
+        finished_at=bindparam("b_at"),
+        provider_sid=func.coalesce(bindparam("b_sid"), _ATTEMPTS.c.provider_sid),
+        error_code=bindparam("b_code"),
+        error=bindparam("b_error"),
+        outcome=bindparam("b_outcome"),
+    )
+)
 
 
 class Pacer:
@@ -225,12 +275,9 @@ class Worker:
             return False
         return True
 
-    def send(self, claim: Claim) -> str:
-        """Send one claimed message and record the outcome; returns the attempt outcome."""
+    def attempt(self, claim: Claim) -> Outcome:
+        """Hand one claimed message to the provider (no database work)."""
         self.pacer.wait()
-        sid: str | None = None
-        code: str | None = None
-        error: str | None = None
         try:
             sid = self.sender.send(
                 to=claim.to,
@@ -238,15 +285,40 @@ class Worker:
                 message_id=claim.outbox_id,
                 status_callback=self.settings.status_callback(claim.outbox_id),
             )
-            outcome = "sent"
+            return Outcome(claim, "sent", sid=sid, at=self.clock())
         except SendError as exc:
-            outcome = "transient" if exc.transient else "permanent"
-            code, error = exc.code, str(exc)
+            kind = "transient" if exc.transient else "permanent"
+            return Outcome(claim, kind, code=exc.code, error=str(exc), at=self.clock())
         except Exception as exc:  # a bug or an unexpected SDK error: retry, do not crash
             log.exception("sms %s: unexpected error from %s", claim.outbox_id, self.sender.name)
-            outcome, code, error = "transient", "exception", type(exc).__name__
-        self.record(claim, outcome=outcome, sid=sid, code=code, error=error)
-        return outcome
+            error = type(exc).__name__
+            return Outcome(claim, "transient", code="exception", error=error, at=self.clock())
+
+    def send(self, claim: Claim) -> str:
+        """Send one claimed message and record the outcome; returns the attempt outcome."""
+        outcome = self.attempt(claim)
+        self.record_many([outcome])
+        return outcome.outcome
+
+    def send_batch(self, claims: Sequence[Claim]) -> int:
+        """Send claimed messages in order; record their outcomes in one transaction at the
+        end (sooner when the sends take ``record_interval``). Returns the attempts made."""
+        pending: list[Outcome] = []
+        started = 0.0
+        try:
+            for claim in claims:
+                if not pending:
+                    started = time.monotonic()
+                pending.append(self.attempt(claim))
+                if time.monotonic() - started >= self.settings.record_interval:
+                    done, pending = pending, []
+                    self.record_many(done)
+        finally:
+            # Also when interrupted: what went out is recorded, the rest waits for expiry.
+            if pending:
+                done, pending = pending, []
+                self.record_many(done)
+        return len(claims)
 
     def record(
         self,
@@ -259,55 +331,89 @@ class Worker:
         now: dt.datetime | None = None,
     ) -> None:
         """Record an attempt's outcome; the row changes only if this claim is still current."""
+        self.record_many([Outcome(claim, outcome, sid=sid, code=code, error=error)], now=now)
+
+    def record_many(self, outcomes: Sequence[Outcome], now: dt.datetime | None = None) -> None:
+        """Record attempts' outcomes in one transaction; each row changes only if its claim
+        is still current (``claim_token``)."""
+        if not outcomes:
+            return
         now = now or self.clock()
         with self._session() as session:
-            attempt = session.get(SmsAttempt, claim.attempt_id)
-            row = session.get(SmsOutbox, claim.outbox_id, with_for_update=True)
-            if attempt is not None:
-                attempt.finished_at = now
-                attempt.provider_sid = sid or attempt.provider_sid
-                attempt.error_code = code
-                attempt.error = error
-                # "lost" was written by a worker that recovered our expired claim; keep the
-                # truth (it did go out), the row itself belongs to the newer attempt.
-                attempt.outcome = outcome
-            if row is None:
-                session.commit()
-                return
-            if row.claim_token != claim.token:
-                log.warning(
-                    "sms %s: attempt %s finished (%s) after its claim expired",
-                    row.id,
-                    claim.attempt_no,
-                    outcome,
+            if self.settings.async_record and session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SET LOCAL synchronous_commit = off"))
+            # Rows first, in id order (the receipt webhook also locks the row before its
+            # attempt): no deadlock with it or with another worker.
+            rows = {
+                row.id: row
+                for row in session.scalars(
+                    select(SmsOutbox)
+                    .where(SmsOutbox.id.in_([o.claim.outbox_id for o in outcomes]))
+                    .order_by(SmsOutbox.id)
+                    .with_for_update()
                 )
-                session.commit()
-                return
-            retry = self.settings.retry
-            if outcome == "sent":
-                row.provider_sid = sid
-                if row.status == "sending":
-                    row.status = "sent"
-                    row.sent_at = now
-                row.last_error_code = None
-                row.last_error = None
-                clear_claim(row)
-                apply_early_receipts(session, row, now=now, policy=retry)
-                log.info("sms %s sent to %s (%s)", row.id, mask_phone(row.to_phone), sid)
-            elif row.status != "sending":
-                clear_claim(row)  # a receipt settled it meanwhile
-            elif outcome == "transient" and not retry.exhausted(row.attempts):
-                row.status = "pending"
-                row.last_error_code = code
-                row.last_error = error
-                row.next_attempt_at = now + retry.delay(row.attempts)
-                clear_claim(row)
-                log.info(
-                    "sms %s: transient failure %s, retry at %s", row.id, code, row.next_attempt_at
-                )
-            else:
-                fail(session, row, status="failed", code=code, error=error)
+            }
+            # The attempts are ours alone: one executemany. "lost" written meanwhile by a
+            # worker that recovered an expired claim is replaced by the truth (it did go out);
+            # the row itself then belongs to the newer attempt and stays untouched below.
+            session.execute(
+                _RECORD_ATTEMPT,
+                [
+                    {
+                        "b_id": o.claim.attempt_id,
+                        "b_at": o.at or now,
+                        "b_sid": o.sid,
+                        "b_code": o.code,
+                        "b_error": o.error,
+                        "b_outcome": o.outcome,
+                    }
+                    for o in outcomes
+                ],
+            )
+            sent: list[SmsOutbox] = []
+            for o in outcomes:
+                row = rows.get(o.claim.outbox_id)
+                if row is not None and self._apply(session, row, o, now):
+                    sent.append(row)
+            apply_early_receipts_many(session, sent, now=now, policy=self.settings.retry)
             session.commit()
+
+    def _apply(self, session: Session, row: SmsOutbox, o: Outcome, now: dt.datetime) -> bool:
+        """Apply one outcome to its locked row; True when it recorded a provider SID."""
+        claim = o.claim
+        if row.claim_token != claim.token:
+            log.warning(
+                "sms %s: attempt %s finished (%s) after its claim expired",
+                row.id,
+                claim.attempt_no,
+                o.outcome,
+            )
+            return False
+        retry = self.settings.retry
+        if o.outcome == "sent":
+            row.provider_sid = o.sid
+            if row.status == "sending":
+                row.status = "sent"
+                row.sent_at = o.at or now
+            row.last_error_code = None
+            row.last_error = None
+            clear_claim(row)
+            log.info("sms %s sent to %s (%s)", row.id, mask_phone(row.to_phone), o.sid)
+            return bool(o.sid)
+        if row.status != "sending":
+            clear_claim(row)  # a receipt settled it meanwhile
+        elif o.outcome == "transient" and not retry.exhausted(row.attempts):
+            row.status = "pending"
+            row.last_error_code = o.code
+            row.last_error = o.error
+            row.next_attempt_at = now + retry.delay(row.attempts)
+            clear_claim(row)
+            log.info(
+                "sms %s: transient failure %s, retry at %s", row.id, o.code, row.next_attempt_at
+            )
+        else:
+            fail(session, row, status="failed", code=o.code, error=o.error)
+        return False
 
     # --- loops --------------------------------------------------------------------------
 
@@ -318,9 +424,7 @@ class Worker:
             claims = self.claim()
             if not claims:
                 break
-            for claim in claims:
-                self.send(claim)
-                count += 1
+            count += self.send_batch(claims)
         return count
 
     def run_periodic(self) -> None:

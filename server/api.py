@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import g
 
 from server.db import UTC
@@ -30,6 +31,35 @@ class Schema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+    @ma.pre_load
+    def _refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        # NUL and lone surrogates are never text here: PostgreSQL cannot store NUL, and a
+        # surrogate cannot be encoded to UTF-8 (hashing, the database). In a plain String
+        # field either would surface as a 500; refuse them for every field of every input.
+        if isinstance(data, Mapping):
+            errors = {str(key): [_unstorable(value)] for key, value in data.items()}
+            errors = {key: msgs for key, msgs in errors.items() if msgs[0]}
+            if errors:
+                raise ma.ValidationError(errors)
+        return data
+
+
+def _unstorable(value: Any) -> str:
+    """Why ``value`` (at any depth) cannot be stored as text, or ''."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "不能包含控制字符。"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return "包含无效字符。"
+        return ""
+    if isinstance(value, Mapping):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return ""
+    return next((why for why in map(_unstorable, items) if why), "")
+
 
 class ErrorSchema(Schema):
     """The uniform error payload."""
@@ -37,6 +67,41 @@ class ErrorSchema(Schema):
     code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
     message = ma.fields.String(required=True, metadata={"description": "human message"})
     errors = ma.fields.Dict(metadata={"description": "field -> list of messages"})
+
+
+# Error statuses the app returns around every view rather than from it; documented on each
+# operation they can reach (see CommonErrorsPlugin): name -> (status, description).
+COMMON_ERRORS = {
+    "INVALID_BODY": (400, "请求内容不是有效的 JSON（invalid_json）"),
+    "NOT_FOUND": (404, "路径所指的对象不存在或无权查看（not_found）"),
+    "PAYLOAD_TOO_LARGE": (413, "提交的内容过大（payload_too_large）"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "请以 application/json 提交（unsupported_media_type）"),
+    "DATABASE_UNAVAILABLE": (
+        503,
+        "数据库暂不可用，未保存任何内容，可按 Retry-After 重试（database_unavailable）",
+    ),
+}
+
+
+class CommonErrorsPlugin(BasePlugin):
+    """Document the statuses produced outside the views on every operation they can reach.
+
+    Without this the only trace of a 400/413/415/503 would be flask-smorest's catch-all
+    ``default`` response, which documents nothing a client (or the spec fuzzer) can check.
+    """
+
+    def operation_helper(self, path=None, operations=None, **kwargs):  # type: ignore[no-untyped-def]
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            # Liveness/readiness probes outside /api answer for themselves.
+            names = ["DATABASE_UNAVAILABLE"] if path and path.startswith("/api/") else []
+            if operation.get("requestBody"):
+                names += ["INVALID_BODY", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
+            if path and "{" in path:
+                names.append("NOT_FOUND")
+            for name in names:
+                operation["responses"].setdefault(str(COMMON_ERRORS[name][0]), name)
 
 
 class Api(flask_smorest.Api):
@@ -48,10 +113,23 @@ class Api(flask_smorest.Api):
         return render_http_exception(error)
 
     def init_app(self, app, *, spec_kwargs=None):  # type: ignore[no-untyped-def]
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs.setdefault("extra_plugins", []).append(CommonErrorsPlugin())
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         )
+        for name, (_status, description) in COMMON_ERRORS.items():
+            self.spec.components.response(
+                name,
+                {
+                    "description": description,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+                lazy=True,
+            )
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -7,8 +7,10 @@ import logging
 from typing import Any
 
 from flask import Flask, request
+from flask_smorest.spec.plugins import integerconverter2paramschema
 from webargs.core import is_json
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from server import config as config_module
 from server import limits
@@ -24,6 +26,15 @@ API_VERSION = "v1"
 FORM_PATH_PREFIXES = ("/api/v1/webhooks/",)
 
 
+class DatabaseInt(IntegerConverter):
+    """``<int:...>`` bounded to the database's INTEGER: a larger id is no row (404), not an
+    overflow in the driver (500)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 class InvalidJSON(DomainError):
     status = 400
     code = "invalid_json"
@@ -37,6 +48,7 @@ class UnsupportedMediaType(DomainError):
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, overridden by ``config``."""
     app = Flask(__name__, instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseInt
     app.config.update(config_module.from_env())
     app.config.update(config or {})
     app.config.update(
@@ -73,6 +85,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
 
     api = Api(app)
+    api.register_converter(DatabaseInt, integerconverter2paramschema)
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api

@@ -76,6 +76,10 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_VERIFY_PER_CLIENT": env.get("RATELIMIT_VERIFY_PER_CLIENT", "100/hour"),
         "RATELIMIT_STAFF_LOGIN_PER_CLIENT": env.get("RATELIMIT_STAFF_LOGIN_PER_CLIENT", "60/hour"),
         "RATELIMIT_REFRESH_PER_CLIENT": env.get("RATELIMIT_REFRESH_PER_CLIENT", "120/minute"),
+        # Repeated one-tap requests of a resident who already has an open urgent case.
+        "RATELIMIT_URGENT_PER_RESIDENT": env.get(
+            "RATELIMIT_URGENT_PER_RESIDENT", "10/minute;60/hour"
+        ),
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (client address).
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", 0)),
         "STAFF_LOCKOUT_THRESHOLD": int(env.get("STAFF_LOCKOUT_THRESHOLD", 5)),

@@ -203,3 +203,6 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
 
 
 from tests.fake_twilio import fake_twilio  # noqa: E402,F401  (SMS tests: a local fake Twilio)
+
+# Prints the reliability suites' counts (operations fuzzed, examples, bad inputs) at the end.
+pytest_plugins = ["tests.reliability_report"]

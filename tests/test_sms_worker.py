@@ -219,6 +219,28 @@ def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-un
     assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002", "+8613900000001"]
 
 
+def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    for n in range(3):
+        _enqueue(
+            session,
+            to=f"+861390000100{n}",
+            template="escalation",
+            case_no=f"UR-371102001-20261123-00{n}1",
+            township="日照街道",
+            problem="超过24小时未发放",
+        )
+    _enqueue(
+        session,
+        to="+8613900000002",
+        template="duty_page",
+        case_no="UR-371102001-20261123-0009",
+        township="日照街道",
+    )
+    worker(app, **twilio_config(fake_twilio)).run_once()
+    assert fake_twilio.requests[0].form["To"] == "+8613900000002"
+    assert len(fake_twilio.requests) == 4
+
+
 def test_rolled_back_change_sends_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
     notifications.enqueue(session, "+8613900001111", "withdrawn", {"case_no": "X-1-2"})
     session.rollback()

@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from server.accounts.models import Account, AuthSession
 from server.db import utcnow
@@ -80,19 +80,27 @@ def decode_access_token(token: str) -> dict[str, Any]:
     return claims
 
 
+# Built once: every authenticated request runs it, and a prepared Core statement skips the
+# ORM's per-call statement construction.
+_ACCOUNTS = Account.__table__
+_SESSIONS = AuthSession.__table__
+_ACTOR_BY_SESSION = (
+    select(_ACCOUNTS.c.role, _ACCOUNTS.c.region_code, _ACCOUNTS.c.active)
+    .select_from(_ACCOUNTS.join(_SESSIONS, _SESSIONS.c.account_id == _ACCOUNTS.c.id))
+    .where(
+        _ACCOUNTS.c.id == bindparam("account_id"),
+        _SESSIONS.c.id == bindparam("session_id"),
+        _SESSIONS.c.revoked_at.is_(None),
+    )
+)
+
+
 def _resolve(claims: dict[str, Any]) -> Actor:
     """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
     row = (
         db_session()
-        .execute(
-            select(Account.role, Account.region_code, Account.active)
-            .join(AuthSession, AuthSession.account_id == Account.id)
-            .where(
-                Account.id == int(claims["sub"]),
-                AuthSession.id == claims["sid"],
-                AuthSession.revoked_at.is_(None),
-            )
-        )
+        .connection()
+        .execute(_ACTOR_BY_SESSION, {"account_id": int(claims["sub"]), "session_id": claims["sid"]})
         .one_or_none()
     )
     if row is None or not row.active or row.role != claims.get("role"):

@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import uuid
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -169,8 +171,14 @@ def _lock_resident(session: Session, resident: Account) -> None:
 
 
 def _lock_account_id(session: Session, account_id: int) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    # Once per transaction is enough; keyed weakly by the transaction so a later one locks anew.
+    by_txn = session.info.setdefault("locked_accounts", weakref.WeakKeyDictionary())
+    locked = by_txn.setdefault(session.get_transaction(), set())
+    if account_id not in locked:
         session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+        locked.add(account_id)
 
 
 def _open_cases(
@@ -399,9 +407,14 @@ def submit_urgent(
     reporter_township_code: str | None = None,
     staff_notes: str | None = None,
     subject_id_hash: str | None = None,
+    on_repeat: Callable[[], None] | None = None,
     now: dt.datetime | None = None,
 ) -> IntakeResult:
-    """One-tap urgent help: never refused for lack of detail; one open urgent case a person."""
+    """One-tap urgent help: never refused for lack of detail; one open urgent case a person.
+
+    ``on_repeat`` runs when the person already has an open urgent case (not for a retry of
+    the same tap); it may raise to throttle repeated taps — a first request never reaches it.
+    """
     now = now or utcnow()
 
     def create() -> IntakeResult:
@@ -410,6 +423,8 @@ def submit_urgent(
             session, resident=resident, urgent=True, subject_id_hash=subject_id_hash
         )
         if open_urgent:
+            if on_repeat is not None:
+                on_repeat()
             case = open_urgent[0]
             _record_repeat(
                 session,

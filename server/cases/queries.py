@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from server import access, audit
@@ -14,17 +16,41 @@ from server.cases.models import STATUS_LABELS, Case, CaseEvent
 from server.divisions.models import Division
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
+from server.routing.gazetteer import gazetteer
 
 
-def get_case(session: Session, *, actor: Any, case_id: str) -> Case:
-    """The case ``case_id`` if ``actor`` may see it; 404 otherwise (also for malformed ids)."""
-    import uuid
+def _deployment_city() -> str:
+    return current_app.config["DEPLOYMENT_CITY"]
 
+
+# Prepared once: the resident's status read is the hottest path; plain Core rows skip the
+# ORM's identity map and per-call statement construction.
+_CASES = Case.__table__
+_EVENTS = CaseEvent.__table__
+_CASE_BY_ID = select(_CASES).where(_CASES.c.id == bindparam("case_id"))
+_TIMELINE = (
+    select(
+        _EVENTS.c.at,
+        _EVENTS.c.action,
+        _EVENTS.c.to_status,
+        _EVENTS.c.text_zh,
+        _EVENTS.c.actor_role,
+        _EVENTS.c.data,
+        _EVENTS.c.resident_visible,
+    )
+    .where(_EVENTS.c.case_id == bindparam("case_id"))
+    .order_by(_EVENTS.c.id)
+)
+
+
+def get_case(session: Session, *, actor: Any, case_id: Any) -> Any:
+    """The case ``case_id`` (a read-only row) if ``actor`` may see it; 404 otherwise."""
     try:
-        key = uuid.UUID(str(case_id))
+        key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(str(case_id))
     except ValueError:
         raise NotFound("未找到该案件。", message_en="Case not found.") from None
-    return access.require_view(actor, session.get(Case, key))
+    row = session.connection().execute(_CASE_BY_ID, {"case_id": key}).one_or_none()
+    return access.require_view(actor, row)
 
 
 def list_cases(
@@ -55,12 +81,18 @@ def list_cases(
 
 
 def _names(session: Session, codes: set[str]) -> dict[str, str]:
+    """Division names: the deployment city's from the per-process gazetteer, others queried."""
     codes.discard("")
-    if not codes:
-        return {}
-    return dict(
-        session.execute(select(Division.code, Division.name).where(Division.code.in_(codes))).all()
-    )
+    gaz = gazetteer(session, _deployment_city())
+    names = {code: name for code in codes if (name := gaz.name(code))}
+    missing = codes - names.keys()
+    if missing:
+        names.update(
+            session.execute(
+                select(Division.code, Division.name).where(Division.code.in_(missing))
+            ).all()
+        )
+    return names
 
 
 def _refs(case: Case, names: dict[str, str]) -> dict[str, Any]:
@@ -110,14 +142,14 @@ def summaries(session: Session, cases: list[Case], *, actor: Any) -> list[dict[s
     return [summary(session, c, actor=actor, names=names) for c in cases]
 
 
-def timeline(session: Session, case: Case, *, staff: bool) -> list[dict[str, Any]]:
+def timeline(session: Session, case: Any, *, staff: bool) -> list[dict[str, Any]]:
     """The case's events, oldest first; residents see only resident-visible ones."""
-    query = select(CaseEvent).where(CaseEvent.case_id == case.id)
-    if not staff:
-        query = query.where(CaseEvent.resident_visible.is_(True))
-    events = session.scalars(query.order_by(CaseEvent.id)).all()
+    if session.new or session.dirty:
+        session.flush()  # Core reads below do not autoflush events added in this request
     out = []
-    for ev in events:
+    for ev in session.connection().execute(_TIMELINE, {"case_id": case.id}):
+        if not staff and not ev.resident_visible:
+            continue
         item: dict[str, Any] = {
             "at": ev.at,
             "action": ev.action,

@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
-from server.api import Blueprint, actor, page_of, page_schema
+from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
 from server.cases.schemas import (
@@ -26,6 +26,7 @@ from server.cases.schemas import (
 )
 from server.divisions.service import require_township
 from server.errors import Forbidden, Unauthorized, ValidationFailed
+from server.limits import enforce
 from server.session import db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
@@ -62,6 +63,11 @@ class UrgentRequests(MethodView):
     @blp.arguments(UrgentRequestCreateSchema)
     @blp.response(201, CaseSchema)
     @blp.alt_response(200, schema=CaseSchema, description="重试或已有进行中的紧急求助：返回原案件")
+    @blp.alt_response(
+        429,
+        schema=ErrorSchema,
+        description="已有进行中的紧急求助时点击过于频繁（首次求助与同一次点击的重试从不受限）",
+    )
     def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
         """One-tap urgent help (一键求助)."""
         session = db_session()
@@ -83,6 +89,7 @@ class UrgentRequests(MethodView):
             else None,
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
+            on_repeat=lambda: _limit_repeated_taps(resident),
         )
         return _respond(session, result)
 
@@ -186,6 +193,7 @@ class Cases(MethodView):
     @blp.login_required
     @blp.arguments(CaseQueryArgsSchema, location="query")
     @blp.response(200, page_schema(CaseSummarySchema))
+    @blp.alt_response(403, schema=ErrorSchema, description="居民不能按电话查询")
     def get(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
         """List cases: a resident's own, newest first; staff within their region (by phone)."""
         session = db_session()
@@ -235,6 +243,18 @@ class AidTypes(MethodView):
             {"code": code, "label": label, "application": code in APPLICATION_TYPES}
             for code, label in AID_TYPES.items()
         ]
+
+
+# Taps by a resident who already has an open urgent case only add to that case; more than
+# this many are someone (or something) hammering the button. Never applied to a person's
+# first urgent request, nor to the retries of one tap (same Idempotency-Key).
+def _limit_repeated_taps(resident: Account) -> None:
+    """Throttle taps from a resident who already has an open urgent case (never the first)."""
+    enforce(
+        current_app.config["RATELIMIT_URGENT_PER_RESIDENT"],
+        scope="urgent-tap",
+        key=str(resident.id),
+    )
 
 
 def _township(session: Any, code: str | None) -> str | None:

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 
 from server import access
-from server.api import Blueprint, Fen, LocalDateTime, Schema, Text, actor
+from server.api import Blueprint, ErrorSchema, Fen, LocalDateTime, Schema, Text, actor
 from server.cases import settings
 from server.queues.service import require_division
 from server.session import db_session
@@ -104,6 +104,7 @@ class CalendarOverrideByDay(MethodView):
 
     @blp.login_required(roles=["admin"])
     @blp.response(204)
+    @blp.alt_response(422, schema=ErrorSchema, description="日期格式应为 YYYY-MM-DD")
     def delete(self, day: str):  # type: ignore[no-untyped-def]
         """Remove the override of a date."""
         settings.delete_override(db_session(), actor=actor(), day=_date(day))

@@ -29,6 +29,7 @@ from server.db import utcnow
 from server.divisions.models import Division
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.roster.service import pagers_for_township, supervisors_to_alert
+from server.routing.gazetteer import gazetteer
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,14 @@ def urgent_lease() -> dt.timedelta:
 
 
 def division_name(session: Session, code: str | None) -> str:
-    """The division's name, or its code when unknown."""
+    """The division's name, or its code when unknown (from the per-process gazetteer of the
+    code's city; the database only for codes it does not hold)."""
     if not code:
         return ""
+    if len(code) >= 4:
+        name = gazetteer(session, code[:4]).name(code)
+        if name:
+            return name
     division = session.get(Division, code)
     return division.name if division else code
 
@@ -106,9 +112,16 @@ def resident_phone(session: Session, case: Case) -> str | None:
     return account.phone if account else None
 
 
-def tell_resident(session: Session, case: Case, template: str, **params: Any) -> None:
-    """Queue an SMS to the resident in this transaction (skipped when no phone is known)."""
-    phone = resident_phone(session, case)
+_NO_PHONE = object()
+
+
+def tell_resident(
+    session: Session, case: Case, template: str, *, phone: Any = _NO_PHONE, **params: Any
+) -> None:
+    """Queue an SMS to the resident in this transaction (skipped when no phone is known).
+    ``phone``: the resident's phone when the caller already read it."""
+    if phone is _NO_PHONE:
+        phone = resident_phone(session, case)
     if not phone:
         log.info("no phone for case %s: %s SMS not queued", case.case_no, template)
         return
@@ -264,7 +277,11 @@ def claim_next(
     so claims are serialised. Either way no case is handed to two people.
     """
     now = now or utcnow()
-    query = select(Case).where(Case.status == "queued")
+    # The resident account's phone comes with the case (for the "claimed" SMS): one
+    # statement fewer. A scalar subquery, not a join: PostgreSQL evaluates it for the row
+    # handed out only (after the sort), and only the case row is locked.
+    phone = select(Account.phone).where(Account.id == Case.resident_id).scalar_subquery()
+    query = select(Case, phone).where(Case.status == "queued")
     if township_code:
         query = query.where(Case.township_code == township_code)
     else:
@@ -272,36 +289,41 @@ def claim_next(
     query = (
         query.order_by(*QUEUE_ORDER)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=Case)
         .execution_options(populate_existing=True)
     )
-    case = session.scalars(query).first()
-    if case is None:
+    found = session.execute(query).first()
+    if found is None:
         return None
+    case, account_phone = found
     with concurrent_update_is_conflict():
-        claim(session, actor=actor, case=case, now=now)
+        claim(session, actor=actor, case=case, now=now, phone=case.contact_phone or account_phone)
     return case
 
 
-def claim(session: Session, *, actor: Any, case: Case, now: dt.datetime) -> Case:
-    """Claim ``case`` for ``actor`` (a lease for urgent cases)."""
+def claim(
+    session: Session, *, actor: Any, case: Case, now: dt.datetime, phone: Any = _NO_PHONE
+) -> Case:
+    """Claim ``case`` for ``actor`` (a lease for urgent cases). ``phone``: the resident's
+    phone when the caller already read it."""
     first_claim = not session.scalar(
         select(exists().where(CaseEvent.case_id == case.id, CaseEvent.action == "claim"))
     )
     township = division_name(session, case.township_code)
+    lease = urgent_lease()
     _move(
         session,
         case=case,
         actor=actor,
         action="claim",
         text_zh=f"{township or '区县民政部门'}工作人员已受理，正在办理。",
-        data={"lease_minutes": int(urgent_lease().total_seconds() // 60) if case.urgent else None},
+        data={"lease_minutes": int(lease.total_seconds() // 60) if case.urgent else None},
     )
     case.claimed_by_id = actor.id
     case.claimed_at = now
-    case.lease_expires_at = now + urgent_lease() if case.urgent else None
+    case.lease_expires_at = now + lease if case.urgent else None
     if first_claim:
-        tell_resident(session, case, "claimed", township=township or "区县民政部门")
+        tell_resident(session, case, "claimed", phone=phone, township=township or "区县民政部门")
     flush(session)
     return case
 
@@ -696,6 +718,15 @@ def add_document(
         case_id=case.id, kind=kind, note=note, file_ref=file_ref, added_by_id=actor.id
     )
     session.add(document)
+    # Material is part of the record (closing depends on it): audited like a transition.
+    record(
+        session,
+        actor=actor,
+        action="case.add_document",
+        target_type="case",
+        target_id=case.id,
+        data={"kind": kind},
+    )
     add_event(
         session,
         case=case,

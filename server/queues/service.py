@@ -17,17 +17,26 @@ from server.cases.workflow import QUEUE_ORDER
 from server.db import UTC
 from server.divisions.models import Division
 from server.errors import NotFound
+from server.routing.gazetteer import gazetteer
 
 DEFAULT_SLA_DAYS = 30
 
 
-def require_division(session: Session, code: str, level: str | tuple[str, ...]) -> Division:
-    """The division with ``code`` at ``level`` (one level or several); 404 otherwise."""
+# A code's length gives its level (server/divisions/models.py).
+_LEVEL_BY_LENGTH = {2: "province", 4: "city", 6: "county", 9: "township", 12: "village"}
+
+
+def require_division(session: Session, code: str, level: str | tuple[str, ...]) -> str:
+    """The name of the division with ``code`` at ``level`` (one level or several); 404
+    otherwise. From the per-process gazetteer of the code's city when it holds the code."""
     levels = (level,) if isinstance(level, str) else level
+    name = gazetteer(session, code[:4]).name(code) if len(code) >= 4 else None
+    if name is not None and _LEVEL_BY_LENGTH.get(len(code)) in levels:
+        return name
     division = session.get(Division, code)
     if division is None or division.level not in levels:
         raise NotFound("未找到该区域。", message_en="Region not found.")
-    return division
+    return division.name
 
 
 def list_queue(
