@@ -37,6 +37,9 @@ class Account(Base):
             sqlite_where=text("role = 'resident'"),
             postgresql_where=text("role = 'resident'"),
         ),
+        # Who is on duty in a township (roster look-up on every urgent tap): without it the
+        # look-up reads every account, residents included (bench/results/findings.md).
+        Index("ix_accounts_region_role", "region_code", "role"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -62,7 +62,6 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
-        Index("ix_cases_queue", "township_code", "status", "urgent", "pay_due_at", "created_at"),
         Index("ix_cases_triage", "county_code", "status", "urgent", "created_at"),
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_subject_phone", "subject_phone", "aid_type", "status"),
@@ -125,6 +124,19 @@ class Case(Base):
     )
 
     __mapper_args__ = {"version_id_col": version}
+
+
+# In the claim order (server/cases/workflow.py QUEUE_ORDER): the next case of a township queue
+# is the first index entry, whatever the queue's length (migration 0006, bench/README.md).
+Index(
+    "ix_cases_queue",
+    Case.township_code,
+    Case.status,
+    Case.urgent.desc(),
+    Case.pay_due_at,
+    Case.created_at,
+    Case.id,
+)
 
 
 class CaseEvent(Base):

@@ -1,0 +1,1 @@
+"""Aidline benchmarks: ``make bench`` (``python -m bench.run``). Never part of ``make test``."""

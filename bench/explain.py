@@ -1,0 +1,111 @@
+"""EXPLAIN every query a request runs, on the benchmark database, inside a rolled-back
+transaction: the request goes through the app in-process (the same code the server runs),
+its SQL is captured, and each SELECT/UPDATE/DELETE is explained with its real parameters
+(``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+
+from server.session import database
+
+# Tables whose full scan would make a hot path grow with the years of data.
+BIG_TABLES = ("cases", "case_events", "sms_outbox", "audit_log", "idempotency_keys", "accounts")
+_EXPLAINABLE = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+
+
+def full_scans(dialect: str, plan: str) -> list[str]:
+    """Big tables the plan reads in full (``Seq Scan`` on PostgreSQL, ``SCAN t`` on SQLite)."""
+    found = []
+    for name in BIG_TABLES:
+        if dialect == "postgresql":
+            pattern = rf"Seq Scan on {name}\b"
+        else:
+            # "SCAN t" (or "SCAN TABLE t"), with or without "USING INDEX": every row is read;
+            # only "SEARCH t USING INDEX" is a look-up.
+            pattern = rf"\bSCAN (TABLE )?{name}\b"
+        if re.search(pattern, plan):
+            found.append(name)
+    return found
+
+
+def explain_request(
+    app: Flask,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+) -> dict[str, Any]:
+    """Run one request in-process in a transaction that is rolled back; explain its SQL."""
+    db = database(app)
+    engine = db.engine
+    dialect = engine.dialect.name
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not executemany and _EXPLAINABLE.match(statement):
+            captured.append((statement, parameters))
+
+    conn = engine.connect()
+    trans = conn.begin()
+    saved = dict(db.sessionmaker.kw)
+    db.sessionmaker.configure(bind=conn, join_transaction_mode="create_savepoint")
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        client = app.test_client()
+        resp = client.open(path, method=method, headers=headers or {}, json=json_body)
+        status = resp.status_code
+        event.remove(engine, "before_cursor_execute", capture)
+        queries = []
+        for statement, params in captured:
+            prefix = (
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
+                if dialect == "postgresql"
+                else "EXPLAIN QUERY PLAN "
+            )
+            rows = conn.exec_driver_sql(prefix + statement, params).all()
+            if dialect == "postgresql":
+                plan = "\n".join(r[0] for r in rows)
+            else:
+                plan = "\n".join(f"{'  ' * _depth(rows, r)}{r[-1]}" for r in rows)
+            queries.append(
+                {
+                    "sql": _squash(statement),
+                    "plan": plan,
+                    "full_scans": full_scans(dialect, plan),
+                }
+            )
+    finally:
+        if event.contains(engine, "before_cursor_execute", capture):
+            event.remove(engine, "before_cursor_execute", capture)
+        trans.rollback()
+        conn.close()
+        db.sessionmaker.kw.clear()
+        db.sessionmaker.kw.update(saved)
+    return {
+        "request": f"{method} {path}",
+        "status": status,
+        "database": dialect,
+        "queries": queries,
+        "full_scans": sorted({t for q in queries for t in q["full_scans"]}),
+    }
+
+
+def _depth(rows: list[Any], row: Any) -> int:
+    # SQLite rows are (id, parent, notused, detail); indent by the parent chain.
+    parents = {r[0]: r[1] for r in rows}
+    depth, parent = 0, row[1]
+    while parent:
+        depth += 1
+        parent = parents.get(parent, 0)
+    return depth
+
+
+def _squash(sql: str) -> str:
+    return re.sub(r"\s+", " ", sql).strip()

@@ -1,0 +1,14 @@
+"""Benchmark paths. Each module has NAME, TITLE, PHASES, ``available(app) -> str | None``
+(None, or why it cannot run yet) and ``run(ctx) -> list[Measurement]``. Add a path by adding
+a module and listing it in ``ALL`` (in run order: the floor first)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+ALL = ("floor", "status", "urgent", "claim", "sms")
+
+
+def load(name: str) -> ModuleType:
+    return import_module(f"bench.paths.{name}")

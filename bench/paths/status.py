@@ -1,0 +1,78 @@
+"""Path 2, resident status: ``GET /api/v1/cases/{id}`` with a resident's token, 10-event timeline.
+
+Target: ≥ 0.5 of the floor's throughput and p99 ≤ 20 ms, at half the floor's concurrency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import wrk
+from bench.core import Context, Measurement, Target, growth_targets
+from bench.explain import explain_request
+
+NAME = "status"
+TITLE = "GET /api/v1/cases/{id}"
+PHASES = ("base", "growth")
+RESIDENTS = 2000
+
+
+def available(app: Any) -> str | None:
+    return None
+
+
+def _data(ctx: Context) -> tuple[str, str, str]:
+    """The ``token case_id`` file, made once per database (reused by the growth phase)."""
+    path = ctx.workdir / "status_pairs.txt"
+    if not path.exists():
+        people = ctx.seeder.residents(RESIDENTS)
+        ids = ctx.seeder.status_cases(people)
+        path.write_text("".join(f"{p.token} {i}\n" for p, i in zip(people, ids, strict=True)))
+    token, case_id = path.read_text().split("\n", 1)[0].split()
+    return str(path), token, case_id
+
+
+def run(ctx: Context) -> list[Measurement]:
+    data, token, case_id = _data(ctx)
+    conc = max(1, ctx.floor_concurrency // 2)
+    res, floor = ctx.bracketed(
+        lambda: wrk.run(
+            ctx.base_url,
+            "status",
+            connections=conc,
+            duration_s=ctx.duration,
+            env={"BENCH_DATA": data},
+        )
+    )
+    plan = explain_request(
+        ctx.app, "GET", f"/api/v1/cases/{case_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    plan["path"], plan["phase"] = NAME, ctx.phase
+    ctx.explains.append(plan)
+    ok_codes = res.codes.get("200", 0)
+    bad = res.requests - ok_codes
+    m = Measurement(
+        path=NAME,
+        label=TITLE,
+        db=ctx.db,
+        phase=ctx.phase,
+        concurrency=conc,
+        rate=res.rps,
+        p50_ms=res.p50_us / 1000,
+        p99_ms=res.p99_us / 1000,
+        ratio=ctx.adjacent_ratio(res.rps, floor),
+        details={
+            "wrk": res.as_dict(),
+            "floor_adjacent_rps": floor,
+            "timeline_events": 10,
+            "residents": RESIDENTS,
+        },
+    )
+    m.targets = [
+        Target("all 200", bad == 0 and res.error_count == 0),
+        Target("≥ 0.5 × floor", m.ratio is not None and m.ratio >= 0.5),
+        Target("p99 ≤ 20 ms", m.p99_ms <= 20),
+        Target("no full scan", not plan["full_scans"]),
+        *growth_targets(ctx, m),
+    ]
+    return [m]

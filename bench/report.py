@@ -1,0 +1,125 @@
+"""bench/results/latest.json and latest.md from one run's measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.core import Measurement
+
+FINDINGS = "findings.md"
+
+
+def _num(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def verdict(ok: bool | None) -> str:
+    return {True: "pass", False: "FAIL", None: "–"}[ok]
+
+
+def one_line(m: Measurement) -> str:
+    return (
+        f"{m.path:<7} {m.db:<10} {m.phase:<6} c={m.concurrency:<3} "
+        f"{m.rate:8.1f} {m.unit:<9} p50={_num(m.p50_ms)}ms p99={_num(m.p99_ms)}ms "
+        f"ratio={_num(m.ratio, '{:.2f}')} {verdict(m.ok)}"
+        + "".join(
+            f"\n        {'ok ' if t.ok else ('-- ' if t.ok is None else 'XX ')}{t.text}"
+            for t in m.targets
+        )
+    )
+
+
+def table(results: list[Measurement], meta: dict[str, Any]) -> str:
+    cores = meta.get("machine", {}).get("cores", "?")
+    lines = [
+        "| path | DB | phase | concurrency | rate | p50 ms | p99 ms | ratio to floor "
+        "| target | pass/fail | cores |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for m in results:
+        if "skipped" in m.details:
+            lines.append(
+                f"| {m.label} | {m.db} | {m.phase} | – | – | – | – | – "
+                f"| {m.details['skipped']} | {verdict(m.ok)} | {cores} |"
+            )
+            continue
+        targets = "; ".join(
+            f"{t.text} {'✓' if t.ok else ('n/a' if t.ok is None else '✗')}" for t in m.targets
+        )
+        lines.append(
+            f"| {m.label} | {m.db} | {m.phase} | {m.concurrency} | {m.rate:.1f} {m.unit} "
+            f"| {_num(m.p50_ms)} | {_num(m.p99_ms)} | {_num(m.ratio, '{:.2f}')} "
+            f"| {targets or 'reference'} | {verdict(m.ok)} | {cores} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[dict]) -> str:
+    mach = meta["machine"]
+    srv = meta["server"]
+    out = [
+        "# Aidline benchmark: latest run",
+        "",
+        f"- started {meta['started_at']}, commit `{meta['commit']}`, "
+        f"{meta['elapsed_s']} s in all, {meta['duration_s_per_path']} s per wrk run",
+        f"- machine: {mach['cores']} cores ({mach['cpu']}), Python {mach['python']}; "
+        f"load average at start {mach['loadavg_start'][0]:.2f}, at end "
+        f"{mach['loadavg_end'][0]:.2f} (other work shares these cores: read ratios)",
+        f"- server: gunicorn, {srv['workers']} `{srv['worker_class']}` workers × "
+        f"{srv['threads']} threads on {srv['bind']} (`{srv['config']}`)",
+        f"- floor concurrency {meta['floor_concurrency']} connections; status and urgent run "
+        "at half of it; load generator wrk (C + LuaJIT, 2 threads)",
+        "",
+        table(results, meta),
+        "How to read this: bench/README.md. Profiling findings and before/after figures: "
+        f"[{FINDINGS}]({FINDINGS}).",
+        "",
+        "## Details",
+        "",
+    ]
+    for m in results:
+        d = {k: v for k, v in m.details.items() if k != "wrk"}
+        w = m.details.get("wrk")
+        if w:
+            d["requests"] = w["requests"]
+            d["status_codes"] = w["codes"]
+            if w["errors"]:
+                d["socket_errors"] = w["errors"]
+            d["p90_ms"], d["max_ms"] = w["p90_ms"], w["max_ms"]
+        out.append(f"- **{m.label}** ({m.db}, {m.phase}): `{json.dumps(d, ensure_ascii=False)}`")
+    for kind, info in meta.get("databases", {}).items():
+        out.append(f"- setup on {kind}: `{json.dumps(info, ensure_ascii=False)}`")
+    out += ["", "## EXPLAIN of the hot queries", ""]
+    for e in explains:
+        scans = ", ".join(e["full_scans"]) or "none"
+        out.append(
+            f"### {e['request']} ({e['database']}, {e['phase']}) — HTTP {e['status']}, "
+            f"full scans of big tables: {scans}"
+        )
+        out.append("")
+        for q in e["queries"]:
+            out.append("```sql")
+            out.append(q["sql"])
+            out.append("```")
+            out.append("```")
+            out.append(q["plan"])
+            out.append("```")
+        out.append("")
+    return "\n".join(out)
+
+
+def write(
+    out_dir: Path, meta: dict[str, Any], results: list[Measurement], explains: list[dict]
+) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "latest.json", out_dir / "latest.md"
+    payload = {
+        "meta": meta,
+        "results": [m.as_dict() for m in results],
+        "explain": explains,
+    }
+    json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    md_path.write_text(markdown(meta, results, explains))
+    return json_path, md_path

@@ -1,0 +1,125 @@
+"""Start and stop the API under gunicorn on 127.0.0.1 for one benchmark database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How gunicorn runs: stated in every result."""
+
+    workers: int = 2
+    worker_class: str = "gthread"
+    threads: int = 4
+    port: int = 8765
+
+    def describe(self) -> str:
+        threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
+        return f"gunicorn {self.workers} {self.worker_class} workers{threads}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "workers": self.workers,
+            "worker_class": self.worker_class,
+            "threads": self.threads,
+            "bind": f"127.0.0.1:{self.port}",
+            "config": "gunicorn.conf.py",
+        }
+
+
+def app_env(database_url: str, secret_key: str, extra: dict[str, str] | None = None) -> dict:
+    """The environment of every process of the benchmarked deployment (API, CLI, worker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "GUNICORN_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        SECRET_KEY=secret_key,
+        AIDLINE_ENV="production",
+        SERVE_DOCS="0",
+        SMS_BACKEND="console",
+        ACCESS_TOKEN_TTL="7200",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def flask_cli(env: dict[str, str], *args: str) -> str:
+    """Run ``flask --app wsgi ARGS`` as the operator would; return its stdout."""
+    proc = subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+@contextmanager
+def gunicorn(config: ServerConfig, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Serve ``wsgi:app`` and yield its base URL; stop it (SIGTERM, then SIGKILL) afterwards."""
+    base = f"http://127.0.0.1:{config.port}"
+    run_env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{config.port}",
+        "WEB_CONCURRENCY": str(config.workers),
+        "GUNICORN_WORKER_CLASS": config.worker_class,
+        "GUNICORN_THREADS": str(config.threads),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            cwd=ROOT,
+            env=run_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_ready(base, proc)
+        yield base
+    finally:
+        _stop(proc)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode} (see the server log)")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not become ready")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
