@@ -281,9 +281,14 @@ def _worker_pids(master: int) -> list[int]:
 
 def _post(port: int, path: str, body: dict, headers: dict) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", path, json.dumps(body), {**headers, "Content-Type": "application/json"})
-    resp = conn.getresponse()
-    return resp.status, json.loads(resp.read() or b"null")
+    try:
+        conn.request(
+            "POST", path, json.dumps(body), {**headers, "Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()  # gunicorn.conf.py's gthread workers keep connections alive
 
 
 def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
