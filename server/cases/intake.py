@@ -390,6 +390,77 @@ def _record_repeat(
     )
 
 
+def _submit(
+    session: Session,
+    *,
+    resident: Account,
+    actor: Any,
+    channel: str,
+    urgent: bool,
+    aid_type: str,
+    since: dt.datetime | None,
+    note: str,
+    endpoint: str,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    on_repeat: Callable[[], None] | None,
+    now: dt.datetime,
+    subject_id_hash: str | None,
+    township_code: str | None,
+    address: str | None,
+    lat: float | None,
+    lng: float | None,
+    reporter_township_code: str | None,
+    **details: Any,
+) -> IntakeResult:
+    """Return the person's open case of this kind (recording the new details on it), or a new
+    case; under the client's idempotency key and the person's row lock."""
+
+    def create() -> IntakeResult:
+        _lock_resident(session, resident)
+        open_same = _open_cases(
+            session,
+            resident=resident,
+            urgent=True if urgent else None,
+            aid_type=None if urgent else aid_type,
+            since=since,
+            subject_id_hash=subject_id_hash,
+        )
+        if open_same:
+            if on_repeat is not None:
+                on_repeat()
+            case = open_same[0]
+            repeat = {"address": address, "lat": lat, "lng": lng, **details}
+            _record_repeat(session, case=case, actor=actor, channel=channel, details=repeat)
+            return IntakeResult(case, False, note, duplicate_of=case.id)
+        case = _create_case(
+            session,
+            resident=resident,
+            actor=actor,
+            urgent=urgent,
+            aid_type=aid_type,
+            channel=channel,
+            now=now,
+            township_code=township_code,
+            address=address,
+            lat=lat,
+            lng=lng,
+            reporter_township_code=reporter_township_code,
+            subject_id_hash=subject_id_hash,
+            **details,
+        )
+        return IntakeResult(case, True)
+
+    return _with_key(
+        session,
+        actor=actor,
+        key=idempotency_key,
+        endpoint=endpoint,
+        request_hash=request_hash,
+        create=create,
+    )
+
+
 def submit_urgent(
     session: Session,
     *,
@@ -415,59 +486,29 @@ def submit_urgent(
     ``on_repeat`` runs when the person already has an open urgent case (not for a retry of
     the same tap); it may raise to throttle repeated taps — a first request never reaches it.
     """
-    now = now or utcnow()
-
-    def create() -> IntakeResult:
-        _lock_resident(session, resident)
-        open_urgent = _open_cases(
-            session, resident=resident, urgent=True, subject_id_hash=subject_id_hash
-        )
-        if open_urgent:
-            if on_repeat is not None:
-                on_repeat()
-            case = open_urgent[0]
-            _record_repeat(
-                session,
-                case=case,
-                actor=actor,
-                channel=channel,
-                details={
-                    "address": address,
-                    "description": description,
-                    "lat": lat,
-                    "lng": lng,
-                    "contact_phone": contact_phone,
-                    "staff_notes": staff_notes,
-                },
-            )
-            return IntakeResult(case, False, NOTE_OPEN_URGENT, duplicate_of=case.id)
-        case = _create_case(
-            session,
-            resident=resident,
-            actor=actor,
-            urgent=True,
-            aid_type=URGENT_AID_TYPE,
-            channel=channel,
-            now=now,
-            township_code=township_code,
-            address=address,
-            lat=lat,
-            lng=lng,
-            reporter_township_code=reporter_township_code,
-            subject_id_hash=subject_id_hash,
-            description=description,
-            contact_phone=contact_phone,
-            staff_notes=staff_notes,
-        )
-        return IntakeResult(case, True)
-
-    return _with_key(
+    return _submit(
         session,
+        resident=resident,
         actor=actor,
-        key=idempotency_key,
+        channel=channel,
+        urgent=True,
+        aid_type=URGENT_AID_TYPE,
+        since=None,
+        note=NOTE_OPEN_URGENT,
         endpoint="urgent",
+        idempotency_key=idempotency_key,
         request_hash=request_hash,
-        create=create,
+        on_repeat=on_repeat,
+        now=now or utcnow(),
+        subject_id_hash=subject_id_hash,
+        township_code=township_code,
+        address=address,
+        lat=lat,
+        lng=lng,
+        reporter_township_code=reporter_township_code,
+        description=description,
+        contact_phone=contact_phone,
+        staff_notes=staff_notes,
     )
 
 
@@ -495,62 +536,35 @@ def submit_application(
     duplicate_window: dt.timedelta = dt.timedelta(days=30),
     now: dt.datetime | None = None,
 ) -> IntakeResult:
-    """An application for a non-urgent aid type, with household facts."""
+    """An application for a non-urgent aid type, with household facts; an open case of the
+    same person and aid type within ``duplicate_window`` absorbs it."""
     now = now or utcnow()
     if aid_type not in AID_TYPES or aid_type == URGENT_AID_TYPE:
         raise ValidationFailed(errors={"aid_type": ["不支持的救助类型。"]})
-
-    def create() -> IntakeResult:
-        _lock_resident(session, resident)
-        open_same = _open_cases(
-            session,
-            resident=resident,
-            aid_type=aid_type,
-            since=now - duplicate_window,
-            subject_id_hash=subject_id_hash,
-        )
-        if open_same:
-            case = open_same[0]
-            _record_repeat(
-                session,
-                case=case,
-                actor=actor,
-                channel=channel,
-                details={
-                    "reason": reason,
-                    "address": address,
-                    "staff_notes": staff_notes,
-                },
-            )
-            return IntakeResult(case, False, NOTE_DUPLICATE, duplicate_of=case.id)
-        case = _create_case(
-            session,
-            resident=resident,
-            actor=actor,
-            urgent=False,
-            aid_type=aid_type,
-            channel=channel,
-            now=now,
-            township_code=township_code,
-            address=address,
-            lat=lat,
-            lng=lng,
-            reporter_township_code=reporter_township_code,
-            subject_id_hash=subject_id_hash,
-            reason=reason,
-            household_size=household_size,
-            monthly_income_fen=monthly_income_fen,
-            description=description,
-            contact_phone=contact_phone,
-            staff_notes=staff_notes,
-        )
-        return IntakeResult(case, True)
-
-    return _with_key(
+    return _submit(
         session,
+        resident=resident,
         actor=actor,
-        key=idempotency_key,
+        channel=channel,
+        urgent=False,
+        aid_type=aid_type,
+        since=now - duplicate_window,
+        note=NOTE_DUPLICATE,
         endpoint="applications",
+        idempotency_key=idempotency_key,
         request_hash=request_hash,
-        create=create,
+        on_repeat=None,
+        now=now,
+        subject_id_hash=subject_id_hash,
+        township_code=township_code,
+        address=address,
+        lat=lat,
+        lng=lng,
+        reporter_township_code=reporter_township_code,
+        reason=reason,
+        household_size=household_size,
+        monthly_income_fen=monthly_income_fen,
+        description=description,
+        contact_phone=contact_phone,
+        staff_notes=staff_notes,
     )
