@@ -39,9 +39,19 @@ def _account(session: Any) -> Account:
     return account
 
 
-def _location(data: dict[str, Any]) -> tuple[float | None, float | None]:
+def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The where-and-how-to-reach fields every intake request shares, as service arguments."""
     loc = data.get("location") or {}
-    return loc.get("lat"), loc.get("lng")
+    contact = data.get("contact_phone")
+    return {
+        "township_code": _township(session, data.get("township_code")),
+        "address": data.get("address") or None,
+        "lat": loc.get("lat"),
+        "lng": loc.get("lng"),
+        "contact_phone": normalize_phone(contact, field="contact_phone", mobile=False)
+        if contact
+        else None,
+    }
 
 
 def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any], int]:
@@ -72,21 +82,13 @@ class UrgentRequests(MethodView):
         """One-tap urgent help (一键求助)."""
         session = db_session()
         resident = _account(session)
-        lat, lng = _location(data)
-        contact = data.get("contact_phone")
         result = intake.submit_urgent(
             session,
             resident=resident,
             actor=actor(),
             channel="app",
-            township_code=_township(session, data.get("township_code")),
-            lat=lat,
-            lng=lng,
-            address=data.get("address") or None,
             description=data.get("description") or None,
-            contact_phone=normalize_phone(contact, field="contact_phone", mobile=False)
-            if contact
-            else None,
+            **_place(session, data),
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
             on_repeat=lambda: _limit_repeated_taps(resident),
@@ -105,8 +107,6 @@ class Applications(MethodView):
         """Apply for aid (低保、特困、临时救助-支出型、医疗、教育、住房 ...)."""
         session = db_session()
         resident = _account(session)
-        lat, lng = _location(data)
-        contact = data.get("contact_phone")
         result = intake.submit_application(
             session,
             resident=resident,
@@ -116,13 +116,7 @@ class Applications(MethodView):
             reason=data["reason"],
             household_size=data.get("household_size"),
             monthly_income_fen=data.get("monthly_income_fen"),
-            township_code=_township(session, data.get("township_code")),
-            address=data.get("address") or None,
-            lat=lat,
-            lng=lng,
-            contact_phone=normalize_phone(contact, field="contact_phone", mobile=False)
-            if contact
-            else None,
+            **_place(session, data),
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("applications", data),
             duplicate_window=_duplicate_window(),
@@ -148,16 +142,12 @@ class Intake(MethodView):
         if data.get("name") and not resident.name:
             resident.name = data["name"]
         id_hash = _intake_id_number(resident, data.get("id_number"))
-        lat, lng = _location(data)
         reporter = who.region_code if who.role == "grid_worker" else None
         common = dict(
             resident=resident,
             actor=who,
             channel=data["channel"],
-            township_code=_township(session, data.get("township_code")),
-            address=data.get("address") or None,
-            lat=lat,
-            lng=lng,
+            **_place(session, data),
             description=data.get("description") or None,
             staff_notes=data.get("notes") or None,
             idempotency_key=idempotency_key,
@@ -177,15 +167,7 @@ class Intake(MethodView):
                 duplicate_window=_duplicate_window(),
                 **common,
             )
-        body = queries.detail(
-            session,
-            result.case,
-            actor=who,
-            note=result.note,
-            duplicate_of=result.duplicate_of,
-            audit_read=False,
-        )
-        return body, 201 if result.created else 200
+        return _respond(session, result)
 
 
 @blp.route("/cases")
