@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 import click
@@ -12,17 +13,28 @@ from server.accounts.models import Account
 from server.accounts.service import create_staff
 from server.cases.money import seed_demo_standards
 from server.divisions.load import load_divisions
+from server.db import utcnow
 from server.divisions.models import Division
+from server.roster.service import add_shift
 from server.session import database
 
 demo_cli = AppGroup("demo", help="Demo data.")
 
 CITY = "3711"
+# Demo staff get phones from the 170 block (virtual operators) so an urgent tap pages someone;
+# with the default console SMS backend nothing is ever sent to them.
+DEMO_PHONE_PREFIX = "+86170"
+DEMO_ROSTER = dt.timedelta(days=30)
+
+
+def _demo_phone(n: int) -> str:
+    return f"{DEMO_PHONE_PREFIX}{n:08d}"
 
 
 @demo_cli.command("seed")
 def seed() -> None:
-    """Divisions, staff for every 日照市 township, operators, supervisors, an admin.
+    """Divisions, staff for every 日照市 township, operators, supervisors, an admin; duty
+    officers and supervisors on the roster for the next 30 days.
 
     Prints the generated credentials once; running it again creates only what is missing.
     """
@@ -50,18 +62,22 @@ def seed() -> None:
             ("grid_worker", f"grid{t.code}", t.code, f"{t.name}网格员") for t in townships[:3]
         ]
         existing = set(session.scalars(select(Account.username)))
-        for role, username, region, name in wanted:
+        now = utcnow()
+        for n, (role, username, region, name) in enumerate(wanted, start=1):
             if username in existing:
                 continue
             password = secrets.token_urlsafe(9)
-            create_staff(
+            account = create_staff(
                 session,
                 username=username,
                 password=password,
                 role=role,
                 region_code=region,
+                phone=_demo_phone(n),
                 name=name,
             )
+            if role in ("duty", "supervisor"):
+                add_shift(session, account=account, starts_at=now, ends_at=now + DEMO_ROSTER)
             created.append((role, username, password, region))
         seed_demo_standards(session, city=CITY)
     if not created:

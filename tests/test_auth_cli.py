@@ -11,6 +11,7 @@ from server.accounts.models import Account
 from server.accounts.passwords import verify_password
 from server.db import utcnow
 from server.divisions.models import Division
+from server.roster.service import pagers_for_township
 from tests import factories
 
 
@@ -105,6 +106,11 @@ def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: 
     role, username, password, region = lines[0]
     stored = session.scalar(select(Account.password_hash).where(Account.username == username))
     assert stored == f"plain:{password}"
+    # Demo duty officers have phones and are on the roster, so a demo urgent tap pages one.
+    pagers, who = pagers_for_township(session, township_code="371102004", at=utcnow())
+    assert who == "duty"
+    assert [p.username for p in pagers] == ["duty371102004"]
+    assert pagers[0].phone and pagers[0].phone.startswith("+86170")
 
     second = _run(app, "demo", "seed")
     assert second.exit_code == 0
