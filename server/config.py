@@ -86,6 +86,8 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "STAFF_LOCKOUT_MINUTES": int(env.get("STAFF_LOCKOUT_MINUTES", 15)),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", 15 * 60)),
         "REFRESH_TOKEN_TTL": int(env.get("REFRESH_TOKEN_TTL", 30 * 24 * 3600)),
+        # A refresh retried this soon after its answer was lost is not taken for a stolen copy.
+        "REFRESH_REUSE_GRACE_SECONDS": int(env.get("REFRESH_REUSE_GRACE_SECONDS", 30)),
         "URGENT_LEASE_MINUTES": int(env.get("URGENT_LEASE_MINUTES", 30)),
         # An urgent case still unclaimed this long after submission is escalated.
         "URGENT_CLAIM_MINUTES": int(env.get("URGENT_CLAIM_MINUTES", 15)),

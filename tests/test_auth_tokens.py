@@ -43,14 +43,42 @@ def test_refresh_rotates(client, session):  # type: ignore[no-untyped-def]
 def test_reuse_revokes_the_whole_family(client, session):  # type: ignore[no-untyped-def]
     first = sign_in(client, session, PHONE)
     second = _refresh(client, first["refresh_token"]).get_json()
-    # The old token comes back (stolen copy): 401, and the family is revoked.
+    third = _refresh(client, second["refresh_token"]).get_json()
+    # The old token comes back after its successor was used (a stolen copy): 401, and the
+    # family is revoked.
     resp = _refresh(client, first["refresh_token"])
     assert resp.status_code == 401 and resp.get_json()["code"] == "refresh_invalid"
-    assert _refresh(client, second["refresh_token"]).status_code == 401
-    assert _me(client, second["access_token"]).status_code == 401
+    assert _refresh(client, third["refresh_token"]).status_code == 401
+    assert _me(client, third["access_token"]).status_code == 401
     session.expire_all()
     revoked = session.scalars(select(AuthSession.revoked_reason)).all()
     assert revoked == ["reuse"]
+
+
+def test_retry_after_a_lost_answer_gets_a_new_pair(client, session):  # type: ignore[no-untyped-def]
+    first = sign_in(client, session, PHONE)
+    lost = _refresh(client, first["refresh_token"]).get_json()  # never reached the phone
+    retry = _refresh(client, first["refresh_token"])
+    assert retry.status_code == 200
+    fresh = retry.get_json()
+    assert fresh["refresh_token"] != lost["refresh_token"]
+    assert _me(client, fresh["access_token"]).status_code == 200
+    assert _refresh(client, fresh["refresh_token"]).status_code == 200
+    # The pair that was lost is spent: if it turns up now it is a copy.
+    assert _refresh(client, lost["refresh_token"]).status_code == 401
+    session.expire_all()
+    assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
+
+
+def test_reuse_after_the_grace_period_revokes(client, session):  # type: ignore[no-untyped-def]
+    first = sign_in(client, session, PHONE)
+    _refresh(client, first["refresh_token"])
+    spent = session.scalar(select(RefreshToken).where(RefreshToken.used_at.is_not(None)))
+    spent.used_at = utcnow() - dt.timedelta(seconds=31)
+    session.flush()
+    assert _refresh(client, first["refresh_token"]).status_code == 401
+    session.expire_all()
+    assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
 
 
 def test_reuse_leaves_other_devices_alone(client, session):  # type: ignore[no-untyped-def]
@@ -59,8 +87,9 @@ def test_reuse_leaves_other_devices_alone(client, session):  # type: ignore[no-u
     phone_a = sign_in(client, session, PHONE)
     limiter.reset()
     phone_b = sign_in(client, session, PHONE)
-    _refresh(client, phone_a["refresh_token"])
-    _refresh(client, phone_a["refresh_token"])  # reuse on device A
+    next_a = _refresh(client, phone_a["refresh_token"]).get_json()
+    _refresh(client, next_a["refresh_token"])
+    assert _refresh(client, phone_a["refresh_token"]).status_code == 401  # reuse on device A
     assert _me(client, phone_b["access_token"]).status_code == 200
     assert _refresh(client, phone_b["refresh_token"]).status_code == 200
 

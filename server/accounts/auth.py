@@ -320,6 +320,8 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
 
     A spent token presented again means it was copied: the whole session is revoked (401),
     so the thief's copy and the rightful client's both stop and the user signs in again.
+    Except a retry: within ``REFRESH_REUSE_GRACE_SECONDS`` and before the pair it was
+    exchanged for has been used, the client gets a new pair and the unused one is spent.
     """
     now = now or utcnow()
     row = session.scalars(
@@ -330,7 +332,8 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
     auth_session = session.get(AuthSession, row.session_id, with_for_update=True)
     if auth_session is None or auth_session.revoked_at is not None:
         raise _refresh_refused()
-    if row.used_at is not None:
+    retry = row.used_at is not None and _retry_of_lost_answer(session, row, now)
+    if row.used_at is not None and not retry:
         log.warning("refresh token reused; session %s revoked", auth_session.id)
         revoke_session(session, session_id=auth_session.id, reason="reuse", now=now)
         keep_on_error(session)
@@ -342,9 +345,36 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
         revoke_session(session, session_id=auth_session.id, reason="disabled", now=now)
         keep_on_error(session)
         raise _refresh_refused()
-    row.used_at = now
+    if retry:
+        # The pair given for this token never reached the client: spend it, so if it does
+        # turn up later it is a copy and revokes the session like any other reuse.
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.session_id == auth_session.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        row.used_at = now
     auth_session.last_used_at = now
     return _token_pair(session, account, auth_session, now)
+
+
+def _retry_of_lost_answer(session: Session, row: RefreshToken, now: dt.datetime) -> bool:
+    """A spent token presented again within the grace period while the token it was exchanged
+    for is still unused: the client retried a refresh whose answer it never received (a
+    dropped mobile connection), not a copy being replayed."""
+    grace = dt.timedelta(seconds=int(current_app.config["REFRESH_REUSE_GRACE_SECONDS"]))
+    if row.used_at is None or now - row.used_at > grace:
+        return False
+    successor_used = session.scalar(
+        select(RefreshToken.id).where(
+            RefreshToken.session_id == row.session_id,
+            RefreshToken.created_at >= row.used_at,
+            RefreshToken.used_at.is_not(None),
+        )
+    )
+    return successor_used is None
 
 
 def logout(session: Session, *, token: str | None, session_id: uuid.UUID | None = None) -> None:
