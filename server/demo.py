@@ -12,8 +12,8 @@ from sqlalchemy import select
 from server.accounts.models import Account
 from server.accounts.service import create_staff
 from server.cases.money import seed_demo_standards
-from server.divisions.load import load_divisions
 from server.db import utcnow
+from server.divisions.load import load_divisions
 from server.divisions.models import Division
 from server.roster.service import add_shift
 from server.session import database
