@@ -7,10 +7,13 @@ its SQL is captured, and each SELECT/UPDATE/DELETE is explained with its real pa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from server.session import database
 
@@ -34,6 +37,35 @@ def full_scans(dialect: str, plan: str) -> list[str]:
     return found
 
 
+@contextmanager
+def capturing(engine: Engine) -> Iterator[list[tuple[str, Any, bool]]]:
+    """Collect ``(statement, parameters, executemany)`` of everything sent to the database."""
+    captured: list[tuple[str, Any, bool]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        captured.append((statement, parameters, executemany))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield captured
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def capture_request(
+    app: Flask,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+) -> tuple[Any, list[tuple[str, Any, bool]]]:
+    """Run one request in-process for real (committed) and return its response and SQL."""
+    with capturing(database(app).engine) as captured:
+        resp = app.test_client().open(path, method=method, headers=headers or {}, json=json_body)
+    return resp, captured
+
+
 def explain_request(
     app: Flask,
     method: str,
@@ -46,24 +78,19 @@ def explain_request(
     db = database(app)
     engine = db.engine
     dialect = engine.dialect.name
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if not executemany and _EXPLAINABLE.match(statement):
-            captured.append((statement, parameters))
-
     conn = engine.connect()
     trans = conn.begin()
     saved = dict(db.sessionmaker.kw)
     db.sessionmaker.configure(bind=conn, join_transaction_mode="create_savepoint")
-    event.listen(engine, "before_cursor_execute", capture)
     try:
-        client = app.test_client()
-        resp = client.open(path, method=method, headers=headers or {}, json=json_body)
-        status = resp.status_code
-        event.remove(engine, "before_cursor_execute", capture)
+        with capturing(engine) as captured:
+            client = app.test_client()
+            resp = client.open(path, method=method, headers=headers or {}, json=json_body)
+            status = resp.status_code
         queries = []
-        for statement, params in captured:
+        for statement, params, many in captured:
+            if many or not _EXPLAINABLE.match(statement):
+                continue
             prefix = (
                 "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
                 if dialect == "postgresql"
@@ -82,8 +109,6 @@ def explain_request(
                 }
             )
     finally:
-        if event.contains(engine, "before_cursor_execute", capture):
-            event.remove(engine, "before_cursor_execute", capture)
         trans.rollback()
         conn.close()
         db.sessionmaker.kw.clear()

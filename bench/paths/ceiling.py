@@ -1,0 +1,242 @@
+"""Evidence for the urgent tap's PostgreSQL target: the database's own ceiling on this machine.
+
+One real tap goes through the app in-process and every statement it sends is captured with
+its parameters. Those exact statements are then replayed by raw psycopg — no HTTP, no Flask,
+no SQLAlchemy, no application Python — from 2 processes × 4 threads (the server's layout),
+each iteration as a new resident with a new case id, case number and idempotency key, one
+transaction per tap. Its rate is what the database work of a tap alone reaches here.
+
+A tap must do both the HTTP work the floor measures and this database work, on the same two
+cores, so even with zero application code its rate is at most 1 / (1/floor + 1/replay). The
+row reports that bound as a ratio to the floor: when it is below the target ratio, the target
+cannot be met with this statement set on this machine, whatever the Python does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.core import Context, Measurement, Target
+from bench.explain import capture_request
+from bench.paths.urgent import BODY, TARGET_RATIO
+
+NAME = "ceiling"
+TITLE = "urgent tap: its SQL replayed by raw psycopg (database ceiling)"
+PHASES = ("base",)
+PROCESSES, THREADS = 2, 4
+_KEY_INSERT = "INSERT INTO idempotency_keys"
+_TXN_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE|ROLLBACK)\b", re.IGNORECASE)
+
+
+def available(app: Any) -> str | None:
+    return None
+
+
+def run(ctx: Context) -> list[Measurement]:
+    if ctx.db != "postgresql":
+        return []
+    people = ctx.seeder.residents(1 + PROCESSES * THREADS * 4000)
+    probe, pool = people[0], people[1:]
+    key = f"ceiling-{uuid.uuid4().hex}"
+    resp, statements = capture_request(
+        ctx.app,
+        "POST",
+        "/api/v1/urgent-requests",
+        headers={"Authorization": f"Bearer {probe.token}", "Idempotency-Key": key},
+        json_body={**BODY, "township_code": ctx.seeder.townships[0]},
+    )
+    if resp.status_code != 201:
+        raise RuntimeError(f"probe tap answered {resp.status_code}: {resp.get_data(as_text=True)}")
+    body = resp.get_json()
+    with ctx.engine.connect() as conn:
+        key_row = conn.scalar(
+            text("SELECT id FROM idempotency_keys WHERE account_id = :a AND key = :k"),
+            {"a": probe.id, "k": key},
+        )
+    template = {
+        "resident": probe.id,
+        "case_id": uuid.UUID(body["id"]),
+        "case_no": body["case_no"],
+        "key": key,
+        "key_row": key_row,
+        "township": ctx.seeder.townships[0],
+    }
+    script = [(s, p, many) for s, p, many in statements if not _TXN_CONTROL.match(s)]
+    dsn = ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    slices = [[p.id for p in pool[i :: PROCESSES * THREADS]] for i in range(PROCESSES * THREADS)]
+    floor_before = ctx.floor_probe()
+    # As the urgent path sends them (a random township each), then a flood in one township.
+    spread = _replay_all(dsn, script, template, slices[:], ctx.seeder.townships, ctx.duration)
+    one = _replay_all(dsn, script, template, slices[:], [template["township"]], ctx.duration)
+    floor_after = ctx.floor_probe()
+    floor = (floor_before + floor_after) / 2
+    bound = 1 / (1 / floor + 1 / spread)
+    want = TARGET_RATIO["postgresql"]
+    m = Measurement(
+        path=NAME,
+        label=TITLE,
+        db=ctx.db,
+        phase=ctx.phase,
+        concurrency=PROCESSES * THREADS,
+        rate=spread,
+        unit="tx/s",
+        ratio=bound / floor,
+        details={
+            "what": "the statements of one real tap, replayed by raw psycopg, one transaction "
+            "per tap, each in a random township; ratio = the best a tap could do: "
+            "1/(1/floor + 1/replay) ÷ floor",
+            "statements_per_tap": len(script),
+            "statements": [_squash(s) for s, _, _ in script],
+            "one_township_tx_s": round(one, 1),
+            "floor_adjacent_rps": {
+                "before": round(floor_before, 1),
+                "after": round(floor_after, 1),
+            },
+            "best_possible_tap_rps": round(bound, 1),
+        },
+    )
+    m.targets = [
+        Target(
+            f"a tap at ≥ {want} × floor is possible with these statements",
+            bound / floor >= want,
+        )
+    ]
+    return [m]
+
+
+def _replay_all(
+    dsn: str,
+    script: list[tuple[str, Any, bool]],
+    template: dict[str, Any],
+    slices: list[list[int]],
+    townships: list[str],
+    secs: float,
+) -> float:
+    """Taps per second of the replay from PROCESSES × THREADS connections for ``secs``."""
+    fork = mp.get_context("fork")
+    queue: Any = fork.Queue()
+    procs = [
+        fork.Process(
+            target=_process,
+            args=(
+                dsn,
+                script,
+                template,
+                townships,
+                slices[k * THREADS : (k + 1) * THREADS],
+                secs,
+                queue,
+            ),
+        )
+        for k in range(PROCESSES)
+    ]
+    t0 = time.monotonic()
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=secs + 60) for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - t0
+    errors = [e for _, errs in results for e in errs]
+    if errors:
+        raise RuntimeError(f"replay failed: {errors[0]}")
+    for ids in slices:  # the next replay takes residents not used yet
+        del ids[: sum(n for n, _ in results) // len(slices) + 1]
+    return sum(n for n, _ in results) / elapsed
+
+
+def _squash(sql: str) -> str:
+    return " ".join(sql.split())[:200]
+
+
+def _process(
+    dsn: str,
+    script: list[tuple[str, Any, bool]],
+    template: dict[str, Any],
+    townships: list[str],
+    slices: list[list[int]],
+    seconds: float,
+    queue: Any,
+) -> None:
+    counts = [0] * len(slices)
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+
+    def replay(i: int, ids: list[int]) -> None:
+        try:
+            _replay(dsn, script, template, townships, ids, deadline, counts, i)
+        except Exception as exc:  # reported with the figure; a failed replay must not count
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=replay, args=(i, ids)) for i, ids in enumerate(slices)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put((sum(counts), errors))
+
+
+def _replay(
+    dsn: str,
+    script: list[tuple[str, Any, bool]],
+    template: dict[str, Any],
+    townships: list[str],
+    residents: list[int],
+    deadline: float,
+    counts: list[int],
+    slot: int,
+) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        cur = conn.cursor()
+        for resident in residents:
+            if time.monotonic() >= deadline:
+                break
+            case_id = uuid.uuid4()
+            subst: dict[Any, Any] = {
+                template["resident"]: resident,
+                template["case_id"]: case_id,
+                template["case_no"]: f"B{case_id.hex[:20]}",
+                template["key"]: f"ceiling-{case_id.hex}",
+                template["township"]: random.choice(townships),
+            }
+            for statement, params, many in script:
+                if many and isinstance(params, list):
+                    cur.executemany(statement, [_sub(p, subst) for p in params])
+                    continue
+                cur.execute(statement, _sub(dict(params), subst) if params else None)
+                if template["key_row"] is not None and statement.startswith(_KEY_INSERT):
+                    # A later statement may name the key's row by the id this insert returns.
+                    subst[template["key_row"]] = cur.fetchone()[0]
+            conn.commit()
+            counts[slot] += 1
+
+
+def _sub(value: Any, subst: dict[Any, Any]) -> Any:
+    """``value`` with the probe tap's resident, case id, case number and key replaced."""
+    if isinstance(value, dict):
+        return {k: _sub(v, subst) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_sub(v, subst) for v in value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | uuid.UUID):
+        return subst.get(value, value)
+    if isinstance(value, str):
+        if value in subst:
+            return subst[value]
+        for old in (k for k in subst if isinstance(k, str | uuid.UUID)):
+            new = subst[old]
+            if str(old) in value:
+                value = value.replace(str(old), str(new))
+        return value
+    return value
