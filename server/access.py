@@ -108,11 +108,16 @@ def permission_for(action: str, status: str) -> str:
     return action
 
 
+def may_act(actor: Any, status: str, action: str) -> bool:
+    """Whether ``actor``'s role may take ``action`` on a case in ``status``."""
+    return actor.role in ACTION_ROLES.get(permission_for(action, status), frozenset())
+
+
 def require_action(actor: Any, case: Any, action: str) -> None:
     """NotFound when the case is invisible, Forbidden when the role may not act, Conflict
     (409) when a duty officer acts on a case another officer holds."""
     require_view(actor, case)
-    if actor.role not in ACTION_ROLES.get(permission_for(action, case.status), frozenset()):
+    if not may_act(actor, case.status, action):
         raise Forbidden(
             "您的角色不能执行该操作。", message_en="Your role may not perform this action."
         )

@@ -62,6 +62,29 @@ def test_refusal_message_names_status_and_allowed_actions():  # type: ignore[no-
     assert "Allowed actions: close, note" in error.message_en
 
 
+def test_refusal_for_a_caller_lists_only_their_actions():  # type: ignore[no-untyped-def]
+    from server import access
+    from server.accounts.tokens import Actor
+
+    resident = Actor(id=1, role="resident")
+    duty = Actor(id=2, role="duty", region_code="371102004")
+    error = state.refuse("needs_info", "approve", reason_zh="材料未补齐")
+    assert set(error.errors["allowed_actions"]) >= {"supply_info", "reject", "note"}
+    mine = error.for_caller(lambda a: access.may_act(resident, "needs_info", a))
+    assert mine.errors["allowed_actions"] == [
+        a for a in error.errors["allowed_actions"] if "resident" in access.ACTION_ROLES[a]
+    ]
+    assert "supply_info" in mine.errors["allowed_actions"]
+    assert "reject" not in mine.errors["allowed_actions"]
+    assert "材料未补齐" in mine.message  # the reason survives
+    theirs = error.for_caller(lambda a: access.may_act(duty, "needs_info", a))
+    assert "supply_info" not in theirs.errors["allowed_actions"]
+    # Nothing for this caller, though the case is not finished: not "已结束".
+    none = state.refuse("paid", "approve").for_caller(lambda a: False)
+    assert none.errors["allowed_actions"] == []
+    assert "需由其他角色办理" in none.message and "none for your role" in none.message_en
+
+
 @pytest.mark.parametrize(("status", "action"), PUBLIC_ALLOWED)
 def test_service_allows(session, status, action):  # type: ignore[no-untyped-def]
     """Through the workflow service with a permitted actor and valid arguments."""

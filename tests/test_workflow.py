@@ -276,6 +276,21 @@ def test_action_arguments_are_validated(app, client, session):  # type: ignore[n
     assert r.status_code == 404
 
 
+def test_illegal_action_409_lists_only_the_callers_actions(app, client, session):  # type: ignore[no-untyped-def]
+    p = people(session)
+    case = case_in(session, "claimed", p, urgent=False, aid_type="medical")
+    r = act(client, app, p.resident, case, action="supply_info", message="补充")
+    assert r.status_code == 409 and r.json["code"] == "illegal_transition"
+    allowed = r.json["errors"]["allowed_actions"]
+    assert allowed and set(allowed) <= {"withdraw", "supply_info"}
+    assert "approve" not in r.json["message"]
+    r = act(client, app, p.duty, case, action="supply_info", message="补充")
+    assert r.status_code == 403  # not the duty officer's action at all
+    r = act(client, app, p.duty, case, action="close")
+    assert "approve" in r.json["errors"]["allowed_actions"]
+    assert "withdraw" not in r.json["errors"]["allowed_actions"]
+
+
 def test_illegal_action_409_names_status_and_allowed(app, client, session):  # type: ignore[no-untyped-def]
     p = people(session)
     case = case_in(session, "closed", p)

@@ -9,6 +9,7 @@ holder) live in the workflow services; *whether* a move exists at all is decided
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from server.cases.models import STATUS_LABELS, STATUSES
@@ -106,6 +107,12 @@ class IllegalTransition(Conflict):
     """The action does not exist in the case's current status (409)."""
 
     code = "illegal_transition"
+    refusal: tuple[str, str, str, str] = ("", "", "", "")
+
+    def for_caller(self, may: Callable[[str], bool]) -> IllegalTransition:
+        """The same refusal listing only the actions the caller may take (``may(action)``)."""
+        status, action, reason_zh, reason_en = self.refusal
+        return refuse(status, action, reason_zh=reason_zh, reason_en=reason_en, may=may)
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -113,20 +120,33 @@ def allowed_actions(status: str) -> list[str]:
     return [a for a in PUBLIC_ACTIONS if (status, a) in TRANSITIONS]
 
 
-def refuse(status: str, action: str, *, reason_zh: str = "", reason_en: str = "") -> Conflict:
-    """A 409 naming the current status and the allowed actions, with an optional reason."""
-    allowed = allowed_actions(status)
+def refuse(
+    status: str,
+    action: str,
+    *,
+    reason_zh: str = "",
+    reason_en: str = "",
+    may: Callable[[str], bool] | None = None,
+) -> IllegalTransition:
+    """A 409 naming the current status and the allowed actions (those ``may`` admits, when
+    given), with an optional reason."""
+    allowed = [a for a in allowed_actions(status) if may is None or may(a)]
+    refusal = (status, action, reason_zh, reason_en)
     label = STATUS_LABELS.get(status, status)
-    allowed_zh = "、".join(f"{ACTION_LABELS[a]}（{a}）" for a in allowed) or "无（已结束）"
+    others_may = not allowed and bool(allowed_actions(status))
+    allowed_zh = "、".join(f"{ACTION_LABELS[a]}（{a}）" for a in allowed) or (
+        "无（需由其他角色办理）" if others_may else "无（已结束）"
+    )
+    allowed_en = ", ".join(allowed) or ("none for your role" if others_may else "none")
     reason_zh = reason_zh or f"当前状态不能{ACTION_LABELS.get(action, action)}"
     reason_en = reason_en or f"'{action}' is not possible in this status"
-    return IllegalTransition(
+    error = IllegalTransition(
         f"案件当前状态为「{label}」（{status}）：{reason_zh}。可执行的操作：{allowed_zh}。",
-        message_en=(
-            f"The case is '{status}': {reason_en}. Allowed actions: {', '.join(allowed) or 'none'}."
-        ),
+        message_en=(f"The case is '{status}': {reason_en}. Allowed actions: {allowed_en}."),
         errors={"action": [reason_zh], "status": [status], "allowed_actions": allowed},
     )
+    error.refusal = refusal
+    return error
 
 
 def target(status: str, action: str) -> str:

@@ -677,10 +677,15 @@ def perform(
     now = now or utcnow()
     case = get_case(session, case_id)
     access.require_action(actor, case, action)
-    state.target(case.status, action)  # 409 before any other check when the move is absent
-    with concurrent_update_is_conflict():
-        _HANDLERS[action](session, actor, case, args, now)
-        session.flush()
+    status = case.status
+    try:
+        state.target(status, action)  # 409 before any other check when the move is absent
+        with concurrent_update_is_conflict():
+            _HANDLERS[action](session, actor, case, args, now)
+            session.flush()
+    except state.IllegalTransition as exc:
+        # Name only the next steps this caller can take (a resident is not told to approve).
+        raise exc.for_caller(lambda a: access.may_act(actor, status, a)) from None
     return case
 
 
