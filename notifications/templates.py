@@ -1,6 +1,7 @@
 """SMS templates (zh-CN). Short: one 70-character UCS-2 segment where possible; no ID numbers.
 
-Callers pass ``case_no`` in full; the rendered text carries a masked form.
+Callers pass ``case_no`` (and ``case_nos``, a list) in full; the rendered text carries a masked
+form.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "duty_page": ("【指尖办】紧急求助{case_no}，{township}，请立即认领处理。", 0),
     # After duty pages: an escalation backlog (a sweep after an outage) must not delay a page.
     "escalation": ("【指尖办】督办：{case_no}（{township}）{problem}，请立即处理。", 1),
+    # Several escalations of one SLA sweep to the same supervisor: one message, not one each
+    # (a flood's backlog would otherwise be hundreds of SMS to a few phones).
+    "escalation_digest": (
+        "【指尖办】督办：{count}件紧急求助逾期未处理（{summary}），涉及{townships}，"
+        "如{case_nos}，请尽快督办。",
+        1,
+    ),
     # Replies to residents texting us from feature phones (inbound SMS).
     "inbound_status": ("【指尖办】{summary}", 3),
     "inbound_no_cases": ("【指尖办】未查到您的申请。需要紧急救助请回复“求助”，或拨打12349。", 3),
@@ -36,7 +44,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
 }
 
 # Messages to staff, not residents: their failure does not call for phoning a resident.
-STAFF_TEMPLATES = frozenset({"duty_page", "escalation"})
+STAFF_TEMPLATES = frozenset({"duty_page", "escalation", "escalation_digest"})
 
 
 # Parameters that are secrets: blanked from the outbox once the message has left (or finally
@@ -86,6 +94,8 @@ def render(template: str, params: dict[str, Any], *, text: str | None = None) ->
     values = dict(params)
     if "case_no" in values:
         values["case_no"] = mask_case_no(values["case_no"])
+    if isinstance(values.get("case_nos"), list):
+        values["case_nos"] = "、".join(mask_case_no(c) for c in values["case_nos"])
     return text.format(**values)
 
 

@@ -29,6 +29,10 @@ synchronously (a receipt, an operator's retry) flushes the WAL up to and includi
 Several workers may run at once: rows are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL and inside a ``BEGIN IMMEDIATE`` transaction on SQLite. On PostgreSQL the worker
 sleeps on ``LISTEN`` (``enqueue`` NOTIFYs on commit) with polling as the fallback.
+
+The periodic jobs (the SLA sweep) run in a thread of their own with a database connection of
+their own (``PeriodicJobs``), so a send never waits for a sweep; on PostgreSQL only the worker
+holding an advisory lock runs them, so N workers do not sweep N times.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifications import NOTIFY_CHANNEL, templates
@@ -62,6 +67,9 @@ log = logging.getLogger(__name__)
 STATUS_CALLBACK_PATH = "/api/v1/webhooks/twilio/status"
 
 PeriodicJob = Callable[[Session, dt.datetime], Any]
+
+# PostgreSQL advisory lock (session level) of the one worker that runs the periodic jobs.
+PERIODIC_LOCK_KEY = 0x4149444C  # "AIDL"
 
 
 @dataclass
@@ -157,8 +165,156 @@ class Pacer:
         self._next = now + self.interval
 
 
+class PeriodicJobs:
+    """The worker's periodic jobs (the SLA sweep), each run in its own transaction.
+
+    ``start`` runs them every ``interval`` seconds in a thread of its own, so the send loop
+    never waits for them. On PostgreSQL the jobs run only in the worker holding the
+    session-level advisory lock ``PERIODIC_LOCK_KEY``: it takes the lock on a connection of
+    its own, runs the jobs on that connection and keeps both while it lives; the others try
+    again every interval and take over when it exits or dies (its connection closes, the lock
+    goes with it). Elsewhere (SQLite, or sessions bound to a test's connection) every worker
+    runs them: one SQLite worker is the deployment, and overlapping sweeps stay correct anyway
+    (each escalation has a unique key).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        jobs: Iterable[PeriodicJob],
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.jobs = list(jobs)
+        self.interval = interval
+        self.clock = clock
+        bind = sessions.kw.get("bind")
+        self._engine = bind if isinstance(bind, Engine) else None
+        dialect = self._engine.dialect.name if self._engine is not None else ""
+        self._leads = dialect == "postgresql"
+        # SQLite: a job's transaction takes the write lock when it begins (no failed lock
+        # upgrade later), and begins at its first statement, not before the job is called.
+        self._sqlite_writer = (
+            self._engine.execution_options(sqlite_begin="IMMEDIATE")
+            if dialect == "sqlite" and self._engine is not None
+            else None
+        )
+        self._conn: Connection | None = None  # PostgreSQL: holds the lock while we lead
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- leadership (PostgreSQL) --------------------------------------------------------
+
+    def _lead(self) -> bool:
+        """True when this worker may run the jobs now (PostgreSQL: it holds the lock)."""
+        if not self._leads:
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.scalar(select(1))  # still connected, so still holding the lock
+                self._conn.commit()
+                return True
+            except SQLAlchemyError:
+                log.warning("periodic jobs: lock connection lost; taking the lock again")
+                self.release()
+        assert self._engine is not None
+        conn = self._engine.connect()
+        try:
+            got = conn.scalar(select(func.pg_try_advisory_lock(PERIODIC_LOCK_KEY)))
+            conn.commit()
+        except BaseException:
+            _discard(conn)
+            raise
+        if not got:
+            conn.close()  # no lock taken: the connection goes back to the pool clean
+            return False
+        self._conn = conn
+        log.info("periodic jobs: this worker runs them (advisory lock %s)", PERIODIC_LOCK_KEY)
+        return True
+
+    def release(self) -> None:
+        """Give up the lock (PostgreSQL); another worker takes over at its next try."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _discard(conn)
+
+    def _session(self) -> Session:
+        if self._conn is not None:
+            return self.sessions(bind=self._conn)
+        if self._sqlite_writer is not None:
+            return self.sessions(bind=self._sqlite_writer)
+        return self.sessions()
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Run each job once, each in its own transaction, if this worker may (see the class);
+        False when another worker runs them."""
+        try:
+            if not self._lead():
+                return False
+        except SQLAlchemyError:
+            log.exception("periodic jobs: database unavailable; trying again later")
+            return False
+        for job in self.jobs:
+            name = getattr(job, "__name__", repr(job))
+            try:
+                with self._session() as session:
+                    try:
+                        job(session, self.clock())
+                        session.commit()
+                    except Exception:
+                        session.rollback()
+                        raise
+            except Exception:
+                log.exception("periodic job %s failed", name)
+                if self._conn is not None and self._conn.invalidated:
+                    self.release()
+        return True
+
+    def start(self) -> None:
+        """Run the jobs now and then every ``interval`` seconds in a thread, until ``stop()``."""
+        self._halt.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name="aidline-periodic-jobs", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while not self._halt.is_set():
+                started = time.monotonic()
+                try:
+                    self.run()
+                except Exception:  # never let the thread die: the next interval tries again
+                    log.exception("periodic jobs failed")
+                self._halt.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            self.release()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the thread after the job in hand (its transaction commits or rolls back)."""
+        self._halt.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("periodic jobs still running after %.0f s; leaving them", timeout)
+
+
+def _discard(conn: Connection) -> None:
+    """Close ``conn`` for good: a connection that held the advisory lock must not go back to
+    the pool still holding it (closing the database connection releases it)."""
+    try:
+        conn.invalidate()
+    finally:
+        conn.close()
+
+
 class Worker:
-    """Sends due outbox rows through ``sender`` and runs periodic jobs."""
+    """Sends due outbox rows through ``sender``; runs the periodic jobs beside (PeriodicJobs)."""
 
     def __init__(
         self,
@@ -175,9 +331,14 @@ class Worker:
         self.sender = sender
         self.settings = settings or WorkerSettings()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.periodic_jobs = list(periodic_jobs)
         self.clock = clock
         self.pacer = pacer or Pacer(self.settings.send_rate)
+        self.periodic = PeriodicJobs(
+            sessions,
+            periodic_jobs,
+            interval=self.settings.periodic_interval,
+            clock=lambda: self.clock(),
+        )
 
     # --- one message --------------------------------------------------------------------
 
@@ -428,17 +589,13 @@ class Worker:
             count += self.send_batch(claims)
         return count
 
-    def run_periodic(self) -> None:
-        """Run each registered periodic job in its own transaction."""
-        for job in self.periodic_jobs:
-            name = getattr(job, "__name__", repr(job))
-            with self.sessions() as session:
-                try:
-                    job(session, self.clock())
-                    session.commit()
-                except Exception:
-                    session.rollback()
-                    log.exception("periodic job %s failed", name)
+    def run_periodic(self) -> bool:
+        """Run the periodic jobs once now, each in its own transaction, and give up the lock;
+        False when another worker runs them (PostgreSQL)."""
+        try:
+            return self.periodic.run()
+        finally:
+            self.periodic.release()
 
     def run_once(self) -> int:
         """Periodic jobs once, then send everything due; returns the number of attempts."""
@@ -446,24 +603,23 @@ class Worker:
         return self.drain()
 
     def run_forever(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
-        """Loop until ``stop`` is set: wake on NOTIFY (PostgreSQL) or every poll interval."""
+        """Loop until ``stop`` is set: wake on NOTIFY (PostgreSQL) or every poll interval.
+        The periodic jobs run meanwhile in their own thread."""
         waiter = waiter or Waiter(stop)
-        next_periodic = 0.0
         log.info("sms worker %s started (backend %s)", self.worker_id, self.sender.name)
+        self.periodic.start()
         try:
             while not stop.is_set():
-                if time.monotonic() >= next_periodic:
-                    self.run_periodic()
-                    next_periodic = time.monotonic() + self.settings.periodic_interval
                 try:
                     sent = self.drain(stop)
                 except Exception:
                     log.exception("sms worker loop failed; retrying after the poll interval")
                     sent = 0
                 if not sent:
-                    waiter.wait(min(self.settings.poll_interval, self.settings.periodic_interval))
+                    waiter.wait(self.settings.poll_interval)
         finally:
             waiter.close()
+            self.periodic.stop()
         log.info("sms worker %s stopped", self.worker_id)
 
 

@@ -1,4 +1,8 @@
-"""``flask --app wsgi worker [--once]``: send due SMS and run the periodic jobs (SLA sweep)."""
+"""``flask --app wsgi worker [--once]``: send due SMS and run the periodic jobs (SLA sweep).
+
+The periodic jobs run in a thread of their own beside the send loop; with several workers on
+PostgreSQL, in one of them at a time (notifications.worker.PeriodicJobs).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +65,9 @@ def worker_cli(once: bool, worker_id: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if once:
-        count = worker.run_once()
+        if not worker.run_periodic():
+            click.echo("periodic jobs skipped: another worker runs them", err=True)
+        count = worker.drain()
         click.echo(f"sent {count} message attempt(s)", err=True)
         return
     stop = threading.Event()

@@ -5,18 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 import notifications
 from notifications.models import CallbackTask, SmsAttempt
 from notifications.retry import RetryPolicy
 from notifications.senders import ConsoleSender, classify
-from notifications.worker import Pacer
+from notifications.worker import PERIODIC_LOCK_KEY, Pacer, waiter_for
 from server.cases.models import CaseEvent
 from server.db import utcnow
+from server.session import database
 from tests import factories
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL, twilio_config
 from tests.sms_helpers import make_case, worker
@@ -243,6 +245,16 @@ def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):
             township="日照街道",
             problem="超过24小时未发放",
         )
+    for n in range(2):
+        _enqueue(
+            session,
+            to=f"+861390000200{n}",
+            template="escalation_digest",
+            count=200,
+            summary="超时无人认领200件",
+            townships="日照街道",
+            case_nos=[f"UR-371102001-20261123-0{n}{k:02d}" for k in range(3)],
+        )
     _enqueue(
         session,
         to="+8613900000002",
@@ -252,7 +264,7 @@ def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):
     )
     worker(app, **twilio_config(fake_twilio)).run_once()
     assert fake_twilio.requests[0].form["To"] == "+8613900000002"
-    assert len(fake_twilio.requests) == 4
+    assert len(fake_twilio.requests) == 6
 
 
 def test_rolled_back_change_sends_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
@@ -397,3 +409,101 @@ def test_periodic_jobs_run_and_commit_each(app, session):  # type: ignore[no-unt
     assert seen == ["good"]
     actions = set(session.scalars(select(AuditEntry.action)))
     assert "sweep" in actions and "broken" not in actions
+
+
+def _lock_holders(engine):  # type: ignore[no-untyped-def]
+    """Backends of this database holding the periodic jobs' advisory lock (PostgreSQL)."""
+    with engine.connect() as conn:
+        return conn.scalars(
+            text(
+                "SELECT pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 "
+                "AND l.objid = :key AND d.datname = current_database()"
+            ),
+            {"key": PERIODIC_LOCK_KEY},
+        ).all()
+
+
+def test_periodic_jobs_never_hold_up_sends(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+    """A sweep in progress (here: one that does not finish) does not stop the sends: the jobs
+    run in their own thread; the worker stops them when it stops."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_sweep(session, now):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(30)
+
+    committed_app.extensions["aidline.periodic_jobs"] = [slow_sweep]
+    w = worker(committed_app, **twilio_config(fake_twilio))
+    engine = database(committed_app).engine
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run_forever, args=(stop, waiter_for(engine, stop)))
+    thread.start()
+    try:
+        assert entered.wait(10), "periodic jobs did not start"
+        with database(committed_app).new_session() as s:
+            if engine.dialect.name == "sqlite":
+                # The polling worker takes the write lock every few ms: take it up front too
+                # (a read transaction upgraded to a writer fails at once when it is held).
+                s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            notifications.enqueue(s, "+8613900001111", "withdrawn", {"case_no": "A-B-1"})
+            s.commit()
+        assert fake_twilio.received.wait(5), "the send waited for the sweep"
+        assert not release.is_set()
+    finally:
+        release.set()
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert "aidline-periodic-jobs" not in {t.name for t in threading.enumerate()}
+    if engine.dialect.name == "postgresql":
+        assert _lock_holders(engine) == []  # given up on the way out
+
+
+def test_one_worker_runs_the_periodic_jobs(committed_app):  # type: ignore[no-untyped-def]
+    """PostgreSQL: the worker holding the advisory lock runs the jobs, the others stand by
+    and take over once its connection is gone. SQLite (one worker): every worker runs them."""
+    runs: list[str] = []
+    committed_app.extensions["aidline.periodic_jobs"] = [lambda s, now: runs.append("run")]
+    engine = database(committed_app).engine
+    pg = engine.dialect.name == "postgresql"
+    first = worker(committed_app, worker_id="first", SMS_BACKEND="console").periodic
+    second = worker(committed_app, worker_id="second", SMS_BACKEND="console").periodic
+    try:
+        assert first.run() is True
+        assert second.run() is (not pg)
+        assert first.run() is True  # still the one
+        assert len(runs) == (3 if not pg else 2)
+        if pg:
+            [holder] = _lock_holders(engine)
+            # The leader's connection dies (a crashed worker, a restarted database backend).
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+            deadline = time.monotonic() + 10
+            while _lock_holders(engine) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert second.run() is True  # took over
+            assert first.run() is False  # noticed, and stands by
+            assert len(runs) == 3
+            second.release()
+            assert _lock_holders(engine) == []
+            assert first.run() is True
+    finally:
+        first.release()
+        second.release()
+
+
+def test_worker_once_skips_the_jobs_another_worker_runs(committed_app):  # type: ignore[no-untyped-def]
+    runs: list[str] = []
+    committed_app.extensions["aidline.periodic_jobs"] = [lambda s, now: runs.append("run")]
+    pg = database(committed_app).engine.dialect.name == "postgresql"
+    leader = worker(committed_app, worker_id="leader", SMS_BACKEND="console").periodic
+    try:
+        assert leader.run()
+        out = committed_app.test_cli_runner().invoke(args=["worker", "--once"])
+        assert out.exit_code == 0, out.output
+        assert ("another worker runs them" in out.output) is pg
+        assert len(runs) == (1 if pg else 2)
+    finally:
+        leader.release()
+    assert worker(committed_app, SMS_BACKEND="console").run_periodic() is True

@@ -6,12 +6,17 @@ import datetime as dt
 
 from sqlalchemy import select
 
+import notifications
+from notifications import templates
+from notifications.models import SmsOutbox
+from notifications.ops import set_template_text
 from server.cases import sweeper
 from server.cases.models import Case
 from server.cases.workflow_models import Escalation
 from server.db import utcnow
 from tests import factories
 from tests.factories import COUNTY, OTHER_TOWNSHIP, TOWNSHIP, auth
+from tests.fake_twilio import twilio_config
 from tests.workflow_support import case_in, events, people, sms
 
 
@@ -117,8 +122,10 @@ def test_fire_is_idempotent_under_a_race(session):  # type: ignore[no-untyped-de
     p = people(session)
     case = case_in(session, "paid", p)
     now = utcnow()
-    assert sweeper._fire(session, case=case, kind="paperwork_overdue", now=now) is True
-    assert sweeper._fire(session, case=case, kind="paperwork_overdue", now=now) is False
+    digest = sweeper.Digest()
+    assert sweeper._fire(session, digest, case=case, kind="paperwork_overdue", now=now) is True
+    assert sweeper._fire(session, digest, case=case, kind="paperwork_overdue", now=now) is False
+    assert digest.send(session, now) == 1
     assert len(sms(session, case, "escalation")) == 1
     assert len(escalations(session, case)) == 1
     assert [e.action for e in events(session, case)] == ["escalation.paperwork_overdue"]
@@ -147,6 +154,144 @@ def test_sweep_is_registered_as_periodic_job(app, session):  # type: ignore[no-u
         if job.__name__ == "sla_sweep":
             job(session, utcnow())
     assert len(escalations(session, case)) == 1
+
+
+# --- one message per supervisor per sweep -----------------------------------------------------
+
+
+def _staff_sms(session, template):  # type: ignore[no-untyped-def]
+    return list(
+        session.scalars(
+            select(SmsOutbox).where(SmsOutbox.template == template).order_by(SmsOutbox.id)
+        )
+    )
+
+
+def test_a_sweep_tells_each_supervisor_once_and_records_every_case(session):  # type: ignore[no-untyped-def]
+    p = people(session)
+    deputy = factories.staff(session, role="supervisor", region=COUNTY, phone="+8613800000008")
+    now = utcnow()
+    unclaimed = [
+        factories.case(
+            session, resident_account=p.resident, created_at=now - dt.timedelta(minutes=60 - k)
+        )
+        for k in range(5)
+    ]
+    lapsed = case_in(session, "claimed", p, lease_expires_at=now - dt.timedelta(seconds=1))
+    breach = case_in(
+        session,
+        "claimed",
+        p,
+        created_at=now - dt.timedelta(hours=25),
+        lease_expires_at=now + dt.timedelta(minutes=5),
+    )
+    # Another county's case goes to its own supervisor, as the case's own message.
+    other_supervisor = factories.staff(
+        session, role="supervisor", region="371103", phone="+8613800000007"
+    )
+    elsewhere = factories.case(
+        session,
+        resident_account=p.resident,
+        township="371103001",
+        county="371103",
+        created_at=now - dt.timedelta(minutes=30),
+    )
+
+    counts = sweeper.sweep(session, now)
+    assert counts["unclaimed"] == 6 and counts["lease_expired"] == 1
+    assert counts["pay_due_breach"] == 1
+
+    # Every case: its own escalation record and timeline event, nothing forgotten.
+    for case, kind in [(c, "unclaimed") for c in unclaimed] + [
+        (lapsed, "lease_expired"),
+        (breach, "pay_due_breach"),
+    ]:
+        [row] = escalations(session, case)
+        assert row.kind == kind and row.notified == 2
+        assert f"escalation.{kind}" in [e.action for e in events(session, case)]
+    assert [e.kind for e in escalations(session, elsewhere)] == ["unclaimed"]
+    assert escalations(session, elsewhere)[0].notified == 1
+
+    # Each supervisor of the county: one digest for the seven cases, none per case.
+    digests = _staff_sms(session, "escalation_digest")
+    assert sorted(d.to_phone for d in digests) == sorted([p.supervisor.phone, deputy.phone])
+    for d in digests:
+        assert d.case_id is None and d.priority == 1
+        assert d.params["count"] == 7
+        assert d.params["summary"] == "超24小时未发放1件、认领后超时退回1件、超时无人认领5件"
+        assert d.params["townships"] == "日照街道"
+        # The worst first, then the oldest; masked in the text like every case number.
+        assert d.params["case_nos"] == [breach.case_no, lapsed.case_no, unclaimed[0].case_no]
+        assert templates.mask_case_no(breach.case_no) in d.body
+        assert breach.case_no not in d.body
+        assert d.body.startswith("【指尖办】督办：7件紧急求助逾期未处理（超24小时未发放1件")
+    [single] = _staff_sms(session, "escalation")
+    assert single.to_phone == other_supervisor.phone and single.case_id == elsewhere.id
+    assert single.params["problem"] == sweeper.PROBLEMS["unclaimed"]
+
+    # The next sweep finds nothing new and sends nothing.
+    assert not any(sweeper.sweep(session, now + dt.timedelta(minutes=1)).values())
+    assert len(_staff_sms(session, "escalation_digest")) == 2
+    assert len(_staff_sms(session, "escalation")) == 1
+
+
+def test_digest_names_at_most_three_townships(session):  # type: ignore[no-untyped-def]
+    p = people(session)
+    now = utcnow()
+    townships = ["371102001", "371102002", "371102004", "371102008"]
+    for k, code in enumerate(townships):
+        for _ in range(k + 1):
+            factories.case(
+                session,
+                resident_account=p.resident,
+                township=code,
+                county=COUNTY,
+                created_at=now - dt.timedelta(minutes=30),
+            )
+    assert sweeper.sweep(session, now)["unclaimed"] == 10
+    [digest] = _staff_sms(session, "escalation_digest")
+    # The three with the most cases, most first; 日照街道 (one case) left to "等".
+    assert digest.params["townships"] == "卧龙山街道、秦楼街道、石臼街道等"
+    assert digest.params["count"] == 10
+
+
+def test_digest_template_can_be_reworded_by_an_administrator(session):  # type: ignore[no-untyped-def]
+    set_template_text(
+        session, name="escalation_digest", text="督办{count}件：{case_nos}", actor_id=None
+    )
+    p = people(session)
+    now = utcnow()
+    cases = [
+        factories.case(session, resident_account=p.resident, created_at=now - dt.timedelta(hours=1))
+        for _ in range(2)
+    ]
+    sweeper.sweep(session, now)
+    [digest] = _staff_sms(session, "escalation_digest")
+    masked = "、".join(templates.mask_case_no(c.case_no) for c in cases)
+    assert digest.body == f"督办2件：{masked}"
+
+
+def test_worker_once_sweeps_then_sends_the_page_before_the_digest(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    """`flask worker --once`: the sweep of a backlog, then a drain in which the duty page
+    enqueued before the sweep still goes first, and the backlog is one SMS, not one per case."""
+    p = people(session)
+    now = utcnow()
+    backlog = [
+        factories.case(
+            session, resident_account=p.resident, created_at=now - dt.timedelta(minutes=45)
+        )
+        for _ in range(30)
+    ]
+    notifications.enqueue(
+        session, p.duty.phone, "duty_page", {"case_no": backlog[0].case_no, "township": "日照街道"}
+    )
+    session.commit()
+    app.config.update(twilio_config(fake_twilio))
+    out = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert out.exit_code == 0, out.output
+    assert [r.form["To"] for r in fake_twilio.requests] == [p.duty.phone, p.supervisor.phone]
+    assert fake_twilio.requests[1].form["Body"].startswith("【指尖办】督办：30件")
+    assert all(len(escalations(session, c)) == 1 for c in backlog)
 
 
 # --- SLA report -------------------------------------------------------------------------------

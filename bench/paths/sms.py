@@ -28,6 +28,8 @@ from bench.seed import table
 from bench.server import BIN, ROOT
 from bench.stats import percentile
 from notifications.models import SmsOutbox
+from server.cases.workflow_models import Escalation
+from server.db import utcnow
 
 NAME = "sms"
 TITLE = "SMS outbox drain (Twilio SDK -> fake Twilio)"
@@ -274,6 +276,7 @@ def _tap_to_page(ctx: Context, fake: str, env: dict[str, str], *, flood: bool) -
         )
     _settle_outbox(ctx)
     _post(fake + "/_reset")
+    started = utcnow()
     with _workers(4, env, ctx.workdir):
         taps = _taps(ctx, ctx.duration)
         # Each tap: a receipt to the resident and a page to the duty officer.
@@ -287,7 +290,20 @@ def _tap_to_page(ctx: Context, fake: str, env: dict[str, str], *, flood: bool) -
                 tbl.c.template == "duty_page", tbl.c.case_id.is_not(None)
             )
         ).all()
-        escalations = conn.scalar(select(func.count()).where(tbl.c.template == "escalation"))
+        # Since the per-supervisor digest: one SMS per supervisor per sweep ("escalation"
+        # for a single case, "escalation_digest" for several), one record per case.
+        escalation_sms = dict(
+            conn.execute(
+                select(tbl.c.template, func.count())
+                .where(
+                    tbl.c.template.in_(("escalation", "escalation_digest")),
+                    tbl.c.created_at >= started,
+                )
+                .group_by(tbl.c.template)
+            ).all()
+        )
+        esc = table(Escalation)
+        escalated = conn.scalar(select(func.count()).where(esc.c.fired_at >= started))
     latencies = sorted(
         arrived[sid] - sent_at[str(cid)]
         for cid, sid in rows
@@ -314,7 +330,9 @@ def _tap_to_page(ctx: Context, fake: str, env: dict[str, str], *, flood: bool) -
             "workers": 4,
             "wake_up": "LISTEN/NOTIFY" if ctx.db == "postgresql" else f"poll {POLL_SECONDS}s",
             "overdue_urgent_backlog": backlog,
-            "escalation_sms_in_outbox": int(escalations or 0),
+            "escalations_recorded": int(escalated or 0),
+            "escalation_sms_in_outbox": sum(escalation_sms.values()),
+            "escalation_digests_in_outbox": int(escalation_sms.get("escalation_digest", 0)),
             "messages_received_by_fake": len(got),
         },
     )
