@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, false, or_
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.cases.models import Case
+from server.cases.models import Case, CaseEvent
 from server.divisions.models import within
 from server.errors import Conflict, Forbidden, NotFound
 
@@ -41,10 +41,26 @@ def in_scope(actor: Any, township_code: str | None, county_code: str | None = No
     return actor.role == "supervisor" and len(county_code) == 4 and within(county_code, region)
 
 
+def own_case_clause(resident_id: Any) -> ColumnElement[bool]:
+    """SQL form of a resident's view: the cases of ``resident_id`` (a value, a bind
+    parameter or a column)."""
+    return Case.resident_id == resident_id
+
+
+def event_visible(event: Any, *, staff: bool) -> bool:
+    """Staff see a case's whole timeline; its resident only the events meant for them."""
+    return staff or bool(event.resident_visible)
+
+
+def resident_event_clause() -> ColumnElement[bool]:
+    """SQL form of ``event_visible`` for a resident: the resident-visible timeline events."""
+    return CaseEvent.resident_visible.is_(True)
+
+
 def case_scope_clause(actor: Any) -> ColumnElement[bool]:
     """SQL form of ``can_view_case`` for lists: the cases ``actor`` may see."""
     if actor.role == "resident":
-        return Case.resident_id == actor.id
+        return own_case_clause(actor.id)
     region = actor.region_code
     if actor.role not in CASE_READERS or not region:
         return false()

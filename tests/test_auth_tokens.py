@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 
 import jwt
+import pytest
 from sqlalchemy import select
 
+from server.accounts import tokens
 from server.accounts.models import Account, AuthSession, RefreshToken
 from server.db import utcnow
+from server.errors import Unauthorized
 from tests import factories
 from tests.signin import bearer, sign_in
 
@@ -190,6 +194,30 @@ def test_expired_rejected(app, client, session):  # type: ignore[no-untyped-def]
     past = int((utcnow() - dt.timedelta(hours=1)).timestamp())
     claims.update(iat=past - 900, exp=past)
     assert _me(client, jwt.encode(claims, KEY, algorithm="HS256")).status_code == 401
+
+
+def test_remembered_token_still_expires(app, client, session, monkeypatch):  # type: ignore[no-untyped-def]
+    """Verified claims are kept per process (server/accounts/tokens.py); their expiry is not."""
+    claims = _claims(app, session)
+    soon = int(time.time()) + 60
+    token = jwt.encode(claims | {"exp": soon}, KEY, algorithm="HS256")
+    assert _me(client, token).status_code == 200
+    assert _me(client, token).status_code == 200  # the remembered verification
+    monkeypatch.setattr(tokens.time, "time", lambda: soon + 1)
+    assert _me(client, token).status_code == 401
+    with app.test_request_context():
+        first = tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
+        first["role"] = "admin"  # a caller's copy: the remembered claims do not change
+        again = tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
+        assert again["role"] == "resident"
+    # Another key never reads a token verified under this one.
+    with app.test_request_context():
+        app.config["SECRET_KEY"] = "another-secret-key-with-enough-length-x"
+        try:
+            with pytest.raises(Unauthorized):
+                tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
+        finally:
+            app.config["SECRET_KEY"] = KEY
 
 
 def test_tampered_rejected(app, client, session):  # type: ignore[no-untyped-def]

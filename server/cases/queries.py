@@ -6,17 +6,21 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from server import access, audit
+from server.accounts import tokens
 from server.accounts.models import Account
+from server.api import local_time
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
 from server.divisions.models import Division
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
 from server.routing.gazetteer import gazetteer
+from server.session import database
 
 
 def _deployment_city() -> str:
@@ -142,25 +146,28 @@ def summaries(session: Session, cases: list[Case], *, actor: Any) -> list[dict[s
     return [summary(session, c, actor=actor, names=names) for c in cases]
 
 
+def _event_item(ev: Any, *, staff: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "at": ev.at,
+        "action": ev.action,
+        "status": ev.to_status,
+        "text": ev.text_zh,
+    }
+    if staff:
+        item["actor_role"] = ev.actor_role
+        item["data"] = ev.data or {}
+    return item
+
+
 def timeline(session: Session, case: Any, *, staff: bool) -> list[dict[str, Any]]:
     """The case's events, oldest first; residents see only resident-visible ones."""
     if session.new or session.dirty:
         session.flush()  # Core reads below do not autoflush events added in this request
-    out = []
-    for ev in session.connection().execute(_TIMELINE, {"case_id": case.id}):
-        if not staff and not ev.resident_visible:
-            continue
-        item: dict[str, Any] = {
-            "at": ev.at,
-            "action": ev.action,
-            "status": ev.to_status,
-            "text": ev.text_zh,
-        }
-        if staff:
-            item["actor_role"] = ev.actor_role
-            item["data"] = ev.data or {}
-        out.append(item)
-    return out
+    return [
+        _event_item(ev, staff=staff)
+        for ev in session.connection().execute(_TIMELINE, {"case_id": case.id})
+        if access.event_visible(ev, staff=staff)
+    ]
 
 
 def detail(
@@ -173,7 +180,25 @@ def detail(
     audit_read: bool = True,
 ) -> dict[str, Any]:
     """The full case with its timeline. A staff read is written to the audit trail."""
-    staff = actor.is_staff
+    events = timeline(session, case, staff=actor.is_staff)
+    data = _detail(session, case, actor=actor, events=events, note=note, duplicate_of=duplicate_of)
+    if actor.is_staff and audit_read:
+        audit.record(
+            session, actor=actor, action="case.read", target_type="case", target_id=case.id
+        )
+    return data
+
+
+def _detail(
+    session: Session,
+    case: Any,
+    *,
+    actor: Any,
+    events: list[dict[str, Any]],
+    note: str | None = None,
+    duplicate_of: Any = None,
+) -> dict[str, Any]:
+    """The CaseSchema fields of ``case`` (an entity or a row) as ``actor`` sees them."""
     names = _names(session, {case.township_code or case.county_code or ""})
     data = summary(session, case, actor=actor, names=names)
     data.update(
@@ -193,12 +218,92 @@ def detail(
         updated_at=case.updated_at,
         duplicate_of=duplicate_of,
         note=note,
-        timeline=timeline(session, case, staff=staff),
+        timeline=events,
     )
-    if staff:
+    if actor.is_staff:
         data["staff_notes"] = case.staff_notes
-        if audit_read:
-            audit.record(
-                session, actor=actor, action="case.read", target_type="case", target_id=case.id
+    return data
+
+
+# The resident's status read, issue 7's hottest path, in one statement: the case, its
+# resident-visible timeline, and what proves the caller may read it — the token's session
+# live (tokens.signed_in_clause), the case that account's own (access.own_case_clause), and
+# the account's role and active flag for tokens.signed_in_actor. No ORM entities, no schema.
+_ACCOUNTS = Account.__table__
+# The case columns CaseSchema shows a resident.
+# fmt: off
+_RESIDENT_VIEW_COLUMNS = (
+    "id", "case_no", "status", "urgent", "aid_type", "channel", "township_code", "county_code",
+    "routing_evidence", "routing_reason", "address", "lat", "lng", "description",
+    "contact_phone", "reason", "household_size", "monthly_income_fen", "approved_amount_fen",
+    "paid_amount_fen", "paid_at", "pay_due_at", "paperwork_due_at", "created_at", "updated_at",
+)
+# fmt: on
+_OWN_CASE_READ = (
+    select(
+        *(_CASES.c[name] for name in _RESIDENT_VIEW_COLUMNS),
+        *tokens.SIGNED_IN_COLUMNS,
+        _EVENTS.c.id.label("event_id"),
+        _EVENTS.c.at,
+        _EVENTS.c.action,
+        _EVENTS.c.to_status,
+        _EVENTS.c.text_zh,
+    )
+    .select_from(
+        tokens.SIGNED_IN_FROM.join(_CASES, access.own_case_clause(_ACCOUNTS.c.id)).outerjoin(
+            _EVENTS, and_(_EVENTS.c.case_id == _CASES.c.id, access.resident_event_clause())
+        )
+    )
+    .where(
+        _CASES.c.id == bindparam("case_id"),
+        tokens.signed_in_clause(
+            account_id=bindparam("account_id"), session_id=bindparam("session_id")
+        ),
+    )
+    .order_by(_EVENTS.c.id)
+)
+# CaseSchema's LocalDateTime fields of a case (the timeline's ``at`` besides).
+_TIMES = ("pay_due_at", "created_at", "paid_at", "paperwork_due_at", "updated_at")
+# One statement needs no transaction around it: PostgreSQL runs it in autocommit, without the
+# BEGIN and COMMIT round trips (the pool resets the connection when it comes back).
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, Any] | None:
+    """A resident reading their own case: its CaseSchema dump, ready for JSON, from one
+    statement that also authenticates the verified token ``claims``; the caller becomes the
+    request's actor. None when that finds nothing (not a resident's token, not their case,
+    no such case, session revoked, account disabled): the full path answers those.
+
+    Runs in a session of its own, closed (its connection back in the pool) before the
+    response is built: the request's session, which the request boundary commits, is never
+    opened on this path, and is there untouched for the full path."""
+    if claims.get("role") != "resident":
+        return None
+    with database().new_session() as session:
+        bind = session.get_bind()
+        # Not when the session joins a connection's outer transaction (tests, EXPLAIN).
+        options = (
+            _AUTOCOMMIT if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else None
+        )
+        rows = (
+            session.connection(execution_options=options)
+            .execute(
+                _OWN_CASE_READ,
+                {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
             )
+            .all()
+        )
+        resident = tokens.signed_in_actor(claims, rows[0]) if rows else None
+        if resident is None:
+            return None
+        events = [_event_item(row, staff=False) for row in rows if row.event_id is not None]
+        data = _detail(session, rows[0], actor=resident, events=events)
+    # What CaseSchema's dump would do to these values (tests/test_case_read.py holds the two
+    # to the same bytes).
+    data["id"] = str(data["id"])
+    for key in _TIMES:
+        data[key] = local_time(data[key])
+    for item in events:
+        item["at"] = local_time(item["at"])
     return data

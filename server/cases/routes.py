@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import wraps
 from typing import Any
 
 from flask import current_app
@@ -11,6 +12,7 @@ from flask.views import MethodView
 
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
+from server.accounts.tokens import request_claims
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
@@ -204,8 +206,29 @@ class Cases(MethodView):
         )
 
 
+def _own_case_first(view: Any) -> Any:
+    """Answer a resident reading their own case from ``queries.resident_read`` (one
+    statement, no schema dump: the status read is issue 7's hottest path); every other
+    caller, and every refusal, goes through ``view`` unchanged (its 401/404, the staff audit)."""
+
+    @wraps(view)
+    def get(self: Any, case_id: uuid.UUID) -> Any:
+        try:
+            claims = request_claims()
+        except Unauthorized:
+            claims = None
+        if claims is not None:
+            body = queries.resident_read(claims=claims, case_id=case_id)
+            if body is not None:
+                return current_app.json.response(body)
+        return view(self, case_id)
+
+    return get
+
+
 @blp.route("/cases/<uuid:case_id>")
 class CaseById(MethodView):
+    @_own_case_first
     @blp.login_required
     @blp.response(200, CaseSchema)
     @blp.alt_response(404, description="不存在或无权查看")
