@@ -6,9 +6,21 @@ The notifications package and the CLI use this module as well as the web app.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import (
+    DateTime,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -91,6 +103,74 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+# --- multi-row, multi-table inserts -----------------------------------------------------------
+
+# Prepared statements by shape: (dialect, ((table, columns, rows), ...), notify channel).
+_INSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _insert(table: Table, columns: tuple[str, ...], n: int, prefix: str) -> Any:
+    def bind(i: int, c: str) -> Any:
+        return bindparam(f"{prefix}{i}_{c}", type_=table.c[c].type)
+
+    if n == 1:
+        return insert(table).values({c: bind(0, c) for c in columns})
+    # Several rows as INSERT ... SELECT ... UNION ALL SELECT ...: unlike a multi-row VALUES
+    # (which SQLAlchemy compiles anew on every execution) it is compiled once and cached.
+    # The rows are inserted, and numbered, in their order.
+    rows = [select(*(bind(i, c) for c in columns)) for i in range(n)]
+    return insert(table).from_select(list(columns), union_all(*rows), include_defaults=False)
+
+
+def _prepared(dialect: str, shape: tuple[tuple[Table, tuple[str, ...], int], ...], notify: str):
+    key = (dialect, shape, notify)
+    stmt = _INSERTS.get(key)
+    if stmt is None:
+        inserts = [_insert(table, cols, n, f"t{k}_") for k, (table, cols, n) in enumerate(shape)]
+        if dialect == "postgresql":
+            # Data-modifying CTEs: every insert in one round trip. Foreign keys are checked
+            # at the end of the statement, so a case and the rows that refer to it may share one.
+            head = select(
+                literal_column(f"pg_notify('{notify}', '')") if notify else literal_column("1")
+            )
+            stmt = head.add_cte(*(ins.cte(f"w{k}") for k, ins in enumerate(inserts)))
+        else:
+            stmt = inserts
+        _INSERTS[key] = stmt
+    return stmt
+
+
+def insert_rows(
+    session: Any, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]], *, notify: str = ""
+) -> None:
+    """Insert ``rows`` into each ``table`` (every row of a table with the same keys), in the
+    session's transaction: one statement on PostgreSQL (data-modifying CTEs, with
+    ``pg_notify(notify)`` when a channel is given), one multi-row INSERT per table elsewhere.
+
+    Plain Core: no ORM objects, no RETURNING; statements are prepared once per shape. Rows
+    must be complete (Python-side column defaults are not applied). Pending ORM objects are
+    flushed first, since rows may refer to them.
+    """
+    inserts = [(table, rows) for table, rows in inserts if rows]
+    if not inserts:
+        return
+    if session.new:
+        session.flush()  # ORM objects these rows may refer to (a Core statement does not autoflush)
+    conn = session.connection()
+    dialect = conn.dialect.name
+    shape = tuple((table, tuple(rows[0]), len(rows)) for table, rows in inserts)
+    params = [
+        {f"t{k}_{i}_{col}": value for i, row in enumerate(rows) for col, value in row.items()}
+        for k, (_table, rows) in enumerate(inserts)
+    ]
+    stmt = _prepared(dialect, shape, notify if dialect == "postgresql" else "")
+    if dialect == "postgresql":
+        conn.execute(stmt, {k: v for p in params for k, v in p.items()})
+        return
+    for ins, p in zip(stmt, params, strict=True):
+        conn.execute(ins, p)
 
 
 def is_sqlite(engine_or_session: Any) -> bool:
