@@ -6,24 +6,31 @@ The notifications package and the CLI use this module as well as the web app.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     MetaData,
+    String,
     Table,
     bindparam,
+    cast,
     create_engine,
     event,
+    func,
     insert,
     literal_column,
+    null,
     select,
     union_all,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 UTC = dt.UTC
 
@@ -107,13 +114,57 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 
 # --- multi-row, multi-table inserts -----------------------------------------------------------
 
-# Prepared statements by shape: (dialect, ((table, columns, rows), ...), notify channel).
+# Statements by shape: (dialect, ((table, columns[, rows]), ...), notify channel).
 _INSERTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _insert(table: Table, columns: tuple[str, ...], n: int, prefix: str) -> Any:
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Aidline stores timezone-aware times only")
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot insert {type(value).__name__} through JSON")
+
+
+class _RowType(UserDefinedType):
+    """The row type of a table (PostgreSQL), for ``CAST(NULL AS table)``."""
+
+    cache_ok = True
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return self.table
+
+
+def _postgres_insert(shape: tuple[tuple[Table, tuple[str, ...]], ...], notify: str) -> Any:
+    # Data-modifying CTEs: every insert in one round trip (foreign keys are checked at the end
+    # of the statement, so a case and the rows that refer to it may share one). Each table's
+    # rows travel as one JSON array: one parameter a table, so the statement stays short,
+    # psycopg caches its parsing and PostgreSQL its plan (a parameter per value would be
+    # hundreds, converted one by one and re-parsed on every tap). Rows go in, and are
+    # numbered, in array order.
+    ctes = []
+    for k, (table, columns) in enumerate(shape):
+        rows = (
+            func.json_populate_recordset(
+                cast(null(), _RowType(table.name)), cast(bindparam(f"t{k}", type_=String), JSON)
+            )
+            .table_valued(*columns, with_ordinality="ordinality")
+            .alias("r")
+        )
+        picked = select(*(rows.c[c] for c in columns)).order_by(rows.c.ordinality)
+        ctes.append(insert(table).from_select(columns, picked, include_defaults=False).cte(f"w{k}"))
+    head = func.pg_notify(notify, "") if notify else literal_column("1")
+    return select(head).add_cte(*ctes)
+
+
+def _insert(table: Table, columns: tuple[str, ...], n: int) -> Any:
     def bind(i: int, c: str) -> Any:
-        return bindparam(f"{prefix}{i}_{c}", type_=table.c[c].type)
+        return bindparam(f"r{i}_{c}", type_=table.c[c].type)
 
     if n == 1:
         return insert(table).values({c: bind(0, c) for c in columns})
@@ -124,34 +175,17 @@ def _insert(table: Table, columns: tuple[str, ...], n: int, prefix: str) -> Any:
     return insert(table).from_select(list(columns), union_all(*rows), include_defaults=False)
 
 
-def _prepared(dialect: str, shape: tuple[tuple[Table, tuple[str, ...], int], ...], notify: str):
-    key = (dialect, shape, notify)
-    stmt = _INSERTS.get(key)
-    if stmt is None:
-        inserts = [_insert(table, cols, n, f"t{k}_") for k, (table, cols, n) in enumerate(shape)]
-        if dialect == "postgresql":
-            # Data-modifying CTEs: every insert in one round trip. Foreign keys are checked
-            # at the end of the statement, so a case and the rows that refer to it may share one.
-            head = select(
-                literal_column(f"pg_notify('{notify}', '')") if notify else literal_column("1")
-            )
-            stmt = head.add_cte(*(ins.cte(f"w{k}") for k, ins in enumerate(inserts)))
-        else:
-            stmt = inserts
-        _INSERTS[key] = stmt
-    return stmt
-
-
 def insert_rows(
     session: Any, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]], *, notify: str = ""
 ) -> None:
     """Insert ``rows`` into each ``table`` (every row of a table with the same keys), in the
-    session's transaction: one statement on PostgreSQL (data-modifying CTEs, with
-    ``pg_notify(notify)`` when a channel is given), one multi-row INSERT per table elsewhere.
+    session's transaction and in their order: on PostgreSQL in one statement (with
+    ``pg_notify(notify)`` when a channel is given), elsewhere one INSERT per table.
 
-    Plain Core: no ORM objects, no RETURNING; statements are prepared once per shape. Rows
-    must be complete (Python-side column defaults are not applied). Pending ORM objects are
-    flushed first, since rows may refer to them.
+    Plain Core: no ORM objects, no RETURNING; statements are built once per shape. Rows must
+    be complete (Python-side column defaults are not applied) and their values plain (str,
+    numbers, bool, None, aware datetimes, UUIDs, and dicts/lists for JSON columns). Pending
+    ORM objects are flushed first, since rows may refer to them.
     """
     inserts = [(table, rows) for table, rows in inserts if rows]
     if not inserts:
@@ -159,18 +193,29 @@ def insert_rows(
     if session.new:
         session.flush()  # ORM objects these rows may refer to (a Core statement does not autoflush)
     conn = session.connection()
-    dialect = conn.dialect.name
-    shape = tuple((table, tuple(rows[0]), len(rows)) for table, rows in inserts)
-    params = [
-        {f"t{k}_{i}_{col}": value for i, row in enumerate(rows) for col, value in row.items()}
-        for k, (_table, rows) in enumerate(inserts)
-    ]
-    stmt = _prepared(dialect, shape, notify if dialect == "postgresql" else "")
-    if dialect == "postgresql":
-        conn.execute(stmt, {k: v for p in params for k, v in p.items()})
+    if conn.dialect.name == "postgresql":
+        shape = tuple((table, tuple(rows[0])) for table, rows in inserts)
+        key = ("postgresql", shape, notify)
+        stmt = _INSERTS.get(key)
+        if stmt is None:
+            stmt = _INSERTS[key] = _postgres_insert(shape, notify)
+        conn.execute(
+            stmt,
+            {
+                f"t{k}": json.dumps(rows, default=_json_value, ensure_ascii=False)
+                for k, (_table, rows) in enumerate(inserts)
+            },
+        )
         return
-    for ins, p in zip(stmt, params, strict=True):
-        conn.execute(ins, p)
+    for table, rows in inserts:
+        columns = tuple(rows[0])
+        key = ("", table, columns, len(rows))
+        stmt = _INSERTS.get(key)
+        if stmt is None:
+            stmt = _INSERTS[key] = _insert(table, columns, len(rows))
+        conn.execute(
+            stmt, {f"r{i}_{col}": value for i, row in enumerate(rows) for col, value in row.items()}
+        )
 
 
 def is_sqlite(engine_or_session: Any) -> bool:
