@@ -69,3 +69,30 @@ def test_concurrent_taps_with_different_keys_make_one_open_case(committed_app): 
     assert sorted(r[0] for r in results) == [200] * 4 + [201], results
     assert len({r[1]["id"] for r in results}) == 1
     assert _count(committed_app, Case, resident_id=me.id) == 1
+
+
+def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):  # type: ignore[no-untyped-def]
+    """The key belongs to the operator, not the caller: their row lock serialises the
+    retries (the key's row is written without a read of its own)."""
+    with database(committed_app).new_session() as s, s.begin():
+        op = Account(role="operator", username="op-concurrent", region_code="3711")
+        s.add(op)
+    headers = {**f.auth(committed_app, op), "Idempotency-Key": "call-1"}
+    body = {"phone": "13700000003", "channel": "hotline", "urgent": True, "notes": "来电"}
+    barrier = threading.Barrier(4)
+    results: list = [None] * 4
+
+    def enter(i: int) -> None:
+        client = committed_app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/intake", json=body, headers=headers)
+        results[i] = (resp.status_code, resp.get_json())
+
+    threads = [threading.Thread(target=enter, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r[0] for r in results) == [200] * 3 + [201], results
+    assert len({r[1]["id"] for r in results}) == 1
+    assert _count(committed_app, Case, created_by_id=op.id) == 1
