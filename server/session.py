@@ -3,11 +3,21 @@
 Services only ``flush``; a response below 400 commits, anything else rolls back everything
 (SMS outbox rows included). Tests rebind the sessionmaker to a connection inside an outer
 transaction so every test is rolled back.
+
+SQLite has one writer at a time. A write request takes the write lock up front (``BEGIN
+IMMEDIATE``); before that it queues for it on ``WriterQueue`` (a lock in the process and a
+``flock`` on a file beside the database across processes), so waiting writers sleep until
+the lock is handed on instead of polling in SQLite's busy handler (sleeps of up to 100 ms:
+the long tail of every write under load).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
+import time
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -23,12 +33,77 @@ log = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class WriterQueue:
+    """Serialises one SQLite database's write transactions across threads and processes.
+
+    Threads of a process wait on a lock; the one holding it takes an exclusive ``flock`` on
+    ``<database>.writers`` (other processes). Both are held from before ``BEGIN IMMEDIATE``
+    to after the transaction ends. Waits are bounded by ``timeout`` (SQLite's busy timeout):
+    then ``sqlite3.OperationalError`` as SQLite itself would raise (a 503).
+    """
+
+    def __init__(self, path: str | None, timeout: float = 30.0) -> None:
+        self.path = path  # None: an in-memory database, one process
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # not a descriptor inherited by fork
+            self._fd = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        if not self._lock.acquire(timeout=self.timeout):
+            raise _busy()
+        if self.path is None:
+            return
+        try:
+            fd = self._file()
+            pause = 0.0005
+            while True:
+                # Another process's writer: only one thread a process gets here, so a short
+                # poll costs next to nothing and bounds the wait.
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise _busy() from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.004)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def release(self) -> None:
+        if self.path is not None and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+
+def _busy() -> Exception:
+    import sqlite3
+
+    return sa_exc.OperationalError(
+        "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+    )
+
+
 class Database:
     """Engine and sessionmaker of one app."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine: Engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.writers: WriterQueue | None = None
+        if self.is_sqlite:
+            path = self.engine.url.database
+            in_memory = not path or path == ":memory:" or path.startswith("file::memory:")
+            self.writers = WriterQueue(None if in_memory else os.path.abspath(path))
 
     @property
     def is_sqlite(self) -> bool:
@@ -50,12 +125,26 @@ def db_session() -> Session:
     if session is None:
         db = database()
         session = db.new_session()
-        if db.is_sqlite and request and request.method in WRITE_METHODS:
+        if db.writers is not None and request and request.method in WRITE_METHODS:
             # Take SQLite's write lock up front: a deferred transaction that later upgrades
             # to a writer fails at once with "database is locked" under concurrent writes.
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            # Queue for it first (WriterQueue), released when the request's transaction ends.
+            db.writers.acquire()
+            g._db_writer = db.writers
+            try:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            except BaseException:
+                session.close()
+                _release_writer()
+                raise
         g._db_session = session
     return session
+
+
+def _release_writer() -> None:
+    writers: WriterQueue | None = g.pop("_db_writer", None)
+    if writers is not None:
+        writers.release()
 
 
 def keep_on_error(session: Session) -> None:
@@ -77,6 +166,12 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.get("_db_session")
         if session is None:
             return response
+        try:
+            return _end(session, response)
+        finally:
+            _release_writer()
+
+    def _end(session: Session, response):  # type: ignore[no-untyped-def]
         if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
             session.rollback()
             return response
@@ -107,8 +202,11 @@ def init_app(app: Flask) -> None:
     @app.teardown_request
     def _close(_exc):  # type: ignore[no-untyped-def]
         session: Session | None = g.pop("_db_session", None)
-        if session is not None:
-            try:
-                session.close()
-            except sa_exc.SQLAlchemyError:
-                log.warning("session close failed", exc_info=True)
+        try:
+            if session is not None:
+                try:
+                    session.close()
+                except sa_exc.SQLAlchemyError:
+                    log.warning("session close failed", exc_info=True)
+        finally:
+            _release_writer()  # if the request ended without reaching _commit
