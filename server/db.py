@@ -207,15 +207,21 @@ def insert_rows(
             },
         )
         return
-    for table, rows in inserts:
-        columns = tuple(rows[0])
-        key = ("", table, columns, len(rows))
-        stmt = _INSERTS.get(key)
-        if stmt is None:
-            stmt = _INSERTS[key] = _insert(table, columns, len(rows))
-        conn.execute(
-            stmt, {f"r{i}_{col}": value for i, row in enumerate(rows) for col, value in row.items()}
-        )
+    for table, all_rows in inserts:
+        columns = tuple(all_rows[0])
+        for start in range(0, len(all_rows), _CHUNK):
+            rows = all_rows[start : start + _CHUNK]
+            key = ("", table, columns, len(rows))
+            stmt = _INSERTS.get(key)
+            if stmt is None:
+                stmt = _INSERTS[key] = _insert(table, columns, len(rows))
+            params = {f"r{i}_{c}": value for i, row in enumerate(rows) for c, value in row.items()}
+            conn.execute(stmt, params)
+
+
+# Rows a statement at most (SQLite: compound SELECTs have a limit, and one statement is
+# prepared per row count).
+_CHUNK = 50
 
 
 def is_sqlite(engine_or_session: Any) -> bool:
