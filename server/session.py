@@ -17,7 +17,6 @@ import fcntl
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -38,8 +37,9 @@ class WriterQueue:
 
     Threads of a process wait on a lock; the one holding it takes an exclusive ``flock`` on
     ``<database>.writers`` (other processes). Both are held from before ``BEGIN IMMEDIATE``
-    to after the transaction ends. Waits are bounded by ``timeout`` (SQLite's busy timeout):
-    then ``sqlite3.OperationalError`` as SQLite itself would raise (a 503).
+    to after the transaction ends. A thread waits at most ``timeout`` (SQLite's busy
+    timeout) for its process's turn, then gets ``sqlite3.OperationalError`` as from SQLite
+    itself (a 503).
     """
 
     def __init__(self, path: str | None, timeout: float = 30.0) -> None:
@@ -56,25 +56,16 @@ class WriterQueue:
         return self._fd
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + self.timeout
         if not self._lock.acquire(timeout=self.timeout):
             raise _busy()
         if self.path is None:
             return
         try:
-            fd = self._file()
-            pause = 0.0005
-            while True:
-                # Another process's writer: only one thread a process gets here, so a short
-                # poll costs next to nothing and bounds the wait.
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise _busy() from None
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.004)
+            # One thread a process waits here, asleep in the kernel until another process's
+            # writer unlocks: woken at once, where a polling waiter would mostly find the
+            # lock retaken by the next writer of that process. That writer's transaction is
+            # bounded by SQLite's busy timeout on each of its statements.
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
         except BaseException:
             self._lock.release()
             raise

@@ -131,13 +131,23 @@ def test_a_turn_never_handed_on_is_a_503_after_the_busy_timeout(tiny: Flask) -> 
     queue = database(tiny).writers
     assert queue is not None
     queue.timeout = 0.2
-    other = os.open(f"{queue.path}.writers", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(other, fcntl.LOCK_EX)  # as if another process held it
+    stuck = threading.Event()
+    done = threading.Event()
+
+    def stuck_writer() -> None:  # a writer of this process that does not finish
+        queue.acquire()
+        stuck.set()
+        done.wait(10)
+        queue.release()
+
+    holder = threading.Thread(target=stuck_writer)
+    holder.start()
     try:
+        assert stuck.wait(10)
         r = tiny.test_client().post("/ok")
         assert r.status_code == 503 and r.get_json()["code"] == "database_unavailable"
-        assert not queue._lock.locked()
     finally:
-        os.close(other)
+        done.set()
+        holder.join(10)
     assert tiny.test_client().post("/ok").status_code == 200
     assert _free(queue)
