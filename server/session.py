@@ -35,45 +35,76 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class WriterQueue:
     """Serialises one SQLite database's write transactions across threads and processes.
 
-    Threads of a process wait on a lock; the one holding it takes an exclusive ``flock`` on
-    ``<database>.writers`` (other processes). Both are held from before ``BEGIN IMMEDIATE``
-    to after the transaction ends. A thread waits at most ``timeout`` (SQLite's busy
-    timeout) for its process's turn, then gets ``sqlite3.OperationalError`` as from SQLite
-    itself (a 503).
+    Threads of a process take turns in arrival order; the one whose turn it is takes an
+    exclusive ``flock`` on ``<database>.writers`` (other processes), passing through a
+    turnstile (a ``flock`` on ``<database>.turnstile``) so that processes alternate: a
+    process that has just written cannot take the lock again while another one waits.
+    Held from before ``BEGIN IMMEDIATE`` to after the transaction ends. A thread waits at
+    most ``timeout`` (SQLite's busy timeout) for its process's turn, then gets
+    ``sqlite3.OperationalError`` as from SQLite itself (a 503).
     """
 
     def __init__(self, path: str | None, timeout: float = 30.0) -> None:
         self.path = path  # None: an in-memory database, one process
         self.timeout = timeout
-        self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+        self._fds: tuple[int, int] | None = None
         self._pid = 0
 
-    def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # not a descriptor inherited by fork
-            self._fd = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+    @property
+    def busy(self) -> bool:
+        """A thread of this process holds the turn or waits for it."""
+        with self._turns:
+            return self._serving != self._next_ticket
+
+    def _files(self) -> tuple[int, int]:
+        if self._fds is None or self._pid != os.getpid():  # not descriptors inherited by fork
+            flags = os.O_RDWR | os.O_CREAT
+            self._fds = (
+                os.open(f"{self.path}.writers", flags, 0o600),
+                os.open(f"{self.path}.turnstile", flags, 0o600),
+            )
             self._pid = os.getpid()
-        return self._fd
+        return self._fds
 
     def acquire(self) -> None:
-        if not self._lock.acquire(timeout=self.timeout):
-            raise _busy()
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            if not self._turns.wait_for(lambda: self._serving == ticket, self.timeout):
+                self._abandoned.add(ticket)
+                raise _busy()
         if self.path is None:
             return
+        lock, turnstile = self._files()
         try:
-            # One thread a process waits here, asleep in the kernel until another process's
-            # writer unlocks: woken at once, where a polling waiter would mostly find the
-            # lock retaken by the next writer of that process. That writer's transaction is
-            # bounded by SQLite's busy timeout on each of its statements.
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            # Asleep in the kernel until the other process's writer unlocks, woken at once.
+            # Its transaction is bounded by SQLite's busy timeout on each of its statements.
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            finally:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
         except BaseException:
-            self._lock.release()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            self._next_turn()
             raise
 
     def release(self) -> None:
-        if self.path is not None and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
+        if self.path is not None and self._fds is not None:
+            fcntl.flock(self._fds[0], fcntl.LOCK_UN)
+        self._next_turn()
+
+    def _next_turn(self) -> None:
+        with self._turns:
+            self._serving += 1
+            while self._serving in self._abandoned:  # waiters that gave up
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._turns.notify_all()
 
 
 def _busy() -> Exception:

@@ -59,7 +59,7 @@ def tiny(tmp_path: Path) -> Flask:
 
 def _free(queue: WriterQueue) -> bool:
     """Neither a thread of this process nor another process holds the writers' turn."""
-    if queue._lock.locked():
+    if queue.busy:
         return False
     fd = os.open(f"{queue.path}.writers", os.O_RDWR | os.O_CREAT)
     try:
@@ -146,6 +146,7 @@ def test_a_turn_never_handed_on_is_a_503_after_the_busy_timeout(tiny: Flask) -> 
         assert stuck.wait(10)
         r = tiny.test_client().post("/ok")
         assert r.status_code == 503 and r.get_json()["code"] == "database_unavailable"
+        assert queue.busy  # the stuck writer still holds its turn
     finally:
         done.set()
         holder.join(10)
