@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from sqlalchemy.orm.util import identity_key
 
 from notifications import templates
 from notifications.models import SmsOutbox, SmsTemplateOverride
+from server.db import utcnow
 
 # PostgreSQL channel the worker LISTENs on; enqueue NOTIFYs it (delivered on commit only).
 NOTIFY_CHANNEL = "aidline_sms_outbox"
@@ -78,6 +80,46 @@ def _override_text(session: Session, template: str) -> str | None:
     return _overrides.texts(session).get(template)
 
 
+def outbox_row(
+    session: Session,
+    to: str,
+    template: str,
+    params: dict[str, Any],
+    case_id: uuid.UUID | None = None,
+    *,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An outbox row for an SMS in the caller's transaction (sent only if it commits); the
+    transaction NOTIFYs the workers when it commits (see ``take_notify``). ``enqueue`` writes
+    one; a caller writing several rows with others in one statement uses this."""
+    now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
+        # workers at once (an urgent page leaves within a second, not at the next poll).
+        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
+        session.info[_NOTIFY] = True
+    return {
+        "to_phone": to,
+        "template": template,
+        "params": params,
+        "body": templates.render(template, params, text=_override_text(session, template)),
+        "case_id": case_id,
+        "priority": templates.priority(template),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def take_notify(session: Session) -> str:
+    """The channel to NOTIFY now, when this transaction has queued an SMS and not yet told
+    the workers: for a caller that folds ``pg_notify`` into a statement it sends anyway
+    (server.db.insert_rows); '' otherwise. The commit then sends no NOTIFY of its own."""
+    return NOTIFY_CHANNEL if session.info.pop(_NOTIFY, False) else ""
+
+
 def enqueue(
     session: Session,
     to: str,
@@ -86,20 +128,8 @@ def enqueue(
     case_id: uuid.UUID | None = None,
 ) -> SmsOutbox:
     """Add an SMS to the outbox in the caller's transaction (sent only if it commits)."""
-    row = SmsOutbox(
-        to_phone=to,
-        template=template,
-        params=params,
-        body=templates.render(template, params, text=_override_text(session, template)),
-        case_id=case_id,
-        priority=templates.priority(template),
-    )
+    row = SmsOutbox(**outbox_row(session, to, template, params, case_id))
     session.add(row)
-    if session.get_bind().dialect.name == "postgresql":
-        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
-        # workers at once (an urgent page leaves within a second, not at the next poll).
-        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
-        session.info[_NOTIFY] = True
     return row
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from server.db import Base, UTCDateTime, utcnow
+from server.db import Base, UTCDateTime, insert_rows, utcnow
 
 
 class AuditEntry(Base):
@@ -30,6 +30,41 @@ class AuditEntry(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+AUDIT = AuditEntry.__table__
+
+
+def _request_ip() -> str | None:
+    try:
+        from flask import has_request_context, request
+
+        return request.remote_addr if has_request_context() else None
+    except ImportError:  # pragma: no cover - notifications worker without Flask
+        return None
+
+
+def entry_row(
+    *,
+    actor: Any,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    data: dict[str, Any] | None = None,
+    ip: str | None = None,
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An audit row (the request IP is taken when known); ``record`` writes one."""
+    return {
+        "at": at or utcnow(),
+        "actor_id": getattr(actor, "id", None),
+        "actor_role": getattr(actor, "role", None),
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "ip": _request_ip() if ip is None else ip,
+        "data": data,
+    }
+
+
 def record(
     session: Session,
     *,
@@ -39,23 +74,10 @@ def record(
     target_id: Any,
     data: dict[str, Any] | None = None,
     ip: str | None = None,
-) -> AuditEntry:
-    """Add an audit entry in the caller's transaction (the request IP is taken when known)."""
-    if ip is None:
-        try:
-            from flask import has_request_context, request
-
-            ip = request.remote_addr if has_request_context() else None
-        except ImportError:  # pragma: no cover - notifications worker without Flask
-            ip = None
-    entry = AuditEntry(
-        actor_id=getattr(actor, "id", None),
-        actor_role=getattr(actor, "role", None),
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        ip=ip,
-        data=data,
+) -> dict[str, Any]:
+    """Write an audit entry now, in the caller's transaction; returns its row."""
+    row = entry_row(
+        actor=actor, action=action, target_type=target_type, target_id=target_id, data=data, ip=ip
     )
-    session.add(entry)
-    return entry
+    insert_rows(session, [(AUDIT, [row])])
+    return row

@@ -6,12 +6,31 @@ The notifications package and the CLI use this module as well as the web app.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 UTC = dt.UTC
 
@@ -91,6 +110,118 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+# --- multi-row, multi-table inserts -----------------------------------------------------------
+
+# Statements by shape: (dialect, ((table, columns[, rows]), ...), notify channel).
+_INSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Aidline stores timezone-aware times only")
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot insert {type(value).__name__} through JSON")
+
+
+class _RowType(UserDefinedType):
+    """The row type of a table (PostgreSQL), for ``CAST(NULL AS table)``."""
+
+    cache_ok = True
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return self.table
+
+
+def _postgres_insert(shape: tuple[tuple[Table, tuple[str, ...]], ...], notify: str) -> Any:
+    # Data-modifying CTEs: every insert in one round trip (foreign keys are checked at the end
+    # of the statement, so a case and the rows that refer to it may share one). Each table's
+    # rows travel as one JSON array: one parameter a table, so the statement stays short,
+    # psycopg caches its parsing and PostgreSQL its plan (a parameter per value would be
+    # hundreds, converted one by one and re-parsed on every tap). Rows go in, and are
+    # numbered, in array order.
+    ctes = []
+    for k, (table, columns) in enumerate(shape):
+        rows = (
+            func.json_populate_recordset(
+                cast(null(), _RowType(table.name)), cast(bindparam(f"t{k}", type_=String), JSON)
+            )
+            .table_valued(*columns, with_ordinality="ordinality")
+            .alias("r")
+        )
+        picked = select(*(rows.c[c] for c in columns)).order_by(rows.c.ordinality)
+        ctes.append(insert(table).from_select(columns, picked, include_defaults=False).cte(f"w{k}"))
+    head = func.pg_notify(notify, "") if notify else literal_column("1")
+    return select(head).add_cte(*ctes)
+
+
+def _insert(table: Table, columns: tuple[str, ...], n: int) -> Any:
+    def bind(i: int, c: str) -> Any:
+        return bindparam(f"r{i}_{c}", type_=table.c[c].type)
+
+    if n == 1:
+        return insert(table).values({c: bind(0, c) for c in columns})
+    # Several rows as INSERT ... SELECT ... UNION ALL SELECT ...: unlike a multi-row VALUES
+    # (which SQLAlchemy compiles anew on every execution) it is compiled once and cached.
+    # The rows are inserted, and numbered, in their order.
+    rows = [select(*(bind(i, c) for c in columns)) for i in range(n)]
+    return insert(table).from_select(list(columns), union_all(*rows), include_defaults=False)
+
+
+def insert_rows(
+    session: Any, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]], *, notify: str = ""
+) -> None:
+    """Insert ``rows`` into each ``table`` (every row of a table with the same keys), in the
+    session's transaction and in their order: on PostgreSQL in one statement (with
+    ``pg_notify(notify)`` when a channel is given), elsewhere one INSERT per table.
+
+    Plain Core: no ORM objects, no RETURNING; statements are built once per shape. Rows must
+    be complete (Python-side column defaults are not applied) and their values plain (str,
+    numbers, bool, None, aware datetimes, UUIDs, and dicts/lists for JSON columns). Pending
+    ORM objects are flushed first, since rows may refer to them.
+    """
+    inserts = [(table, rows) for table, rows in inserts if rows]
+    if not inserts:
+        return
+    if session.new:
+        session.flush()  # ORM objects these rows may refer to (a Core statement does not autoflush)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        shape = tuple((table, tuple(rows[0])) for table, rows in inserts)
+        key = ("postgresql", shape, notify)
+        stmt = _INSERTS.get(key)
+        if stmt is None:
+            stmt = _INSERTS[key] = _postgres_insert(shape, notify)
+        conn.execute(
+            stmt,
+            {
+                f"t{k}": json.dumps(rows, default=_json_value, ensure_ascii=False)
+                for k, (_table, rows) in enumerate(inserts)
+            },
+        )
+        return
+    for table, all_rows in inserts:
+        columns = tuple(all_rows[0])
+        for start in range(0, len(all_rows), _CHUNK):
+            rows = all_rows[start : start + _CHUNK]
+            key = ("", table, columns, len(rows))
+            stmt = _INSERTS.get(key)
+            if stmt is None:
+                stmt = _INSERTS[key] = _insert(table, columns, len(rows))
+            params = {f"r{i}_{c}": value for i, row in enumerate(rows) for c, value in row.items()}
+            conn.execute(stmt, params)
+
+
+# Rows a statement at most (SQLite: compound SELECTs have a limit, and one statement is
+# prepared per row count).
+_CHUNK = 50
 
 
 def is_sqlite(engine_or_session: Any) -> bool:

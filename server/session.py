@@ -3,11 +3,20 @@
 Services only ``flush``; a response below 400 commits, anything else rolls back everything
 (SMS outbox rows included). Tests rebind the sessionmaker to a connection inside an outer
 transaction so every test is rolled back.
+
+SQLite has one writer at a time. A write request takes the write lock up front (``BEGIN
+IMMEDIATE``); before that it queues for it on ``WriterQueue`` (a lock in the process and a
+``flock`` on a file beside the database across processes), so waiting writers sleep until
+the lock is handed on instead of polling in SQLite's busy handler (sleeps of up to 100 ms:
+the long tail of every write under load).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -23,12 +32,100 @@ log = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class WriterQueue:
+    """Serialises one SQLite database's write transactions across threads and processes.
+
+    Threads of a process take turns in arrival order; the one whose turn it is takes an
+    exclusive ``flock`` on ``<database>.writers`` (other processes), passing through a
+    turnstile (a ``flock`` on ``<database>.turnstile``) so that processes alternate: a
+    process that has just written cannot take the lock again while another one waits.
+    Held from before ``BEGIN IMMEDIATE`` to after the transaction ends. A thread waits at
+    most ``timeout`` (SQLite's busy timeout) for its process's turn, then gets
+    ``sqlite3.OperationalError`` as from SQLite itself (a 503).
+    """
+
+    def __init__(self, path: str | None, timeout: float = 30.0) -> None:
+        self.path = path  # None: an in-memory database, one process
+        self.timeout = timeout
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+        self._fds: tuple[int, int] | None = None
+        self._pid = 0
+
+    @property
+    def busy(self) -> bool:
+        """A thread of this process holds the turn or waits for it."""
+        with self._turns:
+            return self._serving != self._next_ticket
+
+    def _files(self) -> tuple[int, int]:
+        if self._fds is None or self._pid != os.getpid():  # not descriptors inherited by fork
+            flags = os.O_RDWR | os.O_CREAT
+            self._fds = (
+                os.open(f"{self.path}.writers", flags, 0o600),
+                os.open(f"{self.path}.turnstile", flags, 0o600),
+            )
+            self._pid = os.getpid()
+        return self._fds
+
+    def acquire(self) -> None:
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            if not self._turns.wait_for(lambda: self._serving == ticket, self.timeout):
+                self._abandoned.add(ticket)
+                raise _busy()
+        if self.path is None:
+            return
+        lock, turnstile = self._files()
+        try:
+            # Asleep in the kernel until the other process's writer unlocks, woken at once.
+            # Its transaction is bounded by SQLite's busy timeout on each of its statements.
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            finally:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        except BaseException:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            self._next_turn()
+            raise
+
+    def release(self) -> None:
+        if self.path is not None and self._fds is not None:
+            fcntl.flock(self._fds[0], fcntl.LOCK_UN)
+        self._next_turn()
+
+    def _next_turn(self) -> None:
+        with self._turns:
+            self._serving += 1
+            while self._serving in self._abandoned:  # waiters that gave up
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._turns.notify_all()
+
+
+def _busy() -> Exception:
+    import sqlite3
+
+    return sa_exc.OperationalError(
+        "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+    )
+
+
 class Database:
     """Engine and sessionmaker of one app."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine: Engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.writers: WriterQueue | None = None
+        if self.is_sqlite:
+            path = self.engine.url.database
+            in_memory = not path or path == ":memory:" or path.startswith("file::memory:")
+            self.writers = WriterQueue(None if in_memory else os.path.abspath(path))
 
     @property
     def is_sqlite(self) -> bool:
@@ -50,12 +147,26 @@ def db_session() -> Session:
     if session is None:
         db = database()
         session = db.new_session()
-        if db.is_sqlite and request and request.method in WRITE_METHODS:
+        if db.writers is not None and request and request.method in WRITE_METHODS:
             # Take SQLite's write lock up front: a deferred transaction that later upgrades
             # to a writer fails at once with "database is locked" under concurrent writes.
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            # Queue for it first (WriterQueue), released when the request's transaction ends.
+            db.writers.acquire()
+            g._db_writer = db.writers
+            try:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            except BaseException:
+                session.close()
+                _release_writer()
+                raise
         g._db_session = session
     return session
+
+
+def _release_writer() -> None:
+    writers: WriterQueue | None = g.pop("_db_writer", None)
+    if writers is not None:
+        writers.release()
 
 
 def keep_on_error(session: Session) -> None:
@@ -77,6 +188,12 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.get("_db_session")
         if session is None:
             return response
+        try:
+            return _end(session, response)
+        finally:
+            _release_writer()
+
+    def _end(session: Session, response):  # type: ignore[no-untyped-def]
         if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
             session.rollback()
             return response
@@ -107,8 +224,11 @@ def init_app(app: Flask) -> None:
     @app.teardown_request
     def _close(_exc):  # type: ignore[no-untyped-def]
         session: Session | None = g.pop("_db_session", None)
-        if session is not None:
-            try:
-                session.close()
-            except sa_exc.SQLAlchemyError:
-                log.warning("session close failed", exc_info=True)
+        try:
+            if session is not None:
+                try:
+                    session.close()
+                except sa_exc.SQLAlchemyError:
+                    log.warning("session close failed", exc_info=True)
+        finally:
+            _release_writer()  # if the request ended without reaching _commit

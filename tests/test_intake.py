@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import func, select
 
 from notifications.models import SmsOutbox
-from server.cases.models import Case, CaseEvent
+from server.cases.models import Case, CaseEvent, IdempotencyKey
 from server.roster.models import DutyShift
 from tests import factories as f
 
@@ -324,21 +324,36 @@ def test_resident_list_is_paginated_newest_first(app, client, session):  # type:
 
 def test_failure_rolls_back_everything(app, client, session, monkeypatch):  # type: ignore[no-untyped-def]
     import notifications
-    from server.cases import intake
+    from server.audit import AuditEntry
+    from server.cases import routes
+    from server.cases.models import CaseCounter
 
     me = f.resident(session)
 
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("outbox down")
 
-    monkeypatch.setattr(notifications, "enqueue", boom)
-    monkeypatch.setattr(intake.notifications, "enqueue", boom)
-    resp = client.post("/api/v1/urgent-requests", headers=f.auth(app, me))
+    def count(model):  # type: ignore[no-untyped-def]
+        return session.scalar(select(func.count()).select_from(model))
+
+    # The outbox fails while the tap is being written; then everything is written and the
+    # answer fails: either way nothing of the tap stays.
+    monkeypatch.setattr(notifications, "outbox_row", boom)
+    resp = client.post(
+        "/api/v1/urgent-requests", headers={**f.auth(app, me), "Idempotency-Key": "x"}
+    )
+    assert resp.status_code == 500
+    monkeypatch.undo()
+    monkeypatch.setattr(routes, "_created", boom)
+    resp = client.post(
+        "/api/v1/urgent-requests", headers={**f.auth(app, me), "Idempotency-Key": "x"}
+    )
     assert resp.status_code == 500
     assert (
         session.scalar(select(func.count()).select_from(Case).where(Case.resident_id == me.id)) == 0
     )
-    assert session.scalar(select(func.count()).select_from(CaseEvent)) == 0
+    for model in (CaseEvent, SmsOutbox, IdempotencyKey, CaseCounter, AuditEntry):
+        assert count(model) == 0, model
 
 
 def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: ignore[no-untyped-def]
@@ -385,3 +400,113 @@ def test_city_triage_case_is_worked_by_county_supervisors(app, client, session):
         client.get("/api/v1/counties/3711/triage", headers=f.auth(app, other_city)).status_code
         == 404
     )
+
+
+# --- the answer of an intake request is the case as a read shows it --------------------------
+
+
+def _read(client, app, headers, body):  # type: ignore[no-untyped-def]
+    """GET of the case an intake answer names, with that answer's note and duplicate link."""
+    read = client.get(f"/api/v1/cases/{body['id']}", headers=headers)
+    assert read.status_code == 200
+    return {**read.get_json(), "note": body["note"], "duplicate_of": body["duplicate_of"]}
+
+
+def test_intake_answers_are_the_case_as_read(app, client, session):  # type: ignore[no-untyped-def]
+    """Pins the response of every intake path (new case, retry, open case, duplicate, staff
+    entry, triage, a township outside the deployment city) to the case read back by GET."""
+    duty = f.staff(session, role="duty", region="371102004", phone="+8613900000031")
+    _on_duty(session, duty)
+    f.staff(session, role="supervisor", region="371122", phone="+8613900000032")
+    me = f.resident(session, residence_township_code="371121001")
+    other = f.resident(session)
+    op = f.staff(session, role="operator", region="3711")
+    mine, op_h, other_h = f.auth(app, me), f.auth(app, op), f.auth(app, other)
+    full = {
+        "township_code": "371102004",
+        "location": {"lat": 35.42, "lng": 119.52},
+        "address": "日照市东港区泰安路88号",
+        "description": "家中老人突发疾病",
+        "contact_phone": "0633-8888888",
+    }
+    answers = []
+    r = client.post("/api/v1/urgent-requests", json=full, headers={**mine, "Idempotency-Key": "p1"})
+    assert r.status_code == 201
+    answers.append((mine, r))
+    retry = client.post(
+        "/api/v1/urgent-requests", json=full, headers={**mine, "Idempotency-Key": "p1"}
+    )
+    assert retry.status_code == 200 and retry.get_json()["note"]
+    answers.append((mine, retry))
+    repeat = client.post(
+        "/api/v1/urgent-requests",
+        json={"description": "还在等"},
+        headers={**mine, "Idempotency-Key": "p2"},
+    )
+    assert repeat.status_code == 200 and repeat.get_json()["duplicate_of"] == r.get_json()["id"]
+    answers.append((mine, repeat))
+    empty = client.post("/api/v1/urgent-requests", headers=other_h)  # triage, no key
+    assert empty.status_code == 201 and empty.get_json()["township"] is None
+    answers.append((other_h, empty))
+    outside = client.post(
+        "/api/v1/applications",
+        json={"aid_type": "medical", "reason": "住院", "township_code": "110101001"},
+        headers=other_h,
+    )
+    assert outside.status_code == 201 and outside.get_json()["township"]["code"] == "110101001"
+    answers.append((other_h, outside))
+    application = client.post(
+        "/api/v1/applications",
+        json={"aid_type": "minimum_living", "reason": "失业", "household_size": 2},
+        headers={**mine, "Idempotency-Key": "p3"},
+    )
+    assert application.status_code == 201
+    answers.append((mine, application))
+    for urgent in (True, False):
+        hotline = client.post(
+            "/api/v1/intake",
+            json={
+                "phone": "13812349999",
+                "name": "张三",
+                "channel": "hotline",
+                "urgent": urgent,
+                "aid_type": "medical",
+                "reason": "住院费用",
+                "notes": "来电人情绪激动",
+                "address": "莒县城阳街道",
+            },
+            headers={**op_h, "Idempotency-Key": f"h{urgent}"},
+        )
+        assert hotline.status_code == 201, hotline.get_json()
+        answers.append((op_h, hotline))
+    for headers, answer in answers:
+        assert answer.get_json() == _read(client, app, headers, answer.get_json())
+
+
+def test_a_tap_takes_few_statements(app, client, session, connection):  # type: ignore[no-untyped-def]
+    """The one-tap path (bench/README.md): auth, the person's row lock, one look-up (key,
+    open case, roster), the case number, and the write: one statement on PostgreSQL (case,
+    events, audit, SMS, key, NOTIFY), one INSERT per table on SQLite. No ORM flushes."""
+    from sqlalchemy import event
+
+    duty = f.staff(session, role="duty", region="371102004", phone="+8613900000041")
+    _on_duty(session, duty)
+    me = f.resident(session)
+    headers = {**f.auth(app, me), "Idempotency-Key": "count-me"}
+    warm = f.auth(app, f.resident(session))  # a first tap warms the per-process caches
+    assert client.post("/api/v1/urgent-requests", json={}, headers=warm).status_code == 201
+    seen: list[str] = []
+
+    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", log)
+    r = client.post("/api/v1/urgent-requests", json={"township_code": "371102004"}, headers=headers)
+    event.remove(connection, "before_cursor_execute", log)
+    assert r.status_code == 201
+    work = [s for s in seen if not s.lstrip().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))]
+    postgres = connection.dialect.name == "postgresql"
+    assert len(work) == (5 if postgres else 9), work
+    assert [s.template for s in _sms(session, r.get_json()["id"], "duty_page")] == ["duty_page"]
+    key = session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "count-me"))
+    assert key.case_id == uuid.UUID(r.get_json()["id"]) and key.endpoint == "urgent"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import func, select
 
+import notifications
 from notifications.models import SmsOutbox
 from server.accounts.models import Account
 from server.cases.models import Case
@@ -69,3 +71,63 @@ def test_concurrent_taps_with_different_keys_make_one_open_case(committed_app): 
     assert sorted(r[0] for r in results) == [200] * 4 + [201], results
     assert len({r[1]["id"] for r in results}) == 1
     assert _count(committed_app, Case, resident_id=me.id) == 1
+
+
+def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):  # type: ignore[no-untyped-def]
+    """The key belongs to the operator, not the caller: their row lock serialises the
+    retries (the key's row is written without a read of its own)."""
+    with database(committed_app).new_session() as s, s.begin():
+        op = Account(role="operator", username="op-concurrent", region_code="3711")
+        s.add(op)
+    headers = {**f.auth(committed_app, op), "Idempotency-Key": "call-1"}
+    body = {"phone": "13700000003", "channel": "hotline", "urgent": True, "notes": "来电"}
+    barrier = threading.Barrier(4)
+    results: list = [None] * 4
+
+    def enter(i: int) -> None:
+        client = committed_app.test_client()
+        barrier.wait()
+        resp = client.post("/api/v1/intake", json=body, headers=headers)
+        results[i] = (resp.status_code, resp.get_json())
+
+    threads = [threading.Thread(target=enter, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r[0] for r in results) == [200] * 3 + [201], results
+    assert len({r[1]["id"] for r in results}) == 1
+    assert _count(committed_app, Case, created_by_id=op.id) == 1
+
+
+def test_a_tap_wakes_a_sleeping_sms_worker(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+    """PostgreSQL: the tap's write statement carries the NOTIFY (no statement of its own),
+    delivered at its commit: the worker asleep on LISTEN sends the receipt long before its
+    30 s poll. SQLite: the (tiny) poll interval is the wake-up."""
+    from notifications.worker import waiter_for
+    from tests.fake_twilio import twilio_config
+    from tests.sms_helpers import worker
+
+    pg = database(committed_app).engine.dialect.name == "postgresql"
+    w = worker(committed_app, **twilio_config(fake_twilio, SMS_POLL_SECONDS=30 if pg else 0.05))
+    me = _resident(committed_app, "+8613700000004")
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=w.run_forever, args=(stop, waiter_for(database(committed_app).engine, stop))
+    )
+    thread.start()
+    try:
+        time.sleep(0.3)  # the worker is asleep on LISTEN / between polls
+        resp = committed_app.test_client().post(
+            "/api/v1/urgent-requests", headers=f.auth(committed_app, me)
+        )
+        assert resp.status_code == 201
+        assert fake_twilio.received.wait(3), "the worker did not wake up"
+    finally:
+        stop.set()
+        if pg:  # interrupt the LISTEN wait with one more notification
+            with database(committed_app).new_session() as s, s.begin():
+                notifications.enqueue(s, "+8613700000005", "withdrawn", {"case_no": "A-B-C"})
+        thread.join(35)
+    assert not thread.is_alive()
+    assert fake_twilio.requests[0].form["To"] == "+8613700000004"

@@ -171,7 +171,8 @@ def proxied_app(database_url: str, engine: Any) -> Iterator[tuple[Any, TcpProxy 
 
 
 def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_app, engine):  # type: ignore[no-untyped-def]
-    """The connection dies between the case INSERT and the SMS INSERT of a one-tap request."""
+    """The connection dies when a one-tap request writes its SMS: on SQLite after its case
+    INSERT; on PostgreSQL in the one statement that writes the case, its events and SMS."""
     app, proxy = proxied_app
     client = app.test_client()
     _, ok_auth = _resident(app, "+8613711110001")
@@ -185,7 +186,7 @@ def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_
     # ``do_execute`` runs where the driver would: what it raises is wrapped like a real
     # driver error (sqlalchemy.exc.OperationalError), which is what an outage looks like.
     def fault(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("INSERT INTO SMS_OUTBOX") and not fired:
+        if "INSERT INTO SMS_OUTBOX" in statement.upper() and not fired:
             fired.append(statement)
             if proxy is not None:
                 proxy.cut()  # PostgreSQL: the server is gone, for real, mid-transaction
@@ -294,7 +295,8 @@ def _post(port: int, path: str, body: dict, headers: dict) -> tuple[int, Any]:
 def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
     committed_app, engine, database_url
 ):  # type: ignore[no-untyped-def]
-    """SIGKILL the worker while its transaction has written the case but not yet the SMS."""
+    """SIGKILL the worker while its transaction is open, waiting to write the tap (its case
+    number already taken; the case, events and SMS go in one statement on PostgreSQL)."""
     _needs_postgres(engine)
     resident_id, auth = _resident(committed_app, "+8613711110004")
     port = _free_port()
@@ -320,7 +322,7 @@ def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
     try:
         _wait_http(port)
         [worker] = _worker_pids(gunicorn.pid)
-        # Hold the outbox: the request writes its case, then waits on this lock.
+        # Hold the outbox: the request's write of its case and SMS waits on this lock.
         locker.execute(text("LOCK TABLE sms_outbox IN ACCESS EXCLUSIVE MODE"))
         outcome: list[Any] = []
         headers = {**auth, "Idempotency-Key": "tap-before-crash"}
@@ -337,10 +339,12 @@ def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
         waiting = None
         with engine.connect() as watch:
             while time.monotonic() < deadline and not waiting:
+                # A backend waiting for the outbox (its statement's text may be longer than
+                # pg_stat_activity shows).
                 waiting = watch.scalar(
                     text(
-                        "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query ILIKE 'INSERT INTO sms_outbox%'"
+                        "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE NOT l.granted AND c.relname = 'sms_outbox'"
                     )
                 )
                 watch.rollback()  # pg_stat_activity is a per-transaction snapshot

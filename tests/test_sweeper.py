@@ -315,11 +315,15 @@ def test_sla_report(app, client, session):  # type: ignore[no-untyped-def]
     )
     from server.cases.events import add_event
 
-    ev = add_event(session, case=on_time, actor=p.duty, action="claim", to_status="claimed")
-    ev.at = t0 + dt.timedelta(minutes=10)
-    ev2 = add_event(session, case=late, actor=p.duty, action="claim", to_status="claimed")
-    ev2.at = t0 + dt.timedelta(minutes=30)
-    session.flush()
+    for case, minutes in ((on_time, 10), (late, 30)):
+        add_event(
+            session,
+            case=case,
+            actor=p.duty,
+            action="claim",
+            to_status="claimed",
+            at=t0 + dt.timedelta(minutes=minutes),
+        )
 
     r = client.get(f"/api/v1/counties/{COUNTY}/sla", headers=auth(app, p.supervisor))
     assert r.status_code == 200, r.json

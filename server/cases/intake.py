@@ -3,36 +3,54 @@
 Every new case is routed to exactly one queue, gets a timeline, a receipt SMS to the resident
 and, when urgent, a page to the duty officers on the roster, all in the caller's transaction:
 a failure anywhere rolls back the case, its events and its SMS together.
+
+The one-tap path is the busiest write of a flood, and every statement counts (bench/README.md),
+so intake is plain Core with as few statements as correctness allows:
+
+1. lock the person's account row and read what routing needs (PostgreSQL: taps of one
+   person are serialised, so two taps never open two urgent cases; SQLite serialises every
+   writer anyway);
+2. one look-up after the lock: the idempotency key, the person's open case of this kind, and
+   everyone who could be paged (server/roster/service.py);
+3. the day's case number (an upsert);
+4. one write: the case, its timeline (submit, route, page), the audit entry, the receipt and
+   the pages, and the idempotency key with its case (PostgreSQL: one statement, with the
+   NOTIFY; elsewhere one INSERT per table).
+
+A retry, a repeat tap and an application absorbed by an open case take the same steps 1-2
+and then read what they return.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import uuid
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, literal_column, null, select, true
 from sqlalchemy.orm import Session
 
 import notifications
+from notifications.models import SmsOutbox
 from server import audit
 from server.accounts.models import Account
 from server.cases import clocks
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
-from server.cases.events import add_event
+from server.cases.events import EVENTS, event_row
 from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
 from server.cases.numbers import next_case_no
-from server.db import utcnow
-from server.errors import ValidationFailed
-from server.roster.service import pagers_for_township, supervisors_to_alert
+from server.db import insert_rows, utcnow
+from server.errors import Unauthorized, ValidationFailed
+from server.roster.service import pagers_params, pagers_query, pick_pagers
 from server.routing.gazetteer import gazetteer
-from server.routing.rules import Decision, Evidence, route
+from server.routing.rules import Decision, Evidence, Gazetteer, route
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +62,30 @@ NOTE_DUPLICATE = "此人已有同类正在办理的案件，本次登记已并�
 
 
 class IntakeResult(tuple):
-    """``(case, created)``, plus ``note`` and ``duplicate_of`` for the caller."""
+    """``(case, created)``, plus ``note`` and ``duplicate_of`` for the caller; for a case this
+    request created, ``events`` (its timeline rows), ``resident`` and ``names`` (division
+    code -> name) too, so the caller can answer without reading the case back."""
 
-    case: Case
+    case: Any
     created: bool
 
     def __new__(
         cls,
-        case: Case,
+        case: Any,
         created: bool,
         note: str | None = None,
         duplicate_of: uuid.UUID | None = None,
+        *,
+        events: list[dict[str, Any]] | None = None,
+        resident: Any = None,
+        names: dict[str, str] | None = None,
     ) -> IntakeResult:
         obj = super().__new__(cls, (case, created))
         obj.note = note
         obj.duplicate_of = duplicate_of
+        obj.events = events
+        obj.resident = resident
+        obj.names = names
         return obj
 
     @property
@@ -87,217 +114,345 @@ def _deployment_city() -> str:
     return DEFAULT_CITY
 
 
+# --- the person, locked -----------------------------------------------------------------
+
+_ACCOUNTS = Account.__table__
+_CASES = Case.__table__
+_KEYS = IdempotencyKey.__table__
+_OUTBOX = SmsOutbox.__table__
+
+
+@dataclass
+class Person:
+    """What intake needs of the account of the person in need (read with its row lock)."""
+
+    id: int
+    phone: str | None
+    name: str | None
+    residence_township_code: str | None
+    hukou_township_code: str | None
+    id_number_hash: str | None
+    id_number_masked: str | None
+
+
+_PERSON_COLUMNS = (
+    _ACCOUNTS.c.id,
+    _ACCOUNTS.c.phone,
+    _ACCOUNTS.c.name,
+    _ACCOUNTS.c.residence_township_code,
+    _ACCOUNTS.c.hukou_township_code,
+    _ACCOUNTS.c.id_number_hash,
+    _ACCOUNTS.c.id_number_masked,
+    _ACCOUNTS.c.active,
+)
+_BY_ID = _ACCOUNTS.c.id == bindparam("account_id")
+_PERSON = select(*_PERSON_COLUMNS).where(_BY_ID)
+# FOR NO KEY UPDATE: exclusive among taps of the person, but rows that merely refer to the
+# account (its cases, sessions, audit entries) can still be written by others meanwhile.
+_PERSON_LOCKED = _PERSON.with_for_update(key_share=True)
+_LOCK = select(_ACCOUNTS.c.id).where(_BY_ID).with_for_update(key_share=True)
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _locked(session: Session) -> set[int]:
+    # Accounts locked by this transaction; keyed weakly by it, so the next one locks anew.
+    by_txn = session.info.setdefault("locked_accounts", weakref.WeakKeyDictionary())
+    return by_txn.setdefault(session.get_transaction(), set())
+
+
+def _lock_account_id(session: Session, account_id: int) -> None:
+    """Lock an account row for this transaction (PostgreSQL; SQLite serialises writers)."""
+    if not _postgres(session):
+        return
+    locked = _locked(session)
+    if account_id not in locked:
+        session.connection().execute(_LOCK, {"account_id": account_id})
+        locked.add(account_id)
+
+
+def _person(session: Session, resident: Any) -> Any:
+    """The person in need, their account row locked: an Account as given (its in-memory
+    state counts), or, for an account id, a Person read by the locking statement."""
+    if not isinstance(resident, int):
+        if session.new:
+            session.flush()  # a resident created by this request: the lock needs its row
+        _lock_account_id(session, resident.id)
+        return resident
+    postgres = _postgres(session)
+    row = (
+        session.connection()
+        .execute(_PERSON_LOCKED if postgres else _PERSON, {"account_id": resident})
+        .one_or_none()
+    )
+    if row is None or not row.active:
+        raise Unauthorized(code="token_invalid")
+    if postgres:
+        _locked(session).add(resident)
+    values = row._asdict()
+    del values["active"]
+    return Person(**values)
+
+
+# --- one look-up after the lock ---------------------------------------------------------
+
+
+# The open statuses written into the statement: a bound IN list is expanded anew on every
+# execution (a quarter of the look-up's CPU).
+_OPEN = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+
+
+@functools.cache
+def _look_up_query(*, key: bool, urgent: bool, by_subject: bool, pagers: str | None) -> Any:
+    """Idempotency key id, the person's newest open case of this kind, and (``pagers``: the
+    queue's kind) everyone who could be paged, in one statement: the first two as columns
+    of one row, joined to every pager row (so there is a row even when nobody is paged)."""
+    cases = _CASES.c
+    who = cases.resident_id == bindparam("resident_id")
+    if by_subject:
+        who = who | (cases.subject_id_hash == bindparam("subject_id_hash"))
+    kind = (
+        cases.urgent.is_(True)
+        if urgent
+        else (cases.aid_type == bindparam("aid_type")) & (cases.created_at >= bindparam("since"))
+    )
+    open_case = (
+        select(cases.id)
+        .where(who, cases.status.in_(_OPEN), kind)
+        .order_by(cases.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    key_id = (
+        select(_KEYS.c.id)
+        .where(_KEYS.c.account_id == bindparam("key_owner"), _KEYS.c.key == bindparam("key"))
+        .scalar_subquery()
+        if key
+        else null()
+    )
+    found = select(key_id.label("key_id"), open_case.label("open_id"))
+    if pagers is None:
+        return found
+    anchor = found.subquery("found")
+    roster = pagers_query(pagers)
+    return select(anchor, roster).select_from(anchor.outerjoin(roster, true()))
+
+
+@dataclass
+class _Found:
+    key_id: int | None
+    open_id: uuid.UUID | None
+    pagers: list[Any]
+    paged_as: str
+
+
+def _look_up(
+    session: Session,
+    *,
+    person: Any,
+    key_owner: int,
+    key: str | None,
+    urgent: bool,
+    aid_type: str,
+    since: dt.datetime | None,
+    subject_id_hash: str | None,
+    queue_code: str,
+    now: dt.datetime,
+) -> _Found:
+    params: dict[str, Any] = {"resident_id": person.id}
+    pager_kind = None
+    if urgent:
+        pager_kind, roster = pagers_params(queue_code, now)
+        params.update(roster)
+    else:
+        params.update(aid_type=aid_type, since=since)
+    if key:
+        params.update(key_owner=key_owner, key=key)
+    if subject_id_hash:
+        params["subject_id_hash"] = subject_id_hash
+    query = _look_up_query(
+        key=bool(key), urgent=urgent, by_subject=bool(subject_id_hash), pagers=pager_kind
+    )
+    rows = session.connection().execute(query, params).all()
+    paged, who = pick_pagers(rows) if urgent else ([], "")
+    return _Found(rows[0].key_id, rows[0].open_id, paged, who)
+
+
 # --- idempotency ------------------------------------------------------------------------
 
 
-def _claim_key(
-    session: Session, *, account_id: int, key: str, endpoint: str, request_hash: str
-) -> tuple[IdempotencyKey | None, Case | None]:
-    """Reserve ``key`` for this request, or return the case of the earlier one.
-
-    A concurrent request with the same key waits on the unique index (PostgreSQL) until the
-    first commits, then sees its case; on SQLite write requests are serialised anyway.
-    """
-    existing = session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
-        )
-    )
-    if existing is None:
-        row = IdempotencyKey(
-            account_id=account_id, key=key, endpoint=endpoint, request_hash=request_hash
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-            return row, None
-        except IntegrityError:
-            existing = session.scalar(
-                select(IdempotencyKey).where(
-                    IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
-                )
-            )
-            if existing is None:  # pragma: no cover - the other request rolled back
-                raise
-    if existing.endpoint != endpoint or existing.request_hash != request_hash:
+def _earlier_request(
+    session: Session, key_id: int, *, endpoint: str, request_hash: str
+) -> IntakeResult:
+    """The answer to a retry: the case of the earlier request with this key (422 when the key
+    was used for another request)."""
+    existing = session.get(IdempotencyKey, key_id)
+    if existing is None or existing.endpoint != endpoint or existing.request_hash != request_hash:
         raise ValidationFailed(
             "该幂等键已用于另一请求。",
             message_en="This Idempotency-Key was used for a different request.",
             errors={"Idempotency-Key": ["同一个幂等键只能用于同一请求，请为新请求生成新键。"]},
         )
     case = session.get(Case, existing.case_id) if existing.case_id else None
-    return None, case
+    return IntakeResult(case, False, NOTE_RETRY)
 
 
-def _with_key(
-    session: Session,
-    *,
-    actor: Any,
-    key: str | None,
-    endpoint: str,
-    request_hash: str | None,
-    create: Any,
-) -> IntakeResult:
+def _key_rows(
+    *, actor: Any, key: str | None, endpoint: str, request_hash: str | None, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The idempotency key's row (its ``case_id`` still to be set), or none without a key.
+
+    Written with the request's other rows, without a read of its own: the look-up found no
+    such key after the key owner's row lock (PostgreSQL; SQLite serialises writers), so no
+    concurrent request can be writing it."""
     if not key:
-        return create()
-    if isinstance(actor, Account) or getattr(actor, "role", None) == "resident":
-        # Lock before touching the key row: its FK takes a share lock on the account, and a
-        # later FOR UPDATE on it would deadlock with a concurrent tap.
-        _lock_account_id(session, actor.id)
-    row, case = _claim_key(
-        session,
-        account_id=actor.id,
-        key=key,
-        endpoint=endpoint,
-        request_hash=request_hash or "",
-    )
-    if row is None and case is not None:
-        return IntakeResult(case, False, NOTE_RETRY)
-    result = create()
-    if row is not None:
-        row.case_id = result.case.id
-        session.flush()
-    return result
+        return []
+    return [
+        {
+            "account_id": actor.id,
+            "key": key,
+            "endpoint": endpoint,
+            "request_hash": request_hash or "",
+            "created_at": now,
+        }
+    ]
 
 
 # --- creation ---------------------------------------------------------------------------
 
 
-def _lock_resident(session: Session, resident: Account) -> None:
-    # Two taps with different keys at once must not open two urgent cases: serialise per
-    # resident on PostgreSQL (SQLite serialises all writers already).
-    _lock_account_id(session, resident.id)
-
-
-def _lock_account_id(session: Session, account_id: int) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    # Once per transaction is enough; keyed weakly by the transaction so a later one locks anew.
-    by_txn = session.info.setdefault("locked_accounts", weakref.WeakKeyDictionary())
-    locked = by_txn.setdefault(session.get_transaction(), set())
-    if account_id not in locked:
-        session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
-        locked.add(account_id)
-
-
-def _open_cases(
-    session: Session,
-    *,
-    resident: Account,
-    urgent: bool | None = None,
-    aid_type: str | None = None,
-    since: dt.datetime | None = None,
-    subject_id_hash: str | None = None,
-) -> list[Case]:
-    who = Case.resident_id == resident.id
-    if subject_id_hash:
-        who = who | (Case.subject_id_hash == subject_id_hash)
-    query = select(Case).where(who, Case.status.in_(OPEN_STATUSES))
-    if urgent is not None:
-        query = query.where(Case.urgent.is_(urgent))
-    if aid_type:
-        query = query.where(Case.aid_type == aid_type)
-    if since:
-        query = query.where(Case.created_at >= since)
-    return list(session.scalars(query.order_by(Case.created_at.desc())))
-
-
 def _create_case(
     session: Session,
     *,
-    resident: Account,
+    gaz: Gazetteer,
+    decision: Decision,
+    found: _Found,
+    resident: Any,
     actor: Any,
     urgent: bool,
     aid_type: str,
     channel: str,
     now: dt.datetime,
-    township_code: str | None,
     address: str | None,
     lat: float | None,
     lng: float | None,
-    reporter_township_code: str | None = None,
-    subject_id_hash: str | None = None,
-    **details: Any,
-) -> Case:
-    gaz = gazetteer(session, _deployment_city())
-    decision = route(
-        Evidence(
-            urgent=urgent,
-            township_code=township_code,
-            address=address,
-            reporter_township_code=reporter_township_code,
-            residence_township_code=resident.residence_township_code,
-            hukou_township_code=resident.hukou_township_code,
-            has_location=lat is not None and lng is not None,
-        ),
-        gaz,
-    )
+    subject_id_hash: str | None,
+    key_rows: list[dict[str, Any]],
+    details: dict[str, Any],
+) -> IntakeResult:
     queue_code = decision.township_code or decision.county_code
-    case = Case(
-        id=uuid.uuid4(),
-        case_no=next_case_no(session, urgent=urgent, queue_code=queue_code, now=now),
-        urgent=urgent,
-        aid_type=aid_type,
-        channel=channel,
-        resident_id=resident.id,
-        created_by_id=getattr(actor, "id", None),
-        subject_phone=resident.phone,
-        subject_id_hash=subject_id_hash or resident.id_number_hash,
-        township_code=decision.township_code,
-        county_code=decision.county_code,
-        accountable_township_code=decision.township_code,
-        routing_evidence=decision.evidence,
-        routing_reason=decision.reason_zh,
-        address=address,
-        lat=lat,
-        lng=lng,
-        pay_due_at=clocks.pay_due_at(now) if urgent else None,
-        created_at=now,
-        updated_at=now,
+    case_id = uuid.uuid4()
+    case_no = next_case_no(session, urgent=urgent, queue_code=queue_code, now=now)
+    case = {
+        "id": case_id,
+        "case_no": case_no,
+        "urgent": urgent,
+        "aid_type": aid_type,
+        "status": "queued",
+        "channel": channel,
+        "resident_id": resident.id,
+        "created_by_id": getattr(actor, "id", None),
+        "subject_phone": resident.phone,
+        "subject_id_hash": subject_id_hash or resident.id_number_hash,
+        "township_code": decision.township_code,
+        "county_code": decision.county_code,
+        "accountable_township_code": decision.township_code,
+        "routing_evidence": decision.evidence,
+        "routing_reason": decision.reason_zh,
+        "address": address,
+        "lat": lat,
+        "lng": lng,
+        "pay_due_at": clocks.pay_due_at(now) if urgent else None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
         **details,
-    )
-    session.add(case)
-    session.flush()
+    }
     queue_name = _queue_name(gaz, decision)
     kind = "紧急求助" if urgent else f"{AID_TYPES[aid_type]}申请"
-    add_event(
-        session,
-        case=case,
-        actor=actor,
-        action="submit",
-        to_status="queued",
-        text_zh=f"已收到您的{kind}。",
-        data={"channel": channel},
-    )
-    add_event(
-        session,
-        case=case,
-        actor=None,
-        action="route",
-        to_status="queued",
-        text_zh=f"已转{queue_name}办理。"
-        if decision.township_code
-        else "正在为您确定办理的乡镇（街道），请稍候。",
-        data={
-            "evidence": decision.evidence,
-            "township_code": decision.township_code,
-            "queue_code": queue_code,
-            "reason": decision.reason_zh,
-        },
-    )
-    audit.record(
-        session,
+    events = [
+        event_row(
+            case_id=case_id,
+            actor=actor,
+            action="submit",
+            to_status="queued",
+            text_zh=f"已收到您的{kind}。",
+            data={"channel": channel},
+            at=now,
+        ),
+        event_row(
+            case_id=case_id,
+            actor=None,
+            action="route",
+            to_status="queued",
+            text_zh=f"已转{queue_name}办理。"
+            if decision.township_code
+            else "正在为您确定办理的乡镇（街道），请稍候。",
+            data={
+                "evidence": decision.evidence,
+                "township_code": decision.township_code,
+                "queue_code": queue_code,
+                "reason": decision.reason_zh,
+            },
+            at=now,
+        ),
+    ]
+    sms = []
+    params = {"case_no": case_no, "township": queue_name}
+    if resident.phone:
+        template = "urgent_receipt" if urgent else "receipt"
+        sms.append(notifications.outbox_row(session, resident.phone, template, params, case_id))
+    if urgent:
+        paged = []
+        for staff in found.pagers:
+            if staff.phone:
+                sms.append(
+                    notifications.outbox_row(session, staff.phone, "duty_page", params, case_id)
+                )
+                paged.append(staff.id)
+        if not paged:
+            log.warning("urgent case %s: nobody with a phone to page in %s", case_no, queue_code)
+        events.append(
+            event_row(
+                case_id=case_id,
+                actor=None,
+                action="page",
+                resident_visible=False,
+                text_zh="已短信通知值班人员。" if paged else "无可通知的值班人员，请督导关注。",
+                data={"paged_account_ids": paged, "role": found.paged_as},
+                at=now,
+            )
+        )
+    entry = audit.entry_row(
         actor=actor,
         action="case.create",
         target_type="case",
-        target_id=case.id,
+        target_id=case_id,
         data={"channel": channel, "urgent": urgent},
+        at=now,
     )
-    _notify_new_case(
-        session, case=case, resident=resident, decision=decision, queue_name=queue_name, now=now
+    insert_rows(
+        session,
+        [
+            (_CASES, [case]),
+            (EVENTS, events),
+            (audit.AUDIT, [entry]),
+            (_OUTBOX, sms),
+            (_KEYS, [{**row, "case_id": case_id} for row in key_rows]),
+        ],
+        notify=notifications.take_notify(session),
     )
-    return case
+    names = {code: name for code in {queue_code} if (name := gaz.name(code))}
+    return IntakeResult(NewCase(case), True, events=events, resident=resident, names=names)
+
+
+class NewCase:
+    """A case this request created, as written: its columns as attributes."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def _queue_name(gaz: Any, decision: Decision) -> str:
@@ -306,94 +461,33 @@ def _queue_name(gaz: Any, decision: Decision) -> str:
     return f"{gaz.name(decision.county_code) or decision.county_code}民政部门"
 
 
-def _notify_new_case(
+def _record_repeat(
     session: Session,
     *,
-    case: Case,
-    resident: Account,
-    decision: Decision,
-    queue_name: str,
-    now: dt.datetime,
-) -> None:
-    if resident.phone:
-        template = "urgent_receipt" if case.urgent else "receipt"
-        notifications.enqueue(
-            session,
-            resident.phone,
-            template,
-            {"case_no": case.case_no, "township": queue_name},
-            case_id=case.id,
-        )
-    if not case.urgent:
-        return
-    if decision.township_code:
-        pagers, who = pagers_for_township(session, township_code=decision.township_code, at=now)
-    else:
-        pagers, who = _triage_supervisors(session, decision.county_code, now), "supervisor"
-    paged = []
-    for staff in pagers:
-        if staff.phone:
-            notifications.enqueue(
-                session,
-                staff.phone,
-                "duty_page",
-                {"case_no": case.case_no, "township": queue_name},
-                case_id=case.id,
-            )
-            paged.append(staff.id)
-    if not paged:
-        log.warning(
-            "urgent case %s: nobody with a phone to page in %s",
-            case.case_no,
-            case.township_code or case.county_code,
-        )
-    add_event(
-        session,
-        case=case,
-        actor=None,
-        action="page",
-        resident_visible=False,
-        text_zh="已短信通知值班人员。" if paged else "无可通知的值班人员，请督导关注。",
-        data={"paged_account_ids": paged, "role": who},
-    )
-
-
-def _triage_supervisors(session: Session, region: str, now: dt.datetime) -> list[Account]:
-    if len(region) == 6:
-        return supervisors_to_alert(session, county_code=region, at=now)
-    # The city triage queue: every county's supervisors of the city.
-    return list(
-        session.scalars(
-            select(Account)
-            .where(
-                Account.role == "supervisor",
-                Account.active.is_(True),
-                Account.region_code.startswith(region),
-            )
-            .order_by(Account.id)
-        )
-    )
-
-
-def _record_repeat(
-    session: Session, *, case: Case, actor: Any, channel: str, details: dict[str, Any]
+    case_id: uuid.UUID,
+    actor: Any,
+    channel: str,
+    details: dict[str, Any],
+    key_rows: list[dict[str, Any]],
 ) -> None:
     kept = {k: v for k, v in details.items() if v not in (None, "")}
-    add_event(
-        session,
-        case=case,
+    event = event_row(
+        case_id=case_id,
         actor=actor,
         action="repeat_request",
         resident_visible=False,
         text_zh="同一人再次求助或登记，已并入本案件。",
         data={"channel": channel, **kept},
     )
+    insert_rows(
+        session, [(EVENTS, [event]), (_KEYS, [{**r, "case_id": case_id} for r in key_rows])]
+    )
 
 
 def _submit(
     session: Session,
     *,
-    resident: Account,
+    resident: Any,
     actor: Any,
     channel: str,
     urgent: bool,
@@ -413,58 +507,82 @@ def _submit(
     reporter_township_code: str | None,
     **details: Any,
 ) -> IntakeResult:
-    """Return the person's open case of this kind (recording the new details on it), or a new
-    case; under the client's idempotency key and the person's row lock."""
-
-    def create() -> IntakeResult:
-        _lock_resident(session, resident)
-        open_same = _open_cases(
-            session,
-            resident=resident,
-            urgent=True if urgent else None,
-            aid_type=None if urgent else aid_type,
-            since=since,
-            subject_id_hash=subject_id_hash,
-        )
-        if open_same:
-            if on_repeat is not None:
-                on_repeat()
-            case = open_same[0]
-            repeat = {"address": address, "lat": lat, "lng": lng, **details}
-            _record_repeat(session, case=case, actor=actor, channel=channel, details=repeat)
-            return IntakeResult(case, False, note, duplicate_of=case.id)
-        case = _create_case(
-            session,
-            resident=resident,
-            actor=actor,
+    """Return the case of an earlier request with the same idempotency key; else the person's
+    open case of this kind (recording the new details on it); else a new case. Under the
+    person's row lock (and the key owner's, when another account holds the key)."""
+    person = _person(session, resident)
+    if idempotency_key:
+        _lock_account_id(session, actor.id)  # the key owner: the person, or the operator
+    gaz = gazetteer(session, _deployment_city())
+    decision = route(
+        Evidence(
             urgent=urgent,
-            aid_type=aid_type,
-            channel=channel,
-            now=now,
             township_code=township_code,
             address=address,
-            lat=lat,
-            lng=lng,
             reporter_township_code=reporter_township_code,
-            subject_id_hash=subject_id_hash,
-            **details,
-        )
-        return IntakeResult(case, True)
-
-    return _with_key(
+            residence_township_code=person.residence_township_code,
+            hukou_township_code=person.hukou_township_code,
+            has_location=lat is not None and lng is not None,
+        ),
+        gaz,
+    )
+    found = _look_up(
         session,
-        actor=actor,
+        person=person,
+        key_owner=actor.id,
         key=idempotency_key,
-        endpoint=endpoint,
-        request_hash=request_hash,
-        create=create,
+        urgent=urgent,
+        aid_type=aid_type,
+        since=since,
+        subject_id_hash=subject_id_hash,
+        queue_code=decision.township_code or decision.county_code,
+        now=now,
+    )
+    if found.key_id is not None:
+        return _earlier_request(
+            session, found.key_id, endpoint=endpoint, request_hash=request_hash or ""
+        )
+    key_rows = _key_rows(
+        actor=actor, key=idempotency_key, endpoint=endpoint, request_hash=request_hash, now=now
+    )
+    if found.open_id is not None:
+        if on_repeat is not None:
+            on_repeat()
+        repeat = {"address": address, "lat": lat, "lng": lng, **details}
+        _record_repeat(
+            session,
+            case_id=found.open_id,
+            actor=actor,
+            channel=channel,
+            details=repeat,
+            key_rows=key_rows,
+        )
+        case = session.get(Case, found.open_id)
+        return IntakeResult(case, False, note, duplicate_of=found.open_id)
+    return _create_case(
+        session,
+        gaz=gaz,
+        decision=decision,
+        found=found,
+        resident=person,
+        actor=actor,
+        urgent=urgent,
+        aid_type=aid_type,
+        channel=channel,
+        now=now,
+        address=address,
+        lat=lat,
+        lng=lng,
+        subject_id_hash=subject_id_hash,
+        key_rows=key_rows,
+        details=details,
     )
 
 
 def submit_urgent(
     session: Session,
     *,
-    resident: Account,
+    resident: Account | int,
     actor: Any,
     channel: str,
     township_code: str | None = None,
@@ -483,8 +601,10 @@ def submit_urgent(
 ) -> IntakeResult:
     """One-tap urgent help: never refused for lack of detail; one open urgent case a person.
 
-    ``on_repeat`` runs when the person already has an open urgent case (not for a retry of
-    the same tap); it may raise to throttle repeated taps — a first request never reaches it.
+    ``resident``: the person's Account, or the id of a resident's own account (read with its
+    row lock here). ``on_repeat`` runs when the person already has an open urgent case (not
+    for a retry of the same tap); it may raise to throttle repeated taps — a first request
+    never reaches it.
     """
     return _submit(
         session,
@@ -515,7 +635,7 @@ def submit_urgent(
 def submit_application(
     session: Session,
     *,
-    resident: Account,
+    resident: Account | int,
     actor: Any,
     channel: str,
     aid_type: str,

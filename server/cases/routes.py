@@ -16,6 +16,7 @@ from server.accounts.tokens import request_claims
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
+from server.cases.models import STATUS_LABELS
 from server.cases.schemas import (
     AidTypeSchema,
     ApplicationCreateSchema,
@@ -26,9 +27,12 @@ from server.cases.schemas import (
     IntakeCreateSchema,
     UrgentRequestCreateSchema,
 )
+from server.cases.workflow import division_name
 from server.divisions.service import require_township
 from server.errors import Forbidden, Unauthorized, ValidationFailed
 from server.limits import enforce
+from server.masking import mask_name, mask_phone
+from server.routing.gazetteer import gazetteer
 from server.session import db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
@@ -57,22 +61,85 @@ def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any], int]:
-    body = queries.detail(
-        session,
-        result.case,
-        actor=actor(),
-        note=result.note,
-        duplicate_of=result.duplicate_of,
-        audit_read=False,
-    )
+    if result.events is not None:
+        body = _created(session, result, actor())
+    else:
+        body = queries.detail(
+            session,
+            result.case,
+            actor=actor(),
+            note=result.note,
+            duplicate_of=result.duplicate_of,
+            audit_read=False,
+        )
     return body, 201 if result.created else 200
+
+
+def _created(session: Any, result: intake.IntakeResult, who: Any) -> dict[str, Any]:
+    """The answer for a case this request created, from what intake wrote: the same body
+    as ``queries.detail`` gives for the case read back (tests/test_intake.py pins it)."""
+    case = result.case
+    staff = who.is_staff
+    code = case.township_code or case.county_code or ""
+    name = result.names.get(code) or division_name(session, code) or code
+    if case.township_code:
+        township = {"code": code, "name": name}
+        queue = {"kind": "township", **township}
+    else:
+        township = None
+        queue = {"kind": "triage", "code": code, "name": f"{name}分拣队列"}
+    body = {
+        "id": case.id,
+        "case_no": case.case_no,
+        "status": case.status,
+        "status_label": STATUS_LABELS[case.status],
+        "urgent": case.urgent,
+        "aid_type": case.aid_type,
+        "aid_type_label": AID_TYPES.get(case.aid_type, case.aid_type),
+        "pay_due_at": case.pay_due_at,
+        "created_at": case.created_at,
+        "township": township,
+        "queue": queue,
+        "channel": case.channel,
+        "routing": {"evidence": case.routing_evidence or "", "reason": case.routing_reason or ""},
+        "address": case.address,
+        "location": {"lat": case.lat, "lng": case.lng} if case.lat is not None else None,
+        "description": case.description,
+        "contact_phone": case.contact_phone,
+        "reason": getattr(case, "reason", None),
+        "household_size": getattr(case, "household_size", None),
+        "monthly_income_fen": getattr(case, "monthly_income_fen", None),
+        "approved_amount_fen": None,
+        "paid_amount_fen": None,
+        "paid_at": None,
+        "paperwork_due_at": None,
+        "updated_at": case.updated_at,
+        "duplicate_of": None,
+        "note": None,
+        "timeline": [
+            {"at": e["at"], "action": e["action"], "status": e["to_status"], "text": e["text_zh"]}
+            | ({"actor_role": e["actor_role"], "data": e["data"] or {}} if staff else {})
+            for e in result.events
+            if staff or e["resident_visible"]
+        ],
+    }
+    if staff:
+        person = result.resident
+        body["person"] = {
+            "name": mask_name(person.name),
+            "phone": mask_phone(case.subject_phone),
+            "id_number": person.id_number_masked,
+        }
+        body["staff_notes"] = getattr(case, "staff_notes", None)
+    return body
 
 
 @blp.route("/urgent-requests")
 class UrgentRequests(MethodView):
+    # Schema instances, not classes: webargs instantiates a class on every request.
     @blp.login_required(roles=["resident"])
-    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-    @blp.arguments(UrgentRequestCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(UrgentRequestCreateSchema())
     @blp.response(201, CaseSchema)
     @blp.alt_response(200, schema=CaseSchema, description="重试或已有进行中的紧急求助：返回原案件")
     @blp.alt_response(
@@ -83,17 +150,17 @@ class UrgentRequests(MethodView):
     def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
         """One-tap urgent help (一键求助)."""
         session = db_session()
-        resident = _account(session)
+        who = actor()
         result = intake.submit_urgent(
             session,
-            resident=resident,
-            actor=actor(),
+            resident=who.id,  # read and locked by intake, with what it needs of the account
+            actor=who,
             channel="app",
             description=data.get("description") or None,
             **_place(session, data),
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
-            on_repeat=lambda: _limit_repeated_taps(resident),
+            on_repeat=lambda: _limit_repeated_taps(who),
         )
         return _respond(session, result)
 
@@ -263,7 +330,13 @@ def _limit_repeated_taps(resident: Account) -> None:
 
 
 def _township(session: Any, code: str | None) -> str | None:
-    return require_township(session, code).code if code else None
+    if not code:
+        return None
+    # The deployment city's townships are in the per-process gazetteer; others are looked up.
+    city = current_app.config["DEPLOYMENT_CITY"]
+    if len(code) == 9 and code.startswith(city) and gazetteer(session, city).name(code):
+        return code
+    return require_township(session, code).code
 
 
 def _duplicate_window() -> dt.timedelta:

@@ -14,18 +14,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 import notifications
+from notifications.models import SmsOutbox
 from server import access
 from server.accounts.models import ROLE_LABELS, Account
-from server.audit import record
+from server.audit import AUDIT, entry_row, record
 from server.cases import clocks, money, state
-from server.cases.events import add_event
-from server.cases.models import STATUS_LABELS, Case, CaseDocument, CaseEvent
-from server.db import utcnow
+from server.cases.events import EVENTS, add_event, event_row
+from server.cases.models import STATUS_LABELS, Case, CaseDocument
+from server.db import insert_rows, utcnow
 from server.divisions.models import Division
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.roster.service import pagers_for_township, supervisors_to_alert
@@ -174,38 +175,66 @@ def _actor_label(actor: Any) -> str:
     return ROLE_LABELS.get(getattr(actor, "role", ""), "系统")
 
 
+def _move_rows(
+    *,
+    case: Any,
+    actor: Any,
+    name: str,
+    moved: tuple[str, str],
+    text_zh: str,
+    data: dict[str, Any] | None,
+    resident_visible: bool = True,
+    at: dt.datetime | None = None,
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The audit entry and the timeline event of a move ``moved`` = (from, to)."""
+    before, after = moved
+    audit_row = entry_row(
+        actor=actor,
+        action=f"case.{name}",
+        target_type="case",
+        target_id=case.id,
+        data={"from": before, "to": after},
+        at=at,
+    )
+    event = event_row(
+        case_id=case.id,
+        actor=actor,
+        action=name,
+        from_status=before,
+        to_status=after,
+        text_zh=text_zh,
+        data=data,
+        resident_visible=resident_visible,
+        at=at,
+    )
+    return [(AUDIT, [audit_row]), (EVENTS, [event])]
+
+
 def _move(
     session: Session,
     *,
-    case: Case,
+    case: Any,
     actor: Any,
     action: str,
     text_zh: str,
     data: dict[str, Any] | None = None,
     resident_visible: bool = True,
     event_action: str | None = None,
-) -> CaseEvent:
-    """Apply ``action`` through the state machine and write its timeline event."""
-    before, after = state.apply(case, action)
-    record(
-        session,
-        actor=actor,
-        action=f"case.{event_action or action}",
-        target_type="case",
-        target_id=case.id,
-        data={"from": before, "to": after},
-    )
-    return add_event(
-        session,
+) -> tuple[str, str]:
+    """Apply ``action`` through the state machine and write its audit entry and timeline
+    event (one statement on PostgreSQL). Returns (from, to)."""
+    moved = state.apply(case, action)
+    rows = _move_rows(
         case=case,
         actor=actor,
-        action=event_action or action,
-        from_status=before,
-        to_status=after,
+        name=event_action or action,
+        moved=moved,
         text_zh=text_zh,
         data=data,
         resident_visible=resident_visible,
     )
+    insert_rows(session, rows, notify=notifications.take_notify(session))
+    return moved
 
 
 def _clear_claim(case: Case) -> None:
@@ -261,70 +290,168 @@ def _amount_text(fen: int) -> str:
 # --- claim ----------------------------------------------------------------------------------
 
 
+_CASES = Case.__table__
+_ACCOUNTS = Account.__table__
+_OUTBOX = SmsOutbox.__table__
+# What a claim reads of the case: what it decides on and what QueueCaseSchema shows.
+_CLAIM_COLUMNS = (
+    "id",
+    "case_no",
+    "urgent",
+    "aid_type",
+    "status",
+    "channel",
+    "resident_id",
+    "township_code",
+    "county_code",
+    "accountable_township_code",
+    "address",
+    "description",
+    "contact_phone",
+    "subject_phone",
+    "claimed_by_id",
+    "claimed_at",
+    "lease_expires_at",
+    "referred_department",
+    "approved_amount_fen",
+    "paid_amount_fen",
+    "paid_at",
+    "pay_due_at",
+    "paperwork_due_at",
+    "created_at",
+    "updated_at",
+    "closed_at",
+    "version",
+)
+
+
+def _next_queued(triage: bool) -> Any:
+    # The resident account's phone comes with the case (for the "claimed" SMS). A scalar
+    # subquery, not a join: only the case row is locked.
+    phone = (
+        select(_ACCOUNTS.c.phone)
+        .where(_ACCOUNTS.c.id == _CASES.c.resident_id)
+        .scalar_subquery()
+        .label("account_phone")
+    )
+    query = select(*(_CASES.c[name] for name in _CLAIM_COLUMNS), phone).where(
+        _CASES.c.status == "queued"
+    )
+    if triage:
+        query = query.where(
+            _CASES.c.township_code.is_(None), _CASES.c.county_code == bindparam("code")
+        )
+    else:
+        query = query.where(_CASES.c.township_code == bindparam("code"))
+    return query.order_by(*QUEUE_ORDER).limit(1).with_for_update(skip_locked=True, of=_CASES)
+
+
+# Prepared once (the claim is a hot path): the next case of a township / triage queue.
+_NEXT_IN_TOWNSHIP = _next_queued(triage=False)
+_NEXT_IN_TRIAGE = _next_queued(triage=True)
+
+# The claim's write, guarded by the row version read with the case (a concurrent change is a
+# conflict, as for the ORM's version counter). It also says whether the case was ever claimed
+# before: evaluated by this statement (after the row lock), so it sees every committed claim.
+_CLAIM_UPDATE = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("case_id"), _CASES.c.version == bindparam("old_version"))
+    .values(
+        status=bindparam("status"),
+        claimed_by_id=bindparam("claimed_by_id"),
+        claimed_at=bindparam("claimed_at"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        updated_at=bindparam("updated_at"),
+        version=_CASES.c.version + 1,
+    )
+    .returning(
+        exists()
+        .where(EVENTS.c.case_id == bindparam("case_id"), EVENTS.c.action == "claim")
+        .label("claimed_before")
+    )
+)
+
+
+class ClaimedCase:
+    """A claimed case as QueueCaseSchema shows it: the columns read, as attributes."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
 def claim_next(
     session: Session,
     *,
     actor: Any,
     township_code: str | None = None,
     county_code: str | None = None,
+    township_name: str | None = None,
     now: dt.datetime | None = None,
-) -> Case | None:
+) -> ClaimedCase | None:
     """Hand ``actor`` the next queued case of a township queue (or of a county's triage
     queue): urgent first, earliest deadline first. None when the queue is empty.
+    ``township_name``: the township's name when the caller knows it already.
 
     PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` - concurrent claimers take different
     rows. SQLite: the request's transaction began with ``BEGIN IMMEDIATE`` (server/session.py),
     so claims are serialised. Either way no case is handed to two people.
+
+    Plain Core statements (the ORM's unit of work cost more than the claim's SQL): the
+    locking SELECT, the guarded UPDATE, and one INSERT for the audit entry, the timeline event
+    and the SMS (on PostgreSQL with the NOTIFY).
     """
     now = now or utcnow()
-    # The resident account's phone comes with the case (for the "claimed" SMS): one
-    # statement fewer. A scalar subquery, not a join: PostgreSQL evaluates it for the row
-    # handed out only (after the sort), and only the case row is locked.
-    phone = select(Account.phone).where(Account.id == Case.resident_id).scalar_subquery()
-    query = select(Case, phone).where(Case.status == "queued")
-    if township_code:
-        query = query.where(Case.township_code == township_code)
-    else:
-        query = query.where(Case.township_code.is_(None), Case.county_code == county_code)
-    query = (
-        query.order_by(*QUEUE_ORDER)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=Case)
-        .execution_options(populate_existing=True)
-    )
-    found = session.execute(query).first()
-    if found is None:
+    query = _NEXT_IN_TOWNSHIP if township_code else _NEXT_IN_TRIAGE
+    conn = session.connection()
+    row = conn.execute(query, {"code": township_code or county_code}).first()
+    if row is None:
         return None
-    case, account_phone = found
-    with concurrent_update_is_conflict():
-        claim(session, actor=actor, case=case, now=now, phone=case.contact_phone or account_phone)
-    return case
-
-
-def claim(
-    session: Session, *, actor: Any, case: Case, now: dt.datetime, phone: Any = _NO_PHONE
-) -> Case:
-    """Claim ``case`` for ``actor`` (a lease for urgent cases). ``phone``: the resident's
-    phone when the caller already read it."""
-    first_claim = not session.scalar(
-        select(exists().where(CaseEvent.case_id == case.id, CaseEvent.action == "claim"))
-    )
-    township = division_name(session, case.township_code)
+    values = row._asdict()
+    account_phone = values.pop("account_phone")
+    case = ClaimedCase(values)
+    if township_code and township_name is None:
+        township_name = division_name(session, township_code)
+    township = township_name or "区县民政部门"
     lease = urgent_lease()
-    _move(
-        session,
-        case=case,
-        actor=actor,
-        action="claim",
-        text_zh=f"{township or '区县民政部门'}工作人员已受理，正在办理。",
-        data={"lease_minutes": int(lease.total_seconds() // 60) if case.urgent else None},
-    )
+    moved = state.apply(case, "claim")
     case.claimed_by_id = actor.id
     case.claimed_at = now
     case.lease_expires_at = now + lease if case.urgent else None
-    if first_claim:
-        tell_resident(session, case, "claimed", phone=phone, township=township or "区县民政部门")
-    flush(session)
+    case.updated_at = now
+    claimed_before = conn.execute(
+        _CLAIM_UPDATE,
+        {
+            "case_id": case.id,
+            "old_version": case.version,
+            "status": case.status,
+            "claimed_by_id": case.claimed_by_id,
+            "claimed_at": case.claimed_at,
+            "lease_expires_at": case.lease_expires_at,
+            "updated_at": case.updated_at,
+        },
+    ).scalar_one_or_none()
+    if claimed_before is None:  # the row version moved under us
+        with concurrent_update_is_conflict():
+            raise StaleDataError(f"case {case.id} changed during the claim")
+    case.version += 1
+    sms: list[dict[str, Any]] = []
+    phone = case.contact_phone or account_phone
+    if not claimed_before and phone:
+        # The resident hears once, at the first claim (not again after a release).
+        params = {"case_no": case.case_no, "township": township}
+        sms.append(notifications.outbox_row(session, phone, "claimed", params, case.id, now=now))
+    elif not claimed_before:
+        log.info("no phone for case %s: claimed SMS not queued", case.case_no)
+    rows = _move_rows(
+        case=case,
+        actor=actor,
+        name="claim",
+        moved=moved,
+        text_zh=f"{township}工作人员已受理，正在办理。",
+        data={"lease_minutes": int(lease.total_seconds() // 60) if case.urgent else None},
+        at=now,
+    )
+    insert_rows(session, [*rows, (_OUTBOX, sms)], notify=notifications.take_notify(session))
     return case
 
 

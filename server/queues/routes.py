@@ -49,8 +49,10 @@ class TownshipQueueClaim(MethodView):
         """Claim the next case of a township's queue (never the same case to two people)."""
         session = db_session()
         access.require_queue(actor(), code)
-        service.require_division(session, code, "township")
-        case = workflow.claim_next(session, actor=actor(), township_code=code, now=utcnow())
+        name = service.require_division(session, code, "township")
+        case = workflow.claim_next(
+            session, actor=actor(), township_code=code, township_name=name, now=utcnow()
+        )
         return case if case is not None else Response(status=204)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from server.accounts.models import Account
@@ -49,30 +50,107 @@ def on_duty(
     return list(session.scalars(query))
 
 
-def supervisors_to_alert(session: Session, *, county_code: str, at: dt.datetime) -> list[Account]:
-    """County supervisors on duty now; every active supervisor of the county when none is."""
-    rostered = on_duty(session, region_code=county_code, at=at, roles=("supervisor",))
+# --- whom to page ---------------------------------------------------------------------------
+#
+# The rule, in tiers (the first tier with anyone in it is paged):
+#   0. a township's duty officers on the roster;
+#   1. its county's supervisors on the roster;
+#   2. every active supervisor of the county;
+#   3. (the city's triage queue) every active supervisor of the city's counties.
+# One statement reads every tier at once (``pagers_query``), so a caller can fold it into a
+# statement it sends anyway; ``pick_pagers`` applies the rule to the rows.
+
+_ACCOUNTS = Account.__table__
+_SHIFTS = DutyShift.__table__
+DUTY_TIER = 0
+
+
+def _tier(tier: int, role: str, region: Any, *, rostered: bool) -> Any:
+    query = select(
+        literal_column(str(tier)).label("tier"), _ACCOUNTS.c.id, _ACCOUNTS.c.phone
+    ).where(region, _ACCOUNTS.c.role == role, _ACCOUNTS.c.active.is_(True))
     if rostered:
-        return rostered
-    return list(
-        session.scalars(
-            select(Account)
-            .where(
-                Account.region_code == county_code,
-                Account.role == "supervisor",
-                Account.active.is_(True),
-            )
-            .order_by(Account.id)
+        query = (
+            query.join(_SHIFTS, _SHIFTS.c.account_id == _ACCOUNTS.c.id)
+            .where(_SHIFTS.c.starts_at <= bindparam("at"), _SHIFTS.c.ends_at > bindparam("at"))
+            .distinct()
         )
-    )
+    return query
+
+
+def pagers_query(kind: str) -> Any:
+    """(tier, id, phone) of everyone the rule could page for a queue of ``kind`` (township,
+    county or city), best tier first. Parameters: ``township``, ``county``, ``city``, ``at``."""
+    county = _ACCOUNTS.c.region_code == bindparam("county")
+    tiers = {
+        "township": [
+            _tier(0, "duty", _ACCOUNTS.c.region_code == bindparam("township"), rostered=True),
+            _tier(1, "supervisor", county, rostered=True),
+            _tier(2, "supervisor", county, rostered=False),
+        ],
+        "county": [
+            _tier(1, "supervisor", county, rostered=True),
+            _tier(2, "supervisor", county, rostered=False),
+        ],
+        "city": [
+            _tier(
+                3,
+                "supervisor",
+                _ACCOUNTS.c.region_code.startswith(bindparam("city")),
+                rostered=False,
+            )
+        ],
+    }[kind]
+    return union_all(*tiers).subquery("pagers")
+
+
+def pagers_params(region_code: str, at: dt.datetime) -> tuple[str, dict[str, Any]]:
+    """The ``pagers_query`` kind and parameters for a queue's region (township, county or
+    city code)."""
+    if len(region_code) >= 9:
+        return "township", {"township": region_code, "county": region_code[:6], "at": at}
+    if len(region_code) == 6:
+        return "county", {"county": region_code, "at": at}
+    return "city", {"city": region_code}
+
+
+def pick_pagers(rows: Iterable[Any]) -> tuple[list[Any], str]:
+    """The rows (``id``, ``phone``) of the best tier with anyone in it, ordered by account,
+    and who they are ("duty" or "supervisor")."""
+    rows = [r for r in rows if r.tier is not None]
+    if not rows:
+        return [], "supervisor"
+    best = min(r.tier for r in rows)
+    chosen = sorted((r for r in rows if r.tier == best), key=lambda r: r.id)
+    return chosen, "duty" if best == DUTY_TIER else "supervisor"
+
+
+_PAGERS: dict[str, Any] = {}
+
+
+def _read_pagers(session: Session, kind: str, params: dict[str, Any]) -> tuple[list[Any], str]:
+    query = _PAGERS.get(kind)
+    if query is None:
+        query = _PAGERS[kind] = select(pagers_query(kind))
+    return pick_pagers(session.connection().execute(query, params))
+
+
+def pagers(session: Session, *, region_code: str, at: dt.datetime) -> tuple[list[Any], str]:
+    """Whom a new urgent case in the queue of ``region_code`` pages (township: its duty
+    officers on the roster, else the county's supervisors; county: its supervisors; city:
+    the supervisors of its counties), as rows with ``id`` and ``phone``, and who they are."""
+    return _read_pagers(session, *pagers_params(region_code, at))
+
+
+def supervisors_to_alert(session: Session, *, county_code: str, at: dt.datetime) -> list[Any]:
+    """County supervisors on duty now; every active supervisor of the county when none is
+    (rows with ``id`` and ``phone``)."""
+    return _read_pagers(session, "county", {"county": county_code, "at": at})[0]
 
 
 def pagers_for_township(
     session: Session, *, township_code: str, at: dt.datetime
-) -> tuple[list[Account], str]:
+) -> tuple[list[Any], str]:
     """Whom a new urgent case pages: the township's duty officers on the roster, else the
-    county supervisor(s). Returns the accounts and which of the two it is."""
-    duty = on_duty(session, region_code=township_code, at=at)
-    if duty:
-        return duty, "duty"
-    return supervisors_to_alert(session, county_code=township_code[:6], at=at), "supervisor"
+    county supervisor(s). Returns the accounts (``id``, ``phone``) and which of the two it is."""
+    return pagers(session, region_code=township_code, at=at)

@@ -1,0 +1,79 @@
+"""insert_rows: several tables in one call (one statement on PostgreSQL), rows in their order,
+values round-trip (aware times, UUIDs, JSON), pending ORM objects flushed first."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import StatementError
+
+from server.audit import AUDIT
+from server.cases.events import EVENTS, event_row
+from server.cases.models import Case
+from server.db import insert_rows, utcnow
+from tests import factories
+
+
+def _audit(i: int, at: dt.datetime) -> dict:
+    return {
+        "at": at,
+        "actor_id": None,
+        "actor_role": None,
+        "action": f"test.{i}",
+        "target_type": "t",
+        "target_id": str(i),
+        "ip": None,
+        "data": {"i": i, "名": "值", "nested": [1, None, True]},
+    }
+
+
+def test_rows_of_several_tables_in_order(session, connection):  # type: ignore[no-untyped-def]
+    resident = factories.resident(session)
+    case = Case(
+        id=uuid.uuid4(),
+        case_no=f"T-{uuid.uuid4().hex[:8]}",
+        urgent=True,
+        aid_type="temporary_emergency",
+        channel="app",
+        resident_id=resident.id,
+    )
+    session.add(case)  # pending: insert_rows flushes it before the events that refer to it
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    events = [event_row(case_id=case.id, actor=None, action=f"e{i}", at=at) for i in range(7)]
+    audits = [_audit(i, at) for i in range(120)]  # more than one SQLite chunk
+    seen: list[str] = []
+
+    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", log)
+    insert_rows(session, [(EVENTS, events), (AUDIT, audits)])
+    event.remove(connection, "before_cursor_execute", log)
+    writes = [s for s in seen if "INSERT INTO case_events" in s or "INSERT INTO audit_log" in s]
+    if connection.dialect.name == "postgresql":
+        assert len(writes) == 1  # one round trip for both tables
+    got = session.execute(
+        select(EVENTS.c.action, EVENTS.c.at)
+        .where(EVENTS.c.case_id == case.id)
+        .order_by(EVENTS.c.id)
+    ).all()
+    assert [g.action for g in got] == [f"e{i}" for i in range(7)]
+    assert got[0].at == at
+    rows = session.execute(
+        select(AUDIT.c.action, AUDIT.c.data, AUDIT.c.at)
+        .where(AUDIT.c.action.startswith("test."))
+        .order_by(AUDIT.c.id)
+    ).all()
+    assert [r.action for r in rows] == [f"test.{i}" for i in range(120)]
+    assert rows[5].data == {"i": 5, "名": "值", "nested": [1, None, True]}
+    assert rows[5].at == at
+
+
+def test_naive_times_are_refused(session):  # type: ignore[no-untyped-def]
+    naive = utcnow().replace(tzinfo=None)
+    # PostgreSQL: refused while encoding the rows; SQLite: by the column type (UTCDateTime).
+    with pytest.raises((ValueError, StatementError), match="naive"):
+        insert_rows(session, [(AUDIT, [_audit(1, naive)])])

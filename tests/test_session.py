@@ -1,0 +1,154 @@
+"""The request boundary's SQLite writer queue: write requests take turns (threads and
+processes), wait without polling SQLite's busy handler, give up after the busy timeout (503),
+and release their turn on every path. Runs on its own SQLite file whatever the test database."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask, Response
+
+from server.errors import register_error_handlers
+from server.session import WriterQueue, database, db_session
+from server.session import init_app as init_db
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Flask:
+    """A bare app on a fresh SQLite file with views that write, fail, or read."""
+    app = Flask(__name__)
+    app.config["DATABASE_URL"] = f"sqlite:///{tmp_path / 'w.db'}"
+    register_error_handlers(app)
+    init_db(app)
+    spans: list[tuple[float, float]] = []
+    app.config["spans"] = spans
+
+    @app.post("/ok")
+    def ok() -> Response:
+        db_session()  # the turn is ours from here to the end of the request
+        start = time.monotonic()
+        time.sleep(0.01)
+        spans.append((start, time.monotonic()))
+        return Response(status=200)
+
+    @app.post("/refused")
+    def refused() -> Response:
+        db_session()
+        return Response(status=422)
+
+    @app.post("/boom")
+    def boom() -> Response:
+        db_session()
+        raise RuntimeError("view failed")
+
+    @app.get("/read")
+    def read() -> Response:
+        db_session()
+        return Response(status=200)
+
+    yield app
+    database(app).engine.dispose()
+
+
+def _free(queue: WriterQueue) -> bool:
+    """Neither a thread of this process nor another process holds the writers' turn."""
+    if queue.busy:
+        return False
+    fd = os.open(f"{queue.path}.writers", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_the_turn_is_released_on_every_path(tiny: Flask) -> None:
+    queue = database(tiny).writers
+    assert queue is not None and queue.path
+    client = tiny.test_client()
+    for path, status in (("/ok", 200), ("/refused", 422), ("/boom", 500), ("/ok", 200)):
+        assert client.post(path).status_code == status
+        assert _free(queue), path
+    assert client.get("/read").status_code == 200 and _free(queue)
+
+
+def test_writers_of_one_process_take_turns(tiny: Flask) -> None:
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def write() -> None:
+        client = tiny.test_client()
+        barrier.wait()
+        codes.append(client.post("/ok").status_code)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert codes == [200] * 8
+    spans = sorted(tiny.config["spans"])
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+
+
+_HOLDER = """
+import sys, time
+from server.session import WriterQueue
+q = WriterQueue(sys.argv[1])
+q.acquire()
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+q.release()
+"""
+
+
+def test_a_writer_in_another_process_is_waited_for(tiny: Flask) -> None:
+    queue = database(tiny).writers
+    assert queue is not None
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(queue.path), "0.4"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        assert tiny.test_client().post("/ok").status_code == 200
+        assert time.monotonic() - start >= 0.2  # it waited for the other process's turn
+    assert _free(queue)
+
+
+def test_a_turn_never_handed_on_is_a_503_after_the_busy_timeout(tiny: Flask) -> None:
+    queue = database(tiny).writers
+    assert queue is not None
+    queue.timeout = 0.2
+    stuck = threading.Event()
+    done = threading.Event()
+
+    def stuck_writer() -> None:  # a writer of this process that does not finish
+        queue.acquire()
+        stuck.set()
+        done.wait(10)
+        queue.release()
+
+    holder = threading.Thread(target=stuck_writer)
+    holder.start()
+    try:
+        assert stuck.wait(10)
+        r = tiny.test_client().post("/ok")
+        assert r.status_code == 503 and r.get_json()["code"] == "database_unavailable"
+        assert queue.busy  # the stuck writer still holds its turn
+    finally:
+        done.set()
+        holder.join(10)
+    assert tiny.test_client().post("/ok").status_code == 200
+    assert _free(queue)
