@@ -19,6 +19,7 @@ from server.session import database
 
 # Tables whose full scan would make a hot path grow with the years of data.
 BIG_TABLES = ("cases", "case_events", "sms_outbox", "audit_log", "idempotency_keys", "accounts")
+_WRITES_ROWS = re.compile(r"\bINSERT\s+INTO\b", re.IGNORECASE)
 _EXPLAINABLE = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 
 
@@ -91,11 +92,13 @@ def explain_request(
         for statement, params, many in captured:
             if many or not _EXPLAINABLE.match(statement):
                 continue
-            prefix = (
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
-                if dialect == "postgresql"
-                else "EXPLAIN QUERY PLAN "
-            )
+            if dialect != "postgresql":
+                prefix = "EXPLAIN QUERY PLAN "
+            elif _WRITES_ROWS.search(statement):
+                # ANALYZE would run the insert again: the request's keys are taken already.
+                prefix = "EXPLAIN (COSTS OFF) "
+            else:
+                prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
             rows = conn.exec_driver_sql(prefix + statement, params).all()
             if dialect == "postgresql":
                 plan = "\n".join(r[0] for r in rows)
