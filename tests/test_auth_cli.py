@@ -109,7 +109,8 @@ def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: 
     # Demo duty officers have phones and are on the roster, so a demo urgent tap pages one.
     pagers, who = pagers_for_township(session, township_code="371102004", at=utcnow())
     assert who == "duty"
-    assert [p.username for p in pagers] == ["duty371102004"]
+    duty = session.scalar(select(Account.id).where(Account.username == "duty371102004"))
+    assert [p.id for p in pagers] == [duty]
     assert pagers[0].phone and pagers[0].phone.startswith("+86170")
 
     second = _run(app, "demo", "seed")
