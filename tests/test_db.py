@@ -77,3 +77,37 @@ def test_naive_times_are_refused(session):  # type: ignore[no-untyped-def]
     # PostgreSQL: refused while encoding the rows; SQLite: by the column type (UTCDateTime).
     with pytest.raises((ValueError, StatementError), match="naive"):
         insert_rows(session, [(AUDIT, [_audit(1, naive)])])
+
+
+def _pooled_pid(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+@pytest.mark.parametrize("idle_threshold", [0.0, 3600.0])
+def test_idle_pooled_connection_is_checked_before_use(
+    database_url, engine, monkeypatch, idle_threshold
+):  # type: ignore[no-untyped-def]
+    """A pooled connection killed while idle (a database restart in a quiet spell) is replaced
+    before use once it has been idle PING_AFTER_IDLE_SECONDS; a busy one is not pinged."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a backend to kill: PostgreSQL pass only")
+    from sqlalchemy import exc as sa_exc
+
+    from server import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", idle_threshold)
+    pooled = db.make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        pid = _pooled_pid(pooled)
+        with engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        if idle_threshold == 0.0:
+            assert _pooled_pid(pooled) != pid  # pinged, replaced, served
+        else:
+            # Not idle long enough to ping: the dead connection fails its statement once...
+            with pytest.raises(sa_exc.OperationalError):
+                _pooled_pid(pooled)
+            assert _pooled_pid(pooled) != pid  # ...and the pool has replaced it
+    finally:
+        pooled.dispose()
