@@ -21,3 +21,22 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+
+
+# The garbage collector's full collections walk every object the app holds (SQLAlchemy's
+# metadata, the gazetteer, compiled-statement caches): each was a 30-60 ms pause of the whole
+# worker, the status read's p99 (69 ms -> 23 ms at 8 connections with this, bench/results).
+# After the app is loaded its objects are frozen out of collection, and young-generation
+# collections run every 50,000 allocations instead of 700. GUNICORN_GC_THRESHOLD="" keeps
+# Python's defaults.
+gc_threshold = os.environ.get("GUNICORN_GC_THRESHOLD", "50000,20,100")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    if not gc_threshold:
+        return
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
