@@ -102,7 +102,9 @@ def outbox_row(
         "to_phone": to,
         "template": template,
         "params": params,
-        "body": templates.render(template, params, text=_override_text(session, template)),
+        "body": templates.render(
+            template, templates.shown(template, params), text=_override_text(session, template)
+        ),
         "case_id": case_id,
         "priority": templates.priority(template),
         "status": "pending",

@@ -7,6 +7,7 @@ form.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from typing import Any
 
 # name -> (text, priority: lower is sent sooner). Parameters are named in the text.
@@ -51,6 +52,26 @@ STAFF_TEMPLATES = frozenset({"duty_page", "escalation", "escalation_digest"})
 # failed), so a sign-in code stays in the database only while it still has to be delivered.
 SECRET_PARAMS: dict[str, tuple[str, ...]] = {"sign_in_code": ("code",)}
 REDACTED = "******"
+
+
+def shown(template: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as the stored body may show them: secret ones as ``REDACTED``."""
+    secrets_ = SECRET_PARAMS.get(template)
+    if not secrets_:
+        return params
+    return {k: (REDACTED if k in secrets_ else v) for k, v in params.items()}
+
+
+def with_secrets(
+    template: str, body: str, params: dict[str, Any], open_: Callable[[str], str] | None
+) -> str:
+    """The text to send: the stored ``body`` with its secret parameters opened by ``open_``."""
+    for name in SECRET_PARAMS.get(template, ()):
+        value = (params or {}).get(name)
+        if value is None or value == REDACTED:
+            continue
+        body = body.replace(REDACTED, str(open_(value) if open_ else value), 1)
+    return body
 
 
 def redact(row: Any) -> None:

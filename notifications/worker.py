@@ -326,9 +326,12 @@ class Worker:
         periodic_jobs: Iterable[PeriodicJob] = (),
         clock: Callable[[], dt.datetime] = utcnow,
         pacer: Pacer | None = None,
+        open_secret: Callable[[str], str] | None = None,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
+        # Opens sealed secret parameters (sign-in codes) only to hand the text to the sender.
+        self.open_secret = open_secret
         self.settings = settings or WorkerSettings()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
@@ -403,7 +406,9 @@ class Worker:
                     attempt_no=attempt.attempt_no,
                     token=attempt.claim_token,
                     to=row.to_phone,
-                    body=row.body,
+                    body=templates.with_secrets(
+                        row.template, row.body, row.params, self.open_secret
+                    ),
                 )
                 for row, attempt in attempts
             ]

@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from notifications.retry import RetryPolicy
 from notifications.senders import make_sender
 from notifications.worker import Worker, WorkerSettings, waiter_for
+from server import sealing
 from server.session import database
 
 
@@ -50,6 +51,7 @@ def build_worker(app: Flask, *, worker_id: str | None = None) -> Worker:
         worker_settings(app.config),
         worker_id=worker_id,
         periodic_jobs=app.extensions.get("aidline.periodic_jobs", []),
+        open_secret=sealing.opener(app.config),
     )
 
 

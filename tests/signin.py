@@ -8,7 +8,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifications.models import SmsOutbox
+from server import sealing
 from tests.conftest import SENSITIVE
+
+# The tests' app configuration (tests/conftest.py): the at-rest key derives from SECRET_KEY.
+TEST_KEYS = {"SECRET_KEY": "test-secret-key-with-enough-length-for-hs256", "ID_ENCRYPTION_KEYS": ""}
+
+
+def code_sealed(value: str) -> bool:
+    return isinstance(value, str) and value.startswith(sealing.PREFIX)
 
 
 def latest_code(session: Session, phone: str) -> str:
@@ -20,7 +28,9 @@ def latest_code(session: Session, phone: str) -> str:
         .order_by(SmsOutbox.id.desc())
     ).first()
     assert row is not None, f"no sign-in SMS to {phone}"
-    code = row.params["code"]
+    assert code_sealed(row.params["code"]), "a sign-in code is never in clear in the outbox"
+    code = sealing.opener(TEST_KEYS)(row.params["code"])
+    assert code not in row.body
     SENSITIVE.add(code)
     return code
 

@@ -87,7 +87,8 @@ def test_code_is_stored_hashed_with_expiry(client, session):  # type: ignore[no-
         dt.timedelta(minutes=4, seconds=50) < row.expires_at - utcnow() <= dt.timedelta(minutes=5)
     )
     sms = session.scalars(select(SmsOutbox).where(SmsOutbox.to_phone == PHONE)).one()
-    assert sms.template == "sign_in_code" and code in sms.body
+    assert sms.template == "sign_in_code" and code not in sms.body and "******" in sms.body
+    assert code not in str(sms.params)  # sealed, even while the SMS waits to be sent
 
 
 def test_wrong_code_counts_and_kills_after_five(client, session):  # type: ignore[no-untyped-def]

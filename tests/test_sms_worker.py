@@ -221,10 +221,19 @@ def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-un
     assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002", "+8613900000001"]
 
 
-def test_sign_in_code_is_blanked_once_sent_or_failed(app, session, fake_twilio):  # type: ignore[no-untyped-def]
-    sent = _enqueue(session, to="+8613900001212", template="sign_in_code", code="482913")
-    assert "482913" in sent.body  # it has to be delivered first
-    failed = _enqueue(session, to="+8613900001213", template="sign_in_code", code="735118")
+def test_sign_in_code_is_sealed_while_waiting_and_blanked_once_sent_or_failed(
+    app, session, fake_twilio
+):  # type: ignore[no-untyped-def]
+    from server import sealing
+
+    with app.app_context():
+        sealed = {code: sealing.seal(code) for code in ("482913", "735118")}
+    sent = _enqueue(session, to="+8613900001212", template="sign_in_code", code=sealed["482913"])
+    failed = _enqueue(session, to="+8613900001213", template="sign_in_code", code=sealed["735118"])
+    for row, code in ((sent, "482913"), (failed, "735118")):
+        # Waiting to be sent, the code is in the outbox only sealed.
+        assert code not in row.body and code not in json.dumps(row.params), row.body
+        assert "******" in row.body
     fake_twilio.answer("ok", (400, 21211))  # the first goes out, the second fails for good
     worker(app, **twilio_config(fake_twilio)).run_once()
     for row, code in ((sent, "482913"), (failed, "735118")):

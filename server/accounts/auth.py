@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 import notifications
 from notifications import templates
 from notifications.models import SmsOutbox
+from server import sealing
 from server.accounts.models import Account, AuthSession, RefreshToken, SignInCode
 from server.accounts.passwords import hash_password, needs_rehash, verify_password
 from server.accounts.service import get_or_create_resident
@@ -72,7 +73,8 @@ def send_sign_in_code(session: Session, *, phone: str, now: dt.datetime | None =
             expires_at=now + CODE_TTL,
         )
     )
-    notifications.enqueue(session, phone, CODE_TEMPLATE, {"code": code})
+    # Sealed: the code is never in clear in the database, not even while the SMS waits.
+    notifications.enqueue(session, phone, CODE_TEMPLATE, {"code": sealing.seal(code)})
     session.flush()
     return int(CODE_TTL.total_seconds())
 
