@@ -452,7 +452,7 @@ class NewCase:
     """A case this request created, as written: its columns as attributes."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+        self.__dict__.update(dict.fromkeys(_CASES.c.keys()), **values)  # unset columns: None
 
 
 def _queue_name(gaz: Any, decision: Decision) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
@@ -113,8 +114,8 @@ def _refs(case: Case, names: dict[str, str]) -> dict[str, Any]:
     return {"township": township, "queue": queue}
 
 
-def _person(session: Session, case: Case) -> dict[str, Any]:
-    resident = session.get(Account, case.resident_id)
+def _person(session: Session, case: Case, resident: Any = None) -> dict[str, Any]:
+    resident = resident or session.get(Account, case.resident_id)
     return {
         "name": mask_name(resident.name) if resident else None,
         "phone": mask_phone(case.subject_phone),
@@ -122,8 +123,16 @@ def _person(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def summary(session: Session, case: Case, *, actor: Any, names: dict[str, str]) -> dict[str, Any]:
-    """A list line: masked personal data only."""
+def summary(
+    session: Session,
+    case: Case,
+    *,
+    actor: Any,
+    names: dict[str, str],
+    person: Any = None,
+) -> dict[str, Any]:
+    """A list line: masked personal data only (``person``: the case's resident account, when
+    the caller has it already)."""
     data = {
         "id": case.id,
         "case_no": case.case_no,
@@ -137,7 +146,7 @@ def summary(session: Session, case: Case, *, actor: Any, names: dict[str, str]) 
         **_refs(case, names),
     }
     if actor.is_staff:
-        data["person"] = _person(session, case)
+        data["person"] = _person(session, case, person)
     return data
 
 
@@ -157,6 +166,12 @@ def _event_item(ev: Any, *, staff: bool) -> dict[str, Any]:
         item["actor_role"] = ev.actor_role
         item["data"] = ev.data or {}
     return item
+
+
+def written_timeline(rows: list[dict[str, Any]], *, staff: bool) -> list[dict[str, Any]]:
+    """The timeline of event rows this request wrote (``events.event_row``), as read back."""
+    items = (SimpleNamespace(**row) for row in rows)
+    return [_event_item(ev, staff=staff) for ev in items if access.event_visible(ev, staff=staff)]
 
 
 def timeline(session: Session, case: Any, *, staff: bool) -> list[dict[str, Any]]:
@@ -181,7 +196,9 @@ def detail(
 ) -> dict[str, Any]:
     """The full case with its timeline. A staff read is written to the audit trail."""
     events = timeline(session, case, staff=actor.is_staff)
-    data = _detail(session, case, actor=actor, events=events, note=note, duplicate_of=duplicate_of)
+    data = case_body(
+        session, case, actor=actor, events=events, note=note, duplicate_of=duplicate_of
+    )
     if actor.is_staff and audit_read:
         audit.record(
             session, actor=actor, action="case.read", target_type="case", target_id=case.id
@@ -189,7 +206,7 @@ def detail(
     return data
 
 
-def _detail(
+def case_body(
     session: Session,
     case: Any,
     *,
@@ -197,10 +214,15 @@ def _detail(
     events: list[dict[str, Any]],
     note: str | None = None,
     duplicate_of: Any = None,
+    names: dict[str, str] | None = None,
+    person: Any = None,
 ) -> dict[str, Any]:
-    """The CaseSchema fields of ``case`` (an entity or a row) as ``actor`` sees them."""
-    names = _names(session, {case.township_code or case.county_code or ""})
-    data = summary(session, case, actor=actor, names=names)
+    """The CaseSchema fields of ``case`` (an entity or a row) as ``actor`` sees them, with
+    its timeline ``events``; ``names`` and ``person`` when the caller has them already."""
+    code = case.township_code or case.county_code or ""
+    if names is None or code not in names:
+        names = _names(session, {code})
+    data = summary(session, case, actor=actor, names=names, person=person)
     data.update(
         channel=case.channel,
         routing={"evidence": case.routing_evidence or "", "reason": case.routing_reason or ""},
@@ -298,7 +320,7 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
         if resident is None:
             return None
         events = [_event_item(row, staff=False) for row in rows if row.event_id is not None]
-        data = _detail(session, rows[0], actor=resident, events=events)
+        data = case_body(session, rows[0], actor=resident, events=events)
     # What CaseSchema's dump would do to these values (tests/test_case_read.py holds the two
     # to the same bytes).
     data["id"] = str(data["id"])

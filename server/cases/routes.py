@@ -16,7 +16,6 @@ from server.accounts.tokens import request_claims
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
-from server.cases.models import STATUS_LABELS
 from server.cases.schemas import (
     AidTypeSchema,
     ApplicationCreateSchema,
@@ -27,11 +26,9 @@ from server.cases.schemas import (
     IntakeCreateSchema,
     UrgentRequestCreateSchema,
 )
-from server.cases.workflow import division_name
 from server.divisions.service import require_township
 from server.errors import Forbidden, Unauthorized, ValidationFailed
 from server.limits import enforce
-from server.masking import mask_name, mask_phone
 from server.routing.gazetteer import gazetteer
 from server.session import db_session
 
@@ -78,60 +75,14 @@ def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any],
 def _created(session: Any, result: intake.IntakeResult, who: Any) -> dict[str, Any]:
     """The answer for a case this request created, from what intake wrote: the same body
     as ``queries.detail`` gives for the case read back (tests/test_intake.py pins it)."""
-    case = result.case
-    staff = who.is_staff
-    code = case.township_code or case.county_code or ""
-    name = result.names.get(code) or division_name(session, code) or code
-    if case.township_code:
-        township = {"code": code, "name": name}
-        queue = {"kind": "township", **township}
-    else:
-        township = None
-        queue = {"kind": "triage", "code": code, "name": f"{name}分拣队列"}
-    body = {
-        "id": case.id,
-        "case_no": case.case_no,
-        "status": case.status,
-        "status_label": STATUS_LABELS[case.status],
-        "urgent": case.urgent,
-        "aid_type": case.aid_type,
-        "aid_type_label": AID_TYPES.get(case.aid_type, case.aid_type),
-        "pay_due_at": case.pay_due_at,
-        "created_at": case.created_at,
-        "township": township,
-        "queue": queue,
-        "channel": case.channel,
-        "routing": {"evidence": case.routing_evidence or "", "reason": case.routing_reason or ""},
-        "address": case.address,
-        "location": {"lat": case.lat, "lng": case.lng} if case.lat is not None else None,
-        "description": case.description,
-        "contact_phone": case.contact_phone,
-        "reason": getattr(case, "reason", None),
-        "household_size": getattr(case, "household_size", None),
-        "monthly_income_fen": getattr(case, "monthly_income_fen", None),
-        "approved_amount_fen": None,
-        "paid_amount_fen": None,
-        "paid_at": None,
-        "paperwork_due_at": None,
-        "updated_at": case.updated_at,
-        "duplicate_of": None,
-        "note": None,
-        "timeline": [
-            {"at": e["at"], "action": e["action"], "status": e["to_status"], "text": e["text_zh"]}
-            | ({"actor_role": e["actor_role"], "data": e["data"] or {}} if staff else {})
-            for e in result.events
-            if staff or e["resident_visible"]
-        ],
-    }
-    if staff:
-        person = result.resident
-        body["person"] = {
-            "name": mask_name(person.name),
-            "phone": mask_phone(case.subject_phone),
-            "id_number": person.id_number_masked,
-        }
-        body["staff_notes"] = getattr(case, "staff_notes", None)
-    return body
+    return queries.case_body(
+        session,
+        result.case,
+        actor=who,
+        events=queries.written_timeline(result.events, staff=who.is_staff),
+        names=result.names,
+        person=result.resident,
+    )
 
 
 @blp.route("/urgent-requests")
