@@ -1,10 +1,11 @@
-"""Evidence for the urgent tap's PostgreSQL target: the database's own ceiling on this machine.
+"""Evidence for the urgent tap's targets: the database's own ceiling on this machine.
 
 One real tap goes through the app in-process and every statement it sends is captured with
-its parameters. Those exact statements are then replayed by raw psycopg — no HTTP, no Flask,
-no SQLAlchemy, no application Python — from 2 processes × 4 threads (the server's layout),
-each iteration as a new resident with a new case id, case number and idempotency key, one
-transaction per tap. Its rate is what the database work of a tap alone reaches here.
+its parameters. Those exact statements are then replayed by the raw driver (psycopg, or
+sqlite3) — no HTTP, no Flask, no SQLAlchemy, no application Python — from 2 processes × 4
+threads (the server's layout), each iteration as a new resident with a new case id, case
+number and idempotency key, one transaction per tap. Its rate is what the database work of a
+tap alone reaches here.
 
 A tap must do both the HTTP work the floor measures and this database work, on the same two
 cores, so even with zero application code its rate is at most 1 / (1/floor + 1/replay). The
@@ -17,9 +18,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import random
 import re
+import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -29,11 +33,13 @@ from bench.explain import capture_request
 from bench.paths.urgent import BODY, TARGET_RATIO
 
 NAME = "ceiling"
-TITLE = "urgent tap: its SQL replayed by raw psycopg (database ceiling)"
+TITLE = "urgent tap: its SQL replayed by the raw driver (database ceiling)"
 PHASES = ("base",)
 PROCESSES, THREADS = 2, 4
 _KEY_INSERT = "INSERT INTO idempotency_keys"
-_TXN_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE|ROLLBACK)\b", re.IGNORECASE)
+# Transaction control is the replay's own: one transaction per tap (BEGIN IMMEDIATE on SQLite,
+# as the app opens a write request's), none for a read.
+_TXN_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)\b", re.IGNORECASE)
 
 
 def available(app: Any) -> str | None:
@@ -41,8 +47,6 @@ def available(app: Any) -> str | None:
 
 
 def run(ctx: Context) -> list[Measurement]:
-    if ctx.db != "postgresql":
-        return []
     people = ctx.seeder.residents(2 + PROCESSES * THREADS * 4000)
     warm, probe, pool = people[0], people[1], people[2:]
     # A tap first, so per-process caches (gazetteer, template overrides) are warm, as in a
@@ -79,7 +83,10 @@ def run(ctx: Context) -> list[Measurement]:
         "township": ctx.seeder.townships[0],
     }
     script = [(s, p, many) for s, p, many in statements if not _TXN_CONTROL.match(s)]
-    dsn = ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    if ctx.db == "sqlite":
+        dsn = f"sqlite:{ctx.engine.url.database}"
+    else:
+        dsn = ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     slices = [[p.id for p in pool[i :: PROCESSES * THREADS]] for i in range(PROCESSES * THREADS)]
     floor_before = ctx.floor_probe()
     # As the urgent path sends them (a random township each), then a flood in one township.
@@ -88,7 +95,7 @@ def run(ctx: Context) -> list[Measurement]:
     floor_after = ctx.floor_probe()
     floor = (floor_before + floor_after) / 2
     bound = 1 / (1 / floor + 1 / spread)
-    want = TARGET_RATIO["postgresql"]
+    want = TARGET_RATIO[ctx.db]
     m = Measurement(
         path=NAME,
         label=TITLE,
@@ -99,7 +106,7 @@ def run(ctx: Context) -> list[Measurement]:
         unit="tx/s",
         ratio=bound / floor,
         details={
-            "what": "the statements of one real tap, replayed by raw psycopg, one transaction "
+            "what": "the statements of one real tap, replayed by the raw driver, one transaction "
             "per tap, each in a random township; ratio = the best a tap could do: "
             "1/(1/floor + 1/replay) ÷ floor",
             "statements_per_tap": len(script),
@@ -143,7 +150,7 @@ def _status_ceiling(ctx: Context, dsn: str) -> Measurement:
     bound = 1 / (1 / floor + 1 / rate)
     m = Measurement(
         path=NAME,
-        label="status read: its SQL replayed by raw psycopg (database ceiling)",
+        label="status read: its SQL replayed by the raw driver (database ceiling)",
         db=ctx.db,
         phase=ctx.phase,
         concurrency=PROCESSES * THREADS,
@@ -151,7 +158,7 @@ def _status_ceiling(ctx: Context, dsn: str) -> Measurement:
         unit="reads/s",
         ratio=bound / floor,
         details={
-            "what": "the statements of one resident status read, replayed by raw psycopg "
+            "what": "the statements of one resident status read, replayed by the raw driver "
             "without a transaction; ratio = the best a read could do: "
             "1/(1/floor + 1/replay) ÷ floor",
             "statements_per_read": len(script),
@@ -251,19 +258,19 @@ def _replay(
     counts: list[int],
     slot: int,
 ) -> None:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=not template) as conn:
+    with _connect(dsn, read=not template) as conn:
         cur = conn.cursor()
         for resident in residents:
             if time.monotonic() >= deadline:
                 break
             if not template:  # a read: the same statements again, as the lean read runs them
                 for statement, params, _ in script:
-                    cur.execute(statement, dict(params) if params else None)
+                    cur.execute(statement, _params(params))
                     cur.fetchall()
                 counts[slot] += 1
                 continue
+            if isinstance(conn, sqlite3.Connection):
+                cur.execute("BEGIN IMMEDIATE")
             case_id = uuid.uuid4()
             subst: dict[Any, Any] = {
                 template["resident"]: resident,
@@ -276,12 +283,42 @@ def _replay(
                 if many and isinstance(params, list):
                     cur.executemany(statement, [_sub(p, subst) for p in params])
                     continue
-                cur.execute(statement, _sub(dict(params), subst) if params else None)
-                if template["key_row"] is not None and statement.startswith(_KEY_INSERT):
+                cur.execute(statement, _sub(_params(params), subst))
+                if (
+                    template["key_row"] is not None
+                    and statement.startswith(_KEY_INSERT)
+                    and cur.description  # it returns the id
+                ):
                     # A later statement may name the key's row by the id this insert returns.
                     subst[template["key_row"]] = cur.fetchone()[0]
             conn.commit()
             counts[slot] += 1
+
+
+@contextmanager
+def _connect(dsn: str, *, read: bool) -> Iterator[Any]:
+    """A raw driver connection: psycopg for PostgreSQL (reads without a transaction, as the
+    lean read runs), sqlite3 for SQLite (transactions as the app runs them: its statements
+    include the BEGIN IMMEDIATE; the busy timeout as the app's)."""
+    if dsn.startswith("sqlite:"):
+        conn = sqlite3.connect(dsn.removeprefix("sqlite:"), isolation_level=None, timeout=30)
+        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=read) as conn:
+        yield conn
+
+
+def _params(params: Any) -> Any:
+    """Captured parameters as the driver takes them (a dict for psycopg, a tuple for sqlite3)."""
+    if params is None:
+        return ()
+    return params if isinstance(params, list | tuple) else dict(params)
 
 
 def _sub(value: Any, subst: dict[Any, Any]) -> Any:
@@ -301,5 +338,7 @@ def _sub(value: Any, subst: dict[Any, Any]) -> Any:
             new = subst[old]
             if str(old) in value:
                 value = value.replace(str(old), str(new))
+            if isinstance(old, uuid.UUID) and old.hex in value:  # SQLite stores UUIDs as hex
+                value = value.replace(old.hex, new.hex)
         return value
     return value
