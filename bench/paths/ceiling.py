@@ -93,39 +93,19 @@ def run(ctx: Context) -> list[Measurement]:
     spread = _replay_all(dsn, script, template, slices[:], ctx.seeder.townships, ctx.duration)
     one = _replay_all(dsn, script, template, slices[:], [template["township"]], ctx.duration)
     floor_after = ctx.floor_probe()
-    floor = (floor_before + floor_after) / 2
-    bound = 1 / (1 / floor + 1 / spread)
-    want = TARGET_RATIO[ctx.db]
-    m = Measurement(
-        path=NAME,
-        label=TITLE,
-        db=ctx.db,
-        phase=ctx.phase,
-        concurrency=PROCESSES * THREADS,
-        rate=spread,
-        unit="tx/s",
-        ratio=bound / floor,
-        details={
-            "what": "the statements of one real tap, replayed by the raw driver, one transaction "
-            "per tap, each in a random township; ratio = the best a tap could do: "
-            "1/(1/floor + 1/replay) ÷ floor",
-            "statements_per_tap": len(script),
-            "statements": [_squash(s) for s, _, _ in script],
-            "one_township_tx_s": round(one, 1),
-            "floor_adjacent_rps": {
-                "before": round(floor_before, 1),
-                "after": round(floor_after, 1),
-            },
-            "best_possible_tap_rps": round(bound, 1),
-        },
+    tap = _ceiling(
+        ctx,
+        TITLE,
+        "tap",
+        "tx/s",
+        spread,
+        (floor_before, floor_after),
+        script,
+        TARGET_RATIO[ctx.db],
+        "one transaction per tap, each in a random township",
+        {"one_township_tx_s": round(one, 1)},
     )
-    m.targets = [
-        Target(
-            f"a tap at ≥ {want} × floor is possible with these statements",
-            bound / floor >= want,
-        )
-    ]
-    return [m, _status_ceiling(ctx, dsn)]
+    return [tap, _status_ceiling(ctx, dsn)]
 
 
 def _status_ceiling(ctx: Context, dsn: str) -> Measurement:
@@ -146,32 +126,58 @@ def _status_ceiling(ctx: Context, dsn: str) -> Measurement:
     floor_before = ctx.floor_probe()
     rate = _replay_all(dsn, script, {}, turns, [""], ctx.duration)
     floor_after = ctx.floor_probe()
-    floor = (floor_before + floor_after) / 2
+    return _ceiling(
+        ctx,
+        "status read: its SQL replayed by the raw driver (database ceiling)",
+        "read",
+        "reads/s",
+        rate,
+        (floor_before, floor_after),
+        script,
+        0.5,
+        "without a transaction",
+    )
+
+
+def _ceiling(
+    ctx: Context,
+    label: str,
+    what: str,
+    unit: str,
+    rate: float,
+    floors: tuple[float, float],
+    script: list[tuple[str, Any, bool]],
+    want: float,
+    how: str,
+    extra: dict[str, Any] | None = None,
+) -> Measurement:
+    """The figure of a replay: its rate, and as its ratio the best a ``what`` could reach
+    on top of the floor's work, 1/(1/floor + 1/replay) ÷ floor, checked against ``want``."""
+    floor = sum(floors) / 2
     bound = 1 / (1 / floor + 1 / rate)
     m = Measurement(
         path=NAME,
-        label="status read: its SQL replayed by the raw driver (database ceiling)",
+        label=label,
         db=ctx.db,
         phase=ctx.phase,
         concurrency=PROCESSES * THREADS,
         rate=rate,
-        unit="reads/s",
+        unit=unit,
         ratio=bound / floor,
         details={
-            "what": "the statements of one resident status read, replayed by the raw driver "
-            "without a transaction; ratio = the best a read could do: "
-            "1/(1/floor + 1/replay) ÷ floor",
-            "statements_per_read": len(script),
+            "what": f"the statements of one real {what}, replayed by the raw driver, {how}; "
+            f"ratio = the best a {what} could do: 1/(1/floor + 1/replay) ÷ floor",
+            f"statements_per_{what}": len(script),
             "statements": [_squash(s) for s, _, _ in script],
-            "floor_adjacent_rps": {
-                "before": round(floor_before, 1),
-                "after": round(floor_after, 1),
-            },
-            "best_possible_read_rps": round(bound, 1),
+            **(extra or {}),
+            "floor_adjacent_rps": {"before": round(floors[0], 1), "after": round(floors[1], 1)},
+            f"best_possible_{what}_rps": round(bound, 1),
         },
     )
     m.targets = [
-        Target("a read at ≥ 0.5 × floor is possible with these statements", bound / floor >= 0.5)
+        Target(
+            f"a {what} at ≥ {want} × floor is possible with these statements", bound / floor >= want
+        )
     ]
     return m
 
