@@ -14,7 +14,10 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# gunicorn's gthread, except that a process whose threads are all taken leaves a new
+# connection to an idle sibling (server/gthread.py): keep-alive connections stayed where a
+# burst had put them, often all in one process.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "server.gthread.ThreadWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # Keep-alive between a client (or the load balancer) and the worker threads.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))

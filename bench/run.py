@@ -56,7 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--growth-events", type=int, default=3, help="events per historical case")
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
     p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 4)))
-    p.add_argument("--worker-class", default=os.environ.get("BENCH_WORKER_CLASS", "gthread"))
+    p.add_argument(
+        "--worker-class",
+        default=os.environ.get("BENCH_WORKER_CLASS", "server.gthread.ThreadWorker"),
+    )
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md} go")
     return p.parse_args(argv)

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import wrk
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -22,12 +24,12 @@ class ServerConfig:
     """How gunicorn runs: stated in every result."""
 
     workers: int = 2
-    worker_class: str = "gthread"
+    worker_class: str = "server.gthread.ThreadWorker"
     threads: int = 4
     port: int = 8765
 
     def describe(self) -> str:
-        threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
+        threads = f" x {self.threads} threads" if "thread" in self.worker_class.lower() else ""
         return f"gunicorn {self.workers} {self.worker_class} workers{threads}"
 
     def as_dict(self) -> dict[str, object]:
@@ -94,6 +96,7 @@ def gunicorn(config: ServerConfig, env: dict[str, str], log_path: Path) -> Itera
         )
     try:
         _wait_ready(base, proc)
+        _warm_up(base, config.workers)
         yield base
     finally:
         _stop(proc)
@@ -112,6 +115,16 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> Non
             pass
         time.sleep(0.2)
     raise RuntimeError("gunicorn did not become ready")
+
+
+def _warm_up(base: str, workers: int, tries: int = 10) -> None:
+    """Load the server until every worker process serves its share: the first one up answers
+    /healthz while the others still import the app, and a run then would measure one process."""
+    for _ in range(tries):
+        shares = wrk.run(base, "floor", connections=16, duration_s=2).server_shares
+        if len(shares) >= workers and shares[workers - 1] >= 0.5 / workers:
+            return
+    raise RuntimeError(f"gunicorn's {workers} workers never shared the load: {shares}")
 
 
 def _stop(proc: subprocess.Popen) -> None:

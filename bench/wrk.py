@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
+
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 
 _UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0, "m": 60_000_000.0, "h": 3_600_000_000.0}
@@ -52,6 +54,8 @@ class WrkResult:
     errors: dict[str, int] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     exhausted: int = 0
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, bench/cpu.py
+    server_shares: list[float] = field(default_factory=list)  # of the API processes' CPU
 
     @property
     def rps(self) -> float:
@@ -74,6 +78,8 @@ class WrkResult:
             "errors": self.errors,
             "codes": self.codes,
             "exhausted": self.exhausted,
+            "cpu_ms_per_request": self.cpu_ms,
+            "server_process_shares": self.server_shares,
         }
 
 
@@ -168,9 +174,14 @@ def run(
         "BENCH_THREADS": str(threads),
         **(env or {}),
     }
+    before = cpu.snapshot()
     proc = subprocess.run(
         cmd, env=full_env, capture_output=True, text=True, timeout=duration_s + 60, check=False
     )
+    after = cpu.snapshot()
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
-    return parse_output(proc.stdout)
+    result = parse_output(proc.stdout)
+    result.cpu_ms = cpu.per_request(before, after, result.requests)
+    result.server_shares = cpu.server_shares(before, after)
+    return result

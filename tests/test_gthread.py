@@ -1,0 +1,50 @@
+"""The gunicorn worker: a process whose threads are all taken leaves a new connection to an
+idle sibling for a moment before taking it itself (server/gthread.py; the effect on load
+spread is measured by ``make bench``: bench/results/findings.md)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
+
+from server import gthread
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> Any:
+    steps: list[Any] = []
+    monkeypatch.setattr(gthread.time, "sleep", lambda s: steps.append(("wait", s)))
+    monkeypatch.setattr(
+        GunicornThreadWorker, "accept", lambda self, server, listener: steps.append("accept")
+    )
+    w = object.__new__(gthread.ThreadWorker)
+    w.cfg = SimpleNamespace(threads=4)
+    w.steps = steps
+    return w
+
+
+@pytest.mark.parametrize("open_connections", [0, 1, 3])
+def test_takes_a_connection_while_a_thread_is_free(worker: Any, open_connections: int) -> None:
+    worker.nr_conns = open_connections
+    worker.accept(("127.0.0.1", 8000), object())
+    assert worker.steps == ["accept"]
+
+
+@pytest.mark.parametrize("open_connections", [4, 9])
+def test_waits_for_a_sibling_when_its_threads_are_taken(worker: Any, open_connections: int) -> None:
+    worker.nr_conns = open_connections
+    worker.accept(("127.0.0.1", 8000), object())
+    # Then takes it anyway: a connection is never left waiting on the listener.
+    assert worker.steps == [("wait", gthread.ACCEPT_DEFER_SECONDS), "accept"]
+
+
+def test_is_the_configured_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.delenv("GUNICORN_WORKER_CLASS", raising=False)
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    assert conf["worker_class"] == "server.gthread.ThreadWorker"
