@@ -257,3 +257,112 @@ def is_sqlite(engine_or_session: Any) -> bool:
     """True when the bound database is SQLite."""
     bind = getattr(engine_or_session, "bind", engine_or_session)
     return bind.dialect.name == "sqlite"
+
+
+# --- a hot SELECT straight on the driver --------------------------------------------------------
+
+
+class DriverRows:
+    """The rows a ``DriverSelect`` fetched, as the driver gave them; ``values`` converts the
+    named columns of one row (only those) with SQLAlchemy's result processors."""
+
+    __slots__ = ("rows", "_index", "_processors")
+
+    def __init__(self, rows: list[Any], index: dict[str, int], processors: list[Any]) -> None:
+        self.rows = rows
+        self._index = index
+        self._processors = processors
+
+    def values(self, row: Any, names: Sequence[str]) -> dict[str, Any]:
+        out = {}
+        for name in names:
+            i = self._index[name]
+            value, process = row[i], self._processors[i]
+            out[name] = value if process is None or value is None else process(value)
+        return out
+
+
+class DriverSelect:
+    """A SELECT run on the connection's driver cursor without SQLAlchemy's per-execution
+    machinery (transaction, execution context, Result, a conversion of every column of every
+    row): compiled once per dialect, its parameters and the columns read converted by the
+    types' own processors. For the hottest read only, where that machinery cost more CPU
+    than the statement itself (bench/results/findings.md). Listeners of
+    ``before_cursor_execute`` see the statement as usual.
+
+    On an Engine the statement runs outside a transaction (PostgreSQL in autocommit,
+    SQLite's connections are in autocommit already): one round trip. On a Connection (tests,
+    EXPLAIN) it runs inside that connection's transaction.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self.names = tuple(statement.selected_columns.keys())
+        self._compiled: dict[str, Any] = {}
+
+    def _prepared(self, dialect: Any) -> tuple[str, Any, dict[str, int]]:
+        prepared = self._compiled.get(dialect.name)
+        if prepared is None:
+            compiled = self.statement.compile(dialect=dialect)
+            binds = {
+                key: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                for key, bind in compiled.binds.items()
+            }
+            order = compiled.positiontup
+
+            def params(values: dict[str, Any]) -> Any:
+                raw = compiled.construct_params(values)
+                done = {
+                    k: (binds[k](v) if binds.get(k) is not None and v is not None else v)
+                    for k, v in raw.items()
+                }
+                return tuple(done[k] for k in order) if order else done
+
+            index = {name: i for i, name in enumerate(self.names)}
+            prepared = self._compiled[dialect.name] = (compiled.string, params, index)
+        return prepared
+
+    def _processors(self, dialect: Any, cursor: Any) -> list[Any]:
+        key = dialect.name + ":result"
+        processors = self._compiled.get(key)
+        if processors is None:
+            # Once: the driver builds the description anew on every call (psycopg: an
+            # object per column).
+            processors = self._compiled[key] = [
+                col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
+                for col, desc in zip(
+                    self.statement.selected_columns, cursor.description, strict=True
+                )
+            ]
+        return processors
+
+    def fetch(self, bind: Any, values: dict[str, Any]) -> DriverRows:
+        """Run with ``values`` on ``bind`` (an Engine or a Connection); all rows. Driver
+        errors surface as SQLAlchemy's, a lost connection invalidated, as from execute."""
+        if not isinstance(bind, Engine):
+            return self._run(bind, values)
+        with bind.connect() as conn:
+            if bind.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            return self._run(conn, values)
+
+    def _run(self, conn: Any, values: dict[str, Any]) -> DriverRows:
+        dialect = conn.dialect
+        sql, params, index = self._prepared(dialect)
+        args = params(values)
+        cursor = conn.connection.cursor()
+        try:
+            for listener in conn.dispatch.before_cursor_execute:
+                sql, args = listener(conn, cursor, sql, args, None, False)
+            cursor.execute(sql, args)
+            rows, processors = cursor.fetchall(), self._processors(dialect, cursor)
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                sql, args, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            ) from exc
+        finally:
+            cursor.close()
+        return DriverRows(rows, index, processors)

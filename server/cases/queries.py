@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from server import access, audit
@@ -17,6 +16,7 @@ from server.accounts.models import Account
 from server.api import local_time
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
+from server.db import DriverSelect
 from server.divisions.models import Division
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
@@ -261,7 +261,7 @@ _RESIDENT_VIEW_COLUMNS = (
     "paid_amount_fen", "paid_at", "pay_due_at", "paperwork_due_at", "created_at", "updated_at",
 )
 # fmt: on
-_OWN_CASE_READ = (
+_OWN_CASE_READ = DriverSelect(
     select(
         *(_CASES.c[name] for name in _RESIDENT_VIEW_COLUMNS),
         *tokens.SIGNED_IN_COLUMNS,
@@ -284,11 +284,12 @@ _OWN_CASE_READ = (
     )
     .order_by(_EVENTS.c.id)
 )
+# What one row holds: the case and the signed-in check (read from the first row), an event.
+_HEAD = (*_RESIDENT_VIEW_COLUMNS, *(c.key for c in tokens.SIGNED_IN_COLUMNS))
+_EVENT_FIELDS = ("at", "action", "to_status", "text_zh")
+_EVENT_ID = _OWN_CASE_READ.names.index("event_id")
 # CaseSchema's LocalDateTime fields of a case (the timeline's ``at`` besides).
 _TIMES = ("pay_due_at", "created_at", "paid_at", "paperwork_due_at", "updated_at")
-# One statement needs no transaction around it: PostgreSQL runs it in autocommit, without the
-# BEGIN and COMMIT round trips (the pool resets the connection when it comes back).
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, Any] | None:
@@ -302,25 +303,23 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
     opened on this path, and is there untouched for the full path."""
     if claims.get("role") != "resident":
         return None
-    with database().new_session() as session:
-        bind = session.get_bind()
-        # Not when the session joins a connection's outer transaction (tests, EXPLAIN).
-        options = (
-            _AUTOCOMMIT if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else None
+    with database().new_session() as session:  # for division names, rarely a query
+        found = _OWN_CASE_READ.fetch(
+            session.get_bind(),
+            {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
         )
-        rows = (
-            session.connection(execution_options=options)
-            .execute(
-                _OWN_CASE_READ,
-                {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
-            )
-            .all()
-        )
-        resident = tokens.signed_in_actor(claims, rows[0]) if rows else None
+        if not found.rows:
+            return None
+        first = SimpleNamespace(**found.values(found.rows[0], _HEAD))
+        resident = tokens.signed_in_actor(claims, first)
         if resident is None:
             return None
-        events = [_event_item(row, staff=False) for row in rows if row.event_id is not None]
-        data = case_body(session, rows[0], actor=resident, events=events)
+        events = [
+            _event_item(SimpleNamespace(**found.values(row, _EVENT_FIELDS)), staff=False)
+            for row in found.rows
+            if row[_EVENT_ID] is not None
+        ]
+        data = case_body(session, first, actor=resident, events=events)
     # What CaseSchema's dump would do to these values (tests/test_case_read.py holds the two
     # to the same bytes).
     data["id"] = str(data["id"])
