@@ -338,27 +338,40 @@ class DriverSelect:
 
     def fetch(self, bind: Any, values: dict[str, Any]) -> DriverRows:
         """Run with ``values`` on ``bind`` (an Engine or a Connection); all rows. Driver
-        errors surface as SQLAlchemy's, a lost connection invalidated, as from execute."""
+        errors surface as SQLAlchemy's, a lost connection invalidated, as from execute.
+        ``before_cursor_execute`` listeners get ``conn=None`` when run on an Engine."""
         if not isinstance(bind, Engine):
-            return self._run(bind, values)
-        with bind.connect() as conn:
-            if bind.dialect.name == "postgresql":
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-            return self._run(conn, values)
+            return self._run(bind.dialect, bind.connection, bind, values)
+        # A pooled driver connection (the pool's checkout and checkin events still run), in
+        # autocommit on PostgreSQL for the one statement: no BEGIN and ROLLBACK round trips.
+        pooled = bind.raw_connection()
+        autocommit = bind.dialect.name == "postgresql"
+        try:
+            if autocommit:
+                pooled.driver_connection.autocommit = True
+            rows = self._run(bind.dialect, pooled, bind, values)
+            if autocommit:
+                pooled.driver_connection.autocommit = False
+        except BaseException:
+            pooled.invalidate()  # in doubt, or left in autocommit: not back to the pool
+            raise
+        finally:
+            pooled.close()
+        return rows
 
-    def _run(self, conn: Any, values: dict[str, Any]) -> DriverRows:
-        dialect = conn.dialect
+    def _run(self, dialect: Any, pooled: Any, bind: Any, values: dict[str, Any]) -> DriverRows:
         sql, params, index = self._prepared(dialect)
         args = params(values)
-        cursor = conn.connection.cursor()
+        conn = None if isinstance(bind, Engine) else bind
+        cursor = pooled.cursor()
         try:
-            for listener in conn.dispatch.before_cursor_execute:
+            for listener in bind.dispatch.before_cursor_execute:
                 sql, args = listener(conn, cursor, sql, args, None, False)
             cursor.execute(sql, args)
             rows, processors = cursor.fetchall(), self._processors(dialect, cursor)
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-            if lost:
+            lost = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
+            if lost and conn is not None:
                 conn.invalidate(exc)
             raise sa_exc.DBAPIError.instance(
                 sql, args, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost

@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import make_engine
@@ -134,6 +134,10 @@ class Database:
     def new_session(self) -> Session:
         """A session outside any request (CLI, worker, tests)."""
         return self.sessionmaker()
+
+    def bind(self) -> Engine | Connection:
+        """What the sessions are bound to: the engine, or the connection a test joins."""
+        return self.sessionmaker.kw["bind"]
 
 
 def database(app: Flask | None = None) -> Database:

@@ -300,7 +300,9 @@ def test_with_real_commits(committed_app, monkeypatch, lean) -> None:  # type: i
 
     def mode(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         if "LEFT OUTER JOIN case_events" in statement:
-            modes.append(conn.get_execution_options().get("isolation_level"))
+            driver = cursor.connection  # the statement runs on the pooled driver connection
+            postgres = db.engine.dialect.name == "postgresql"
+            modes.append(driver.autocommit if postgres else driver.in_transaction)
 
     event.listen(db.engine, "before_cursor_execute", mode)
     try:
@@ -311,8 +313,9 @@ def test_with_real_commits(committed_app, monkeypatch, lean) -> None:  # type: i
     finally:
         event.remove(db.engine, "before_cursor_execute", mode)
     assert len(lean) == 3 and all(lean)
-    # PostgreSQL: no BEGIN/COMMIT round trips around the one statement.
-    assert modes == ["AUTOCOMMIT" if db.engine.dialect.name == "postgresql" else None] * 3
+    # No BEGIN/COMMIT round trips around the one statement: PostgreSQL's connection in
+    # autocommit, SQLite's in no transaction.
+    assert modes == [db.engine.dialect.name == "postgresql"] * 3
 
     refused = client.get(f"/api/v1/cases/{other.id}", headers=headers)
     assert refused.status_code == 404 and lean[-1] is None

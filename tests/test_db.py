@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import StatementError
 
 from server.audit import AUDIT
@@ -109,5 +109,52 @@ def test_idle_pooled_connection_is_checked_before_use(
             with pytest.raises(sa_exc.OperationalError):
                 _pooled_pid(pooled)
             assert _pooled_pid(pooled) != pid  # ...and the pool has replaced it
+    finally:
+        pooled.dispose()
+
+
+def test_driver_select_converts_only_what_is_read(engine, session):  # type: ignore[no-untyped-def]
+    """DriverSelect's values are those of a Core execute, for the columns asked for."""
+    from server.db import DriverSelect
+
+    case = factories.case(session)
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
+    insert_rows(session, [(EVENTS, [event_row(case_id=case.id, actor=None, action="e0", at=at)])])
+    stmt = (
+        select(EVENTS.c.case_id, EVENTS.c.at, EVENTS.c.action, EVENTS.c.resident_visible)
+        .where(EVENTS.c.case_id == bindparam("case_id"))
+        .order_by(EVENTS.c.id)
+    )
+    want = session.execute(stmt, {"case_id": case.id}).one()
+    found = DriverSelect(stmt).fetch(session.connection(), {"case_id": case.id})
+    got = found.values(found.rows[-1], ("case_id", "at", "action", "resident_visible"))
+    assert got == want._asdict() and got["at"] == at and got["at"].tzinfo is not None
+    assert found.values(found.rows[-1], ("action",)) == {"action": "e0"}
+
+
+def test_driver_select_on_a_dead_connection(database_url, engine, monkeypatch):  # type: ignore[no-untyped-def]
+    """A pooled connection that died under DriverSelect fails that statement with
+    SQLAlchemy's error (a 503 at the request boundary) and is not handed out again."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a backend to kill: PostgreSQL pass only")
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import literal_column
+
+    from server import db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    pooled = db.make_engine(database_url, pool_size=1, max_overflow=0)
+    pid_of = db.DriverSelect(select(literal_column("pg_backend_pid()").label("pid")))
+    try:
+        found = pid_of.fetch(pooled, {})
+        pid = found.rows[0][0]
+        with engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(sa_exc.OperationalError) as failed:
+            pid_of.fetch(pooled, {})
+        assert failed.value.connection_invalidated
+        assert pid_of.fetch(pooled, {}).rows[0][0] != pid
+        with pooled.connect() as conn:  # back in the pool out of autocommit
+            assert conn.connection.driver_connection.autocommit is False
     finally:
         pooled.dispose()

@@ -298,28 +298,34 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
     request's actor. None when that finds nothing (not a resident's token, not their case,
     no such case, session revoked, account disabled): the full path answers those.
 
-    Runs in a session of its own, closed (its connection back in the pool) before the
+    Runs on a pooled connection of its own (``DriverSelect``), back in the pool before the
     response is built: the request's session, which the request boundary commits, is never
     opened on this path, and is there untouched for the full path."""
     if claims.get("role") != "resident":
         return None
-    with database().new_session() as session:  # for division names, rarely a query
-        found = _OWN_CASE_READ.fetch(
-            session.get_bind(),
-            {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
-        )
-        if not found.rows:
-            return None
-        first = SimpleNamespace(**found.values(found.rows[0], _HEAD))
-        resident = tokens.signed_in_actor(claims, first)
-        if resident is None:
-            return None
-        events = [
-            _event_item(SimpleNamespace(**found.values(row, _EVENT_FIELDS)), staff=False)
-            for row in found.rows
-            if row[_EVENT_ID] is not None
-        ]
-        data = case_body(session, first, actor=resident, events=events)
+    bind = database().bind()
+    found = _OWN_CASE_READ.fetch(
+        bind,
+        {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
+    )
+    if not found.rows:
+        return None
+    first = SimpleNamespace(**found.values(found.rows[0], _HEAD))
+    code = first.township_code or first.county_code or ""
+    name = gazetteer(bind, _deployment_city()).name(code) if code else ""
+    if name is None:  # a division outside the deployment city
+        with database().new_session() as session:
+            name = _names(session, {code}).get(code, code)
+    resident = tokens.signed_in_actor(claims, first)
+    if resident is None:
+        return None
+    events = [
+        _event_item(SimpleNamespace(**found.values(row, _EVENT_FIELDS)), staff=False)
+        for row in found.rows
+        if row[_EVENT_ID] is not None
+    ]
+    # No session: a resident's body needs only the division name (staff also see the person).
+    data = case_body(None, first, actor=resident, events=events, names={code: name})  # type: ignore[arg-type]
     # What CaseSchema's dump would do to these values (tests/test_case_read.py holds the two
     # to the same bytes).
     data["id"] = str(data["id"])
