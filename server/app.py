@@ -6,7 +6,9 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest.spec.plugins import integerconverter2paramschema
 from webargs.core import is_json
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,6 +26,29 @@ API_VERSION = "v1"
 
 # Third-party callers that post form-encoded bodies (Twilio webhooks).
 FORM_PATH_PREFIXES = ("/api/v1/webhooks/",)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with orjson encoding the compact form: the same document (keys sorted,
+    UTF-8 not escaped, Flask's conversions of dates, decimals and the like), at a fraction of
+    the CPU of the json module on a case with its timeline (the status read, issue 7)."""
+
+    ensure_ascii = False
+    _OPTIONS = (
+        orjson.OPT_SORT_KEYS
+        | orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if set(kwargs) - {"separators"} or kwargs.get("separators", (",", ":")) != (",", ":"):
+            return super().dumps(obj, **kwargs)  # an indented or other form: the json module
+        try:
+            return orjson.dumps(obj, default=self.default, option=self._OPTIONS).decode()
+        except TypeError:
+            return super().dumps(obj, **kwargs)  # what orjson refuses (huge ints, surrogates)
 
 
 class DatabaseInt(IntegerConverter):
@@ -69,7 +94,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "servers": [{"url": "/"}],
         },
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = JSONProvider(app)
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
