@@ -311,14 +311,14 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
     if not found.rows:
         return None
     first = SimpleNamespace(**found.values(found.rows[0], _HEAD))
+    resident = tokens.signed_in_actor(claims, first)
+    if resident is None:
+        return None
     code = first.township_code or first.county_code or ""
     name = gazetteer(bind, _deployment_city()).name(code) if code else ""
     if name is None:  # a division outside the deployment city
         with database().new_session() as session:
             name = _names(session, {code}).get(code, code)
-    resident = tokens.signed_in_actor(claims, first)
-    if resident is None:
-        return None
     events = [
         _event_item(SimpleNamespace(**found.values(row, _EVENT_FIELDS)), staff=False)
         for row in found.rows
