@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from sqlalchemy import func, select
 
-import notifications
 from notifications.models import SmsOutbox
 from server.accounts.models import Account
 from server.cases.models import Case
@@ -104,30 +102,13 @@ def test_a_tap_wakes_a_sleeping_sms_worker(committed_app, fake_twilio):  # type:
     """PostgreSQL: the tap's write statement carries the NOTIFY (no statement of its own),
     delivered at its commit: the worker asleep on LISTEN sends the receipt long before its
     30 s poll. SQLite: the (tiny) poll interval is the wake-up."""
-    from notifications.worker import waiter_for
-    from tests.fake_twilio import twilio_config
-    from tests.sms_helpers import worker
+    from tests.sms_helpers import sleeping_worker
 
-    pg = database(committed_app).engine.dialect.name == "postgresql"
-    w = worker(committed_app, **twilio_config(fake_twilio, SMS_POLL_SECONDS=30 if pg else 0.05))
     me = _resident(committed_app, "+8613700000004")
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=w.run_forever, args=(stop, waiter_for(database(committed_app).engine, stop))
-    )
-    thread.start()
-    try:
-        time.sleep(0.3)  # the worker is asleep on LISTEN / between polls
+    with sleeping_worker(committed_app, fake_twilio):
         resp = committed_app.test_client().post(
             "/api/v1/urgent-requests", headers=f.auth(committed_app, me)
         )
         assert resp.status_code == 201
         assert fake_twilio.received.wait(3), "the worker did not wake up"
-    finally:
-        stop.set()
-        if pg:  # interrupt the LISTEN wait with one more notification
-            with database(committed_app).new_session() as s, s.begin():
-                notifications.enqueue(s, "+8613700000005", "withdrawn", {"case_no": "A-B-C"})
-        thread.join(35)
-    assert not thread.is_alive()
     assert fake_twilio.requests[0].form["To"] == "+8613700000004"

@@ -13,18 +13,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 import notifications
 from notifications.models import SmsAttempt, SmsOutbox
-from notifications.worker import waiter_for
 from server.db import utcnow
 from server.session import database
 from tests.fake_twilio import twilio_config
-from tests.sms_helpers import worker
+from tests.sms_helpers import sleeping_worker, worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,24 +76,9 @@ def test_parallel_workers_send_each_message_once(committed_app, fake_twilio):  #
 def test_running_worker_wakes_up_for_a_new_message(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
     """PostgreSQL: NOTIFY on commit wakes the worker long before its 30 s poll.
     SQLite: the poll interval (tiny here) is the wake-up."""
-    pg = database(committed_app).engine.dialect.name == "postgresql"
-    cfg = twilio_config(fake_twilio, SMS_POLL_SECONDS=30 if pg else 0.05)
-    w = worker(committed_app, **cfg)
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=w.run_forever, args=(stop, waiter_for(database(committed_app).engine, stop))
-    )
-    thread.start()
-    try:
-        time.sleep(0.3)  # the worker is asleep on LISTEN / between polls
+    with sleeping_worker(committed_app, fake_twilio):
         [outbox_id] = _enqueue_many(committed_app, 1)
         assert fake_twilio.received.wait(3), "worker did not wake up"
-    finally:
-        stop.set()
-        if pg:  # interrupt the LISTEN wait with one more notification
-            _enqueue_many(committed_app, 1)
-        thread.join(35)
-    assert not thread.is_alive()
     assert fake_twilio.requests[0].form["StatusCallback"].endswith(f"={outbox_id}")
 
 
