@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -211,10 +212,11 @@ def insert_rows(
     session's transaction and in their order: on PostgreSQL in one statement (with
     ``pg_notify(notify)`` when a channel is given), elsewhere one INSERT per table.
 
-    Plain Core: no ORM objects, no RETURNING; statements are built once per shape. Rows must
-    be complete (Python-side column defaults are not applied) and their values plain (str,
-    numbers, bool, None, aware datetimes, UUIDs, and dicts/lists for JSON columns). Pending
-    ORM objects are flushed first, since rows may refer to them.
+    Plain Core on the driver's cursor (``DriverStatement``): no ORM objects, no RETURNING;
+    statements are built and compiled once per shape. Rows must be complete (Python-side
+    column defaults are not applied) and their values plain (str, numbers, bool, None, aware
+    datetimes, UUIDs, and dicts/lists for JSON columns). Pending ORM objects are flushed
+    first, since rows may refer to them.
     """
     inserts = [(table, rows) for table, rows in inserts if rows]
     if not inserts:
@@ -227,9 +229,9 @@ def insert_rows(
         key = ("postgresql", shape, notify)
         stmt = _INSERTS.get(key)
         if stmt is None:
-            stmt = _INSERTS[key] = _postgres_insert(shape, notify)
-        conn.execute(
-            stmt,
+            stmt = _INSERTS[key] = DriverStatement(_postgres_insert(shape, notify))
+        stmt.fetch(
+            conn,
             {
                 f"t{k}": json.dumps(rows, default=_json_value, ensure_ascii=False)
                 for k, (_table, rows) in enumerate(inserts)
@@ -243,9 +245,9 @@ def insert_rows(
             key = ("", table, columns, len(rows))
             stmt = _INSERTS.get(key)
             if stmt is None:
-                stmt = _INSERTS[key] = _insert(table, columns, len(rows))
+                stmt = _INSERTS[key] = DriverStatement(_insert(table, columns, len(rows)))
             params = {f"r{i}_{c}": value for i, row in enumerate(rows) for c, value in row.items()}
-            conn.execute(stmt, params)
+            stmt.fetch(conn, params)
 
 
 # Rows a statement at most (SQLite: compound SELECTs have a limit, and one statement is
@@ -259,12 +261,12 @@ def is_sqlite(engine_or_session: Any) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-# --- a hot SELECT straight on the driver --------------------------------------------------------
+# --- hot statements straight on the driver ----------------------------------------------------
 
 
 class DriverRows:
-    """The rows a ``DriverSelect`` fetched, as the driver gave them; ``values`` converts the
-    named columns of one row (only those) with SQLAlchemy's result processors."""
+    """The rows a ``DriverStatement`` fetched, as the driver gave them; ``values`` converts
+    the named columns of one row (only those) with SQLAlchemy's result processors."""
 
     __slots__ = ("rows", "_index", "_processors")
 
@@ -281,29 +283,42 @@ class DriverRows:
             out[name] = value if process is None or value is None else process(value)
         return out
 
+    def records(self) -> list[SimpleNamespace]:
+        """Every row, every column converted, as attributes (for a few rows)."""
+        names = tuple(self._index)
+        return [SimpleNamespace(**self.values(row, names)) for row in self.rows]
 
-class DriverSelect:
-    """A SELECT run on the connection's driver cursor without SQLAlchemy's per-execution
-    machinery (transaction, execution context, Result, a conversion of every column of every
-    row): compiled once per dialect, its parameters and the columns read converted by the
-    types' own processors. For the hottest read only, where that machinery cost more CPU
-    than the statement itself (bench/results/findings.md). Listeners of
-    ``before_cursor_execute`` see the statement as usual.
 
-    On an Engine the statement runs outside a transaction (PostgreSQL in autocommit,
-    SQLite's connections are in autocommit already): one round trip. On a Connection (tests,
-    EXPLAIN) it runs inside that connection's transaction.
+class DriverStatement:
+    """A statement run on the connection's driver cursor without SQLAlchemy's per-execution
+    machinery (execution context, Result, a conversion of every column of every row):
+    compiled once per dialect, its parameters and the columns read converted by the types'
+    own processors. For the hot paths only (the status read, the token check, the urgent
+    tap's statements), where that machinery cost more CPU than the statement itself
+    (bench/results/findings.md). Listeners of ``before_cursor_execute`` and ``do_execute``
+    see the statement as usual. A SELECT, or a write with or without RETURNING.
+
+    On a Connection (the request's session's) it runs inside that connection's transaction.
+    On an Engine it runs outside a transaction (PostgreSQL in autocommit, SQLite's
+    connections are in autocommit already): one round trip, for a read.
     """
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self.names = tuple(statement.selected_columns.keys())
+        self.names = tuple(statement.exported_columns.keys())  # a write without RETURNING: ()
         self._compiled: dict[str, Any] = {}
 
     def _prepared(self, dialect: Any) -> tuple[str, Any, dict[str, int]]:
         prepared = self._compiled.get(dialect.name)
         if prepared is None:
             compiled = self.statement.compile(dialect=dialect)
+            if compiled.post_compile_params:  # expanding IN lists: rendered per execution
+                raise ValueError("DriverStatement: no expanding or literal-execute parameters")
+            if getattr(compiled, "insert_prefetch", None) or getattr(
+                compiled, "update_prefetch", None
+            ):
+                # Python-side column defaults are computed by SQLAlchemy's execution context.
+                raise ValueError("DriverStatement: give every column that has a Python default")
             binds = {
                 key: bind.type.dialect_impl(dialect).bind_processor(dialect)
                 for key, bind in compiled.binds.items()
@@ -331,7 +346,7 @@ class DriverSelect:
             processors = self._compiled[key] = [
                 col.type.dialect_impl(dialect).result_processor(dialect, desc[1])
                 for col, desc in zip(
-                    self.statement.selected_columns, cursor.description, strict=True
+                    self.statement.exported_columns, cursor.description, strict=True
                 )
             ]
         return processors
@@ -367,8 +382,15 @@ class DriverSelect:
         try:
             for listener in bind.dispatch.before_cursor_execute:
                 sql, args = listener(conn, cursor, sql, args, None, False)
-            cursor.execute(sql, args)
-            rows, processors = cursor.fetchall(), self._processors(dialect, cursor)
+            for handler in dialect.dispatch.do_execute:  # as SQLAlchemy runs them (fault tests)
+                if handler(cursor, sql, args, None):
+                    break
+            else:
+                cursor.execute(sql, args)
+            if not self.names:  # a write without RETURNING (PostgreSQL may return its key)
+                rows, processors = [], []
+            else:
+                rows, processors = cursor.fetchall(), self._processors(dialect, cursor)
         except dialect.loaded_dbapi.Error as exc:
             lost = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
             if lost and conn is not None:

@@ -1,14 +1,16 @@
 """The request's database session: one per request, committed once at the boundary.
 
 Services only ``flush``; a response below 400 commits, anything else rolls back everything
-(SMS outbox rows included). Tests rebind the sessionmaker to a connection inside an outer
-transaction so every test is rolled back.
+(SMS outbox rows included). An intake request that has built its answer commits just before
+it is encoded (``commit_now``), with the same 409/503 answers. Tests rebind the sessionmaker
+to a connection inside an outer transaction so every test is rolled back.
 
-SQLite has one writer at a time. A write request takes the write lock up front (``BEGIN
-IMMEDIATE``); before that it queues for it on ``WriterQueue`` (a lock in the process and a
-``flock`` on a file beside the database across processes), so waiting writers sleep until
-the lock is handed on instead of polling in SQLite's busy handler (sleeps of up to 100 ms:
-the long tail of every write under load).
+SQLite has one writer at a time. A write request takes the write lock when it opens its
+session (``BEGIN IMMEDIATE``; its token check runs before, outside it: ``read_bind``). Before
+that it queues for it on ``WriterQueue`` (a lock in the process and a ``flock`` on a file
+beside the database across processes), so waiting writers sleep until the lock is handed on
+instead of polling in SQLite's busy handler (sleeps of up to 100 ms: the long tail of every
+write under load).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import make_engine
-from server.errors import error_body, localize
+from server.errors import Conflict, error_body, localize
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,43 @@ def db_session() -> Session:
     return session
 
 
+def read_bind() -> Engine | Connection:
+    """Where a read that comes before the request's own work runs (the token's session check):
+    the request's transaction, except for a write request on SQLite that has not begun one.
+    That read runs on the database outside any transaction, so the write lock, taken when the
+    request begins its transaction, is not held while it is authenticated and its body parsed
+    (SQLite has one writer at a time: every millisecond under the lock is one all writers wait).
+    PostgreSQL reads in the request's transaction: no second connection per request."""
+    db = database()
+    if g.get("_db_session") is None and db.writers is not None and request.method in WRITE_METHODS:
+        return db.bind()
+    return db_session().connection()
+
+
+def commit_now(session: Session) -> None:
+    """Commit the request's changes before its response is built, and hand SQLite's write lock
+    on: for a write whose answer needs no more writes (reads may follow, in a transaction of
+    their own), so no other writer waits while the answer is built. Failures answer as at the
+    boundary: a commit conflict 409, an unavailable database 503."""
+    try:
+        _commit_or_roll_back(session)
+    finally:
+        _release_writer()
+
+
+def _commit_or_roll_back(session: Session) -> None:
+    try:
+        session.commit()
+    except sa_exc.IntegrityError as exc:
+        session.rollback()
+        log.warning("commit conflict on %s %s", request.method, request.path)
+        raise Conflict() from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        session.rollback()
+        log.error("commit failed, database unavailable: %s", type(exc).__name__)
+        raise
+
+
 def _release_writer() -> None:
     writers: WriterQueue | None = g.pop("_db_writer", None)
     if writers is not None:
@@ -202,25 +241,11 @@ def init_app(app: Flask) -> None:
             session.rollback()
             return response
         try:
-            session.commit()
-        except sa_exc.IntegrityError:
-            session.rollback()
-            log.warning("commit conflict on %s %s", request.method, request.path)
-            return app.response_class(
-                response=app.json.dumps(error_body("conflict", localize("conflict"))),
-                status=409,
-                mimetype="application/json",
-            )
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            session.rollback()
-            log.error("commit failed, database unavailable: %s", type(exc).__name__)
-            resp = app.response_class(
-                response=app.json.dumps(
-                    error_body("database_unavailable", localize("database_unavailable"))
-                ),
-                status=503,
-                mimetype="application/json",
-            )
+            _commit_or_roll_back(session)
+        except Conflict:
+            return _error_response(app, "conflict", 409)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError):
+            resp = _error_response(app, "database_unavailable", 503)
             resp.headers["Retry-After"] = "5"
             return resp
         return response
@@ -236,3 +261,12 @@ def init_app(app: Flask) -> None:
                     log.warning("session close failed", exc_info=True)
         finally:
             _release_writer()  # if the request ended without reaching _commit
+
+
+def _error_response(app: Flask, code: str, status: int) -> Any:
+    # after_request runs past the error handlers: the uniform shape built here.
+    return app.response_class(
+        response=app.json.dumps(error_body(code, localize(code))),
+        status=status,
+        mimetype="application/json",
+    )

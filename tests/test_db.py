@@ -113,9 +113,9 @@ def test_idle_pooled_connection_is_checked_before_use(
         pooled.dispose()
 
 
-def test_driver_select_converts_only_what_is_read(engine, session):  # type: ignore[no-untyped-def]
-    """DriverSelect's values are those of a Core execute, for the columns asked for."""
-    from server.db import DriverSelect
+def test_driver_statement_converts_only_what_is_read(engine, session):  # type: ignore[no-untyped-def]
+    """DriverStatement's values are those of a Core execute, for the columns asked for."""
+    from server.db import DriverStatement
 
     case = factories.case(session)
     at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
@@ -126,14 +126,44 @@ def test_driver_select_converts_only_what_is_read(engine, session):  # type: ign
         .order_by(EVENTS.c.id)
     )
     want = session.execute(stmt, {"case_id": case.id}).one()
-    found = DriverSelect(stmt).fetch(session.connection(), {"case_id": case.id})
+    found = DriverStatement(stmt).fetch(session.connection(), {"case_id": case.id})
     got = found.values(found.rows[-1], ("case_id", "at", "action", "resident_visible"))
     assert got == want._asdict() and got["at"] == at and got["at"].tzinfo is not None
     assert found.values(found.rows[-1], ("action",)) == {"action": "e0"}
 
 
-def test_driver_select_on_a_dead_connection(database_url, engine, monkeypatch):  # type: ignore[no-untyped-def]
-    """A pooled connection that died under DriverSelect fails that statement with
+def test_driver_statement_writes_as_core_does(session):  # type: ignore[no-untyped-def]
+    """A write on the driver's cursor stores what a Core execute stores (the types' bind
+    processors: aware time, JSON), and RETURNING comes back converted."""
+    from sqlalchemy import insert
+
+    from server.db import DriverStatement
+
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
+    row = {**_audit(7, at), "action": "driver.write"}
+    write = DriverStatement(insert(AUDIT).values({c: bindparam(c) for c in row}))
+    assert write.fetch(session.connection(), row).rows == []
+    returning = DriverStatement(
+        insert(AUDIT).values({c: bindparam(c) for c in row}).returning(AUDIT.c.at, AUDIT.c.data)
+    )
+    found = returning.fetch(session.connection(), {**row, "action": "driver.returning"})
+    assert found.records()[0].at == at and found.records()[0].data == row["data"]
+    session.execute(insert(AUDIT).values({**row, "action": "core.write"}))
+    stored = session.execute(
+        select(AUDIT.c.action, AUDIT.c.at, AUDIT.c.data)
+        .where(AUDIT.c.action.in_(["driver.write", "driver.returning", "core.write"]))
+        .order_by(AUDIT.c.id)
+    ).all()
+    assert [r.action for r in stored] == ["driver.write", "driver.returning", "core.write"]
+    assert {(r.at, str(r.data)) for r in stored} == {(at, str(row["data"]))}
+    raw = session.connection().exec_driver_sql(
+        "SELECT at, data FROM audit_log WHERE action IN ('driver.write', 'core.write')"
+    )
+    assert len({tuple(map(str, r)) for r in raw}) == 1  # the same bytes in the table
+
+
+def test_driver_statement_on_a_dead_connection(database_url, engine, monkeypatch):  # type: ignore[no-untyped-def]
+    """A pooled connection that died under DriverStatement fails that statement with
     SQLAlchemy's error (a 503 at the request boundary) and is not handed out again."""
     if engine.dialect.name != "postgresql":
         pytest.skip("a backend to kill: PostgreSQL pass only")
@@ -144,7 +174,7 @@ def test_driver_select_on_a_dead_connection(database_url, engine, monkeypatch): 
 
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
     pooled = db.make_engine(database_url, pool_size=1, max_overflow=0)
-    pid_of = db.DriverSelect(select(literal_column("pg_backend_pid()").label("pid")))
+    pid_of = db.DriverStatement(select(literal_column("pg_backend_pid()").label("pid")))
     try:
         found = pid_of.fetch(pooled, {})
         pid = found.rows[0][0]

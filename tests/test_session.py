@@ -1,6 +1,8 @@
 """The request boundary's SQLite writer queue: write requests take turns (threads and
 processes), wait without polling SQLite's busy handler, give up after the busy timeout (503),
-and release their turn on every path. Runs on its own SQLite file whatever the test database."""
+and release their turn on every path; a write request's token check runs before its turn and
+``commit_now`` hands the turn on before the answer is sent. Runs on its own SQLite file
+whatever the test database."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from flask import Flask, Response
+from flask import Flask, Response, jsonify
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from server.errors import register_error_handlers
-from server.session import WriterQueue, database, db_session
+from server.session import WriterQueue, commit_now, database, db_session, read_bind
 from server.session import init_app as init_db
 
 
@@ -52,6 +56,27 @@ def tiny(tmp_path: Path) -> Flask:
     def read() -> Response:
         db_session()
         return Response(status=200)
+
+    @app.post("/early")
+    def early() -> Response:
+        # A token check, then the request's writes, committed before the answer is built.
+        queue = database().writers
+        bind = read_bind()
+        with bind.connect() as conn:
+            checked = conn.execute(text("SELECT 1")).scalar_one()
+        free_while_checking = _free(queue)
+        session = db_session()
+        held_while_writing = not _free(queue)
+        session.execute(
+            text("INSERT INTO child (id, parent_id) VALUES (1, :p)"), {"p": app.config["p"]}
+        )
+        commit_now(session)
+        return jsonify(
+            checked_outside_transaction=isinstance(bind, Engine) and checked == 1,
+            free_while_checking=free_while_checking,
+            held_while_writing=held_while_writing,
+            free_after_commit=_free(queue),
+        )
 
     yield app
     database(app).engine.dispose()
@@ -151,4 +176,36 @@ def test_a_turn_never_handed_on_is_a_503_after_the_busy_timeout(tiny: Flask) -> 
         done.set()
         holder.join(10)
     assert tiny.test_client().post("/ok").status_code == 200
+    assert _free(queue)
+
+
+def test_token_check_before_the_turn_and_commit_now_hands_it_on(tiny: Flask) -> None:
+    queue = database(tiny).writers
+    with database(tiny).engine.begin() as conn:
+        conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        conn.execute(
+            text(
+                "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        conn.execute(text("INSERT INTO parent (id) VALUES (1)"))
+    client = tiny.test_client()
+    tiny.config["p"] = 1
+    r = client.post("/early")
+    assert r.status_code == 200 and r.get_json() == {
+        "checked_outside_transaction": True,
+        "free_while_checking": True,
+        "held_while_writing": True,
+        "free_after_commit": True,
+    }
+    # A commit that fails (a deferred foreign key) answers 409 in the uniform shape, nothing
+    # written, the turn handed on.
+    tiny.config["p"] = 99
+    with database(tiny).engine.begin() as conn:
+        conn.execute(text("DELETE FROM child"))
+    r = client.post("/early")
+    assert r.status_code == 409 and r.get_json()["code"] == "conflict"
+    with database(tiny).engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM child")).scalar_one() == 0
     assert _free(queue)

@@ -13,6 +13,7 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -21,9 +22,9 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.accounts.models import Account, AuthSession
-from server.db import utcnow
+from server.db import DriverStatement, utcnow
 from server.errors import Unauthorized
-from server.session import db_session
+from server.session import read_bind
 
 ALGORITHM = "HS256"
 ISSUER = "aidline"
@@ -117,23 +118,21 @@ def signed_in_clause(*, account_id: Any, session_id: Any) -> ColumnElement[bool]
     )
 
 
-# Built once: every authenticated request runs it, and a prepared Core statement skips the
-# ORM's per-call statement construction.
-_ACTOR_BY_SESSION = (
+# Every authenticated request runs it: on the driver's cursor (DriverStatement), compiled once.
+_ACTOR_BY_SESSION = DriverStatement(
     select(*SIGNED_IN_COLUMNS)
     .select_from(SIGNED_IN_FROM)
     .where(signed_in_clause(account_id=bindparam("account_id"), session_id=bindparam("session_id")))
 )
+_SIGNED_IN_NAMES = _ACTOR_BY_SESSION.names
 
 
 def _resolve(claims: dict[str, Any]) -> Actor:
     """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
-    row = (
-        db_session()
-        .connection()
-        .execute(_ACTOR_BY_SESSION, {"account_id": int(claims["sub"]), "session_id": claims["sid"]})
-        .one_or_none()
+    found = _ACTOR_BY_SESSION.fetch(
+        read_bind(), {"account_id": int(claims["sub"]), "session_id": claims["sid"]}
     )
+    row = SimpleNamespace(**found.values(found.rows[0], _SIGNED_IN_NAMES)) if found.rows else None
     actor = signed_in_actor(claims, row)
     if actor is None:
         raise Unauthorized(code="token_invalid")

@@ -46,7 +46,7 @@ from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
 from server.cases.events import EVENTS, event_row
 from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
 from server.cases.numbers import next_case_no
-from server.db import insert_rows, utcnow
+from server.db import DriverStatement, insert_rows, utcnow
 from server.errors import Unauthorized, ValidationFailed
 from server.roster.service import pagers_params, pagers_query, pick_pagers
 from server.routing.gazetteer import gazetteer
@@ -150,6 +150,9 @@ _PERSON = select(*_PERSON_COLUMNS).where(_BY_ID)
 # FOR NO KEY UPDATE: exclusive among taps of the person, but rows that merely refer to the
 # account (its cases, sessions, audit entries) can still be written by others meanwhile.
 _PERSON_LOCKED = _PERSON.with_for_update(key_share=True)
+# The tap's statements run on the driver's cursor (server/db.py DriverStatement).
+_PERSON_READS = {True: DriverStatement(_PERSON_LOCKED), False: DriverStatement(_PERSON)}
+_PERSON_FIELDS = tuple(c.key for c in _PERSON_COLUMNS if c.key != "active")
 _LOCK = select(_ACCOUNTS.c.id).where(_BY_ID).with_for_update(key_share=True)
 
 
@@ -182,18 +185,12 @@ def _person(session: Session, resident: Any) -> Any:
         _lock_account_id(session, resident.id)
         return resident
     postgres = _postgres(session)
-    row = (
-        session.connection()
-        .execute(_PERSON_LOCKED if postgres else _PERSON, {"account_id": resident})
-        .one_or_none()
-    )
-    if row is None or not row.active:
+    found = _PERSON_READS[postgres].fetch(session.connection(), {"account_id": resident})
+    if not found.rows or not found.values(found.rows[0], ("active",))["active"]:
         raise Unauthorized(code="token_invalid")
     if postgres:
         _locked(session).add(resident)
-    values = row._asdict()
-    del values["active"]
-    return Person(**values)
+    return Person(**found.values(found.rows[0], _PERSON_FIELDS))
 
 
 # --- one look-up after the lock ---------------------------------------------------------
@@ -234,10 +231,10 @@ def _look_up_query(*, key: bool, urgent: bool, by_subject: bool, pagers: str | N
     )
     found = select(key_id.label("key_id"), open_case.label("open_id"))
     if pagers is None:
-        return found
+        return DriverStatement(found)
     anchor = found.subquery("found")
     roster = pagers_query(pagers)
-    return select(anchor, roster).select_from(anchor.outerjoin(roster, true()))
+    return DriverStatement(select(anchor, roster).select_from(anchor.outerjoin(roster, true())))
 
 
 @dataclass
@@ -275,7 +272,7 @@ def _look_up(
     query = _look_up_query(
         key=bool(key), urgent=urgent, by_subject=bool(subject_id_hash), pagers=pager_kind
     )
-    rows = session.connection().execute(query, params).all()
+    rows = query.fetch(session.connection(), params).records()
     paged, who = pick_pagers(rows) if urgent else ([], "")
     return _Found(rows[0].key_id, rows[0].open_id, paged, who)
 

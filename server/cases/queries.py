@@ -16,7 +16,7 @@ from server.accounts.models import Account
 from server.api import local_time
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
-from server.db import DriverSelect
+from server.db import DriverStatement
 from server.divisions.models import Division
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
@@ -261,7 +261,7 @@ _RESIDENT_VIEW_COLUMNS = (
     "paid_amount_fen", "paid_at", "pay_due_at", "paperwork_due_at", "created_at", "updated_at",
 )
 # fmt: on
-_OWN_CASE_READ = DriverSelect(
+_OWN_CASE_READ = DriverStatement(
     select(
         *(_CASES.c[name] for name in _RESIDENT_VIEW_COLUMNS),
         *tokens.SIGNED_IN_COLUMNS,
@@ -298,7 +298,7 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
     request's actor. None when that finds nothing (not a resident's token, not their case,
     no such case, session revoked, account disabled): the full path answers those.
 
-    Runs on a pooled connection of its own (``DriverSelect``), back in the pool before the
+    Runs on a pooled connection of its own (``DriverStatement``), back in the pool before the
     response is built: the request's session, which the request boundary commits, is never
     opened on this path, and is there untouched for the full path."""
     if claims.get("role") != "resident":

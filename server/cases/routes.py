@@ -30,7 +30,7 @@ from server.divisions.service import require_township
 from server.errors import Forbidden, Unauthorized, ValidationFailed
 from server.limits import enforce
 from server.routing.gazetteer import gazetteer
-from server.session import db_session
+from server.session import commit_now, db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
 
@@ -60,6 +60,9 @@ def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
 def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any], int]:
     if result.events is not None:
         body = _created(session, result, actor())
+        # Nothing left to write or read: committed now, so SQLite's other writers do not
+        # wait while the answer is encoded and sent.
+        commit_now(session)
     else:
         body = queries.detail(
             session,
