@@ -49,9 +49,10 @@ class WriterQueue:
     def __init__(self, path: str | None, timeout: float = 30.0) -> None:
         self.path = path  # None: an in-memory database, one process
         self.timeout = timeout
-        self._turns = threading.Condition()
+        self._mutex = threading.Lock()
         self._next_ticket = 0
         self._serving = 0
+        self._waiting: dict[int, threading.Event] = {}  # ticket -> its waiter's wake-up
         self._abandoned: set[int] = set()
         self._fds: tuple[int, int] | None = None
         self._pid = 0
@@ -59,7 +60,7 @@ class WriterQueue:
     @property
     def busy(self) -> bool:
         """A thread of this process holds the turn or waits for it."""
-        with self._turns:
+        with self._mutex:
             return self._serving != self._next_ticket
 
     def _files(self) -> tuple[int, int]:
@@ -73,12 +74,21 @@ class WriterQueue:
         return self._fds
 
     def acquire(self) -> None:
-        with self._turns:
+        with self._mutex:
             ticket = self._next_ticket
             self._next_ticket += 1
-            if not self._turns.wait_for(lambda: self._serving == ticket, self.timeout):
-                self._abandoned.add(ticket)
-                raise _busy()
+            if self._serving == ticket:
+                woken = None
+            else:
+                # Woken alone when the turn is ours: one wake-up for every waiter on every
+                # hand-on had each of them take the GIL from the thread holding the lock.
+                woken = self._waiting[ticket] = threading.Event()
+        if woken is not None and not woken.wait(self.timeout):
+            with self._mutex:
+                if self._serving != ticket:  # not handed on as the wait ran out
+                    del self._waiting[ticket]
+                    self._abandoned.add(ticket)
+                    raise _busy()
         if self.path is None:
             return
         lock, turnstile = self._files()
@@ -101,12 +111,14 @@ class WriterQueue:
         self._next_turn()
 
     def _next_turn(self) -> None:
-        with self._turns:
+        with self._mutex:
             self._serving += 1
             while self._serving in self._abandoned:  # waiters that gave up
                 self._abandoned.discard(self._serving)
                 self._serving += 1
-            self._turns.notify_all()
+            woken = self._waiting.pop(self._serving, None)
+        if woken is not None:
+            woken.set()
 
 
 def _busy() -> Exception:

@@ -209,3 +209,34 @@ def test_token_check_before_the_turn_and_commit_now_hands_it_on(tiny: Flask) -> 
     with database(tiny).engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM child")).scalar_one() == 0
     assert _free(queue)
+
+
+def test_each_waiting_writer_is_woken_alone_in_arrival_order() -> None:
+    queue = WriterQueue(None)
+    queue.acquire()
+    got: list[int] = []
+
+    def writer(i: int) -> None:
+        queue.acquire()
+        got.append(i)
+
+    threads = []
+    for i in range(3):
+        threads.append(threading.Thread(target=writer, args=(i,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 10
+        while len(queue._waiting) < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    wake_ups = list(queue._waiting.values())
+    assert len(wake_ups) == 3
+    for served in range(3):
+        queue.release()  # hands the turn to the next waiter only
+        deadline = time.monotonic() + 10
+        while len(got) < served + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert got == list(range(served + 1))
+        assert [e.is_set() for e in wake_ups] == [k <= served for k in range(3)]
+    queue.release()
+    for t in threads:
+        t.join(10)
+    assert not queue.busy
