@@ -325,12 +325,18 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
         if row[_EVENT_ID] is not None
     ]
     # No session: a resident's body needs only the division name (staff also see the person).
-    data = case_body(None, first, actor=resident, events=events, names={code: name})  # type: ignore[arg-type]
-    # What CaseSchema's dump would do to these values (tests/test_case_read.py holds the two
-    # to the same bytes).
+    return case_json(case_body(None, first, actor=resident, events=events, names={code: name}))  # type: ignore[arg-type]
+
+
+def case_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``case_body`` as CaseSchema's dump leaves it, ready for JSON, without the schema (for
+    the hot answers: a resident's read, a new case); converted in place.
+    tests/test_case_read.py and tests/test_intake.py hold both to the same bytes."""
     data["id"] = str(data["id"])
+    if data.get("duplicate_of") is not None:
+        data["duplicate_of"] = str(data["duplicate_of"])
     for key in _TIMES:
         data[key] = local_time(data[key])
-    for item in events:
+    for item in data["timeline"]:
         item["at"] = local_time(item["at"])
     return data

@@ -57,21 +57,21 @@ def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _respond(session: Any, result: intake.IntakeResult) -> tuple[dict[str, Any], int]:
+def _respond(session: Any, result: intake.IntakeResult) -> tuple[Any, int]:
     if result.events is not None:
-        body = _created(session, result, actor())
+        body = queries.case_json(_created(session, result, actor()))
         # Nothing left to write or read: committed now, so SQLite's other writers do not
-        # wait while the answer is encoded and sent.
+        # wait while the answer is encoded and sent (as JSON, without CaseSchema's dump).
         commit_now(session)
-    else:
-        body = queries.detail(
-            session,
-            result.case,
-            actor=actor(),
-            note=result.note,
-            duplicate_of=result.duplicate_of,
-            audit_read=False,
-        )
+        return current_app.json.response(body), 201
+    body = queries.detail(
+        session,
+        result.case,
+        actor=actor(),
+        note=result.note,
+        duplicate_of=result.duplicate_of,
+        audit_read=False,
+    )
     return body, 201 if result.created else 200
 
 
