@@ -195,9 +195,9 @@ def read_bind() -> Engine | Connection:
 
 
 def commit_now(session: Session) -> None:
-    """Commit the request's changes before its response is built, and hand SQLite's write lock
-    on: for a write whose answer needs no more writes (reads may follow, in a transaction of
-    their own), so no other writer waits while the answer is built. Failures answer as at the
+    """Commit the request's changes before its answer is encoded and sent, and hand SQLite's
+    write lock on: for a write whose answer needs no more writes (reads may follow, in a
+    transaction of their own), so no other writer waits meanwhile. Failures answer as at the
     boundary: a commit conflict 409, an unavailable database 503."""
     try:
         _commit_or_roll_back(session)
