@@ -59,7 +59,7 @@ def tiny(tmp_path: Path) -> Flask:
 
     @app.post("/early")
     def early() -> Response:
-        # A token check, then the request's writes, committed before the answer is built.
+        # A token check, then the request's writes, committed before the answer is sent.
         queue = database().writers
         bind = read_bind()
         with bind.connect() as conn:
@@ -203,6 +203,7 @@ def test_token_check_before_the_turn_and_commit_now_hands_it_on(tiny: Flask) -> 
     # written, the turn handed on.
     tiny.config["p"] = 99
     with database(tiny).engine.begin() as conn:
+        assert conn.execute(text("SELECT parent_id FROM child")).scalar_one() == 1
         conn.execute(text("DELETE FROM child"))
     r = client.post("/early")
     assert r.status_code == 409 and r.get_json()["code"] == "conflict"
