@@ -378,9 +378,18 @@ class Worker:
                 .limit(self._batch_size())
                 .with_for_update(skip_locked=True)
             ).all()
-            attempts: list[tuple[SmsOutbox, SmsAttempt]] = []
+            attempts: list[tuple[SmsOutbox, SmsAttempt, str]] = []
             for row in rows:
                 if row.status == "sending" and not self._recover(session, row, now):
+                    continue
+                try:
+                    body = templates.with_secrets(
+                        row.template, row.body, row.params, self.open_secret
+                    )
+                except ValueError as exc:
+                    # A code sealed with a key this worker does not have: that message cannot
+                    # be sent, and must not stop every other one (urgent pages included).
+                    fail(session, row, status="failed", code="sealed_key_missing", error=str(exc))
                     continue
                 token = uuid.uuid4().hex
                 row.status = "sending"
@@ -397,7 +406,7 @@ class Worker:
                     started_at=now,
                 )
                 session.add(attempt)
-                attempts.append((row, attempt))
+                attempts.append((row, attempt, body))
             session.flush()
             claims = [
                 Claim(
@@ -406,11 +415,9 @@ class Worker:
                     attempt_no=attempt.attempt_no,
                     token=attempt.claim_token,
                     to=row.to_phone,
-                    body=templates.with_secrets(
-                        row.template, row.body, row.params, self.open_secret
-                    ),
+                    body=body,
                 )
-                for row, attempt in attempts
+                for row, attempt, body in attempts
             ]
             session.commit()
         return claims

@@ -244,6 +244,31 @@ def test_sign_in_code_is_sealed_while_waiting_and_blanked_once_sent_or_failed(
     assert any("482913" in body for body in delivered)
 
 
+def test_a_code_sealed_with_a_key_the_worker_lacks_fails_alone(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+    """A message that cannot be opened fails on its own (redacted, logged); it does not stop
+    the worker from sending every other message, a duty page first of all."""
+    from server import sealing
+
+    with app.app_context():
+        sealed = sealing.seal("482913")
+    lost = _enqueue(session, to="+8613900001214", template="sign_in_code", code=sealed)
+    page = _enqueue(
+        session,
+        to="+8613900000002",
+        template="duty_page",
+        case_no="UR-371102001-20261123-0009",
+        township="日照街道",
+    )
+    other_key = {"SECRET_KEY": "another-secret-key-with-enough-length-for-hs256"}
+    worker(app, **twilio_config(fake_twilio), **other_key).run_once()
+    session.refresh(lost)
+    session.refresh(page)
+    assert lost.status == "failed" and lost.last_error_code == "sealed_key_missing"
+    assert "sealed:" not in json.dumps(lost.params) and "482913" not in lost.body
+    assert page.status == "sent"
+    assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002"]
+
+
 def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):  # type: ignore[no-untyped-def]
     for n in range(3):
         _enqueue(
