@@ -18,6 +18,12 @@ install: $(STAMP)
 
 ## Set up the embedded default (SQLite + console SMS), load demo data, serve the API and
 ## run the SMS worker beside it.
+# One development key for every process of `make run` (what the API seals and hashes, the
+# worker and the CLI must open and match), kept in instance/ so demo data survives restarts.
+DEV_KEY := instance/dev-secret-key
+run: export SECRET_KEY ?= $(shell mkdir -p instance && { [ -s $(DEV_KEY) ] || (umask 077 && \
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $(DEV_KEY)); } && cat $(DEV_KEY))
+
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) divisions load

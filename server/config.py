@@ -32,7 +32,8 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
     if not secret:
         if production:
             raise RuntimeError("SECRET_KEY must be set in production")
-        # Development only: a fresh key per process start, so tokens do not survive restarts.
+        # Development only: a fresh key per process start. `make run` passes one key, kept in
+        # the instance folder, to all its processes: what one seals the others must open.
         secret = secrets.token_urlsafe(48)
     return {
         "ENV_NAME": "production" if production else "development",
