@@ -26,7 +26,7 @@ from server.audit import AUDIT, entry_row, record
 from server.cases import clocks, money, state
 from server.cases.events import EVENTS, add_event, event_row
 from server.cases.models import STATUS_LABELS, Case, CaseDocument
-from server.db import insert_rows, utcnow
+from server.db import DriverStatement, insert_rows, utcnow
 from server.divisions.models import Division
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.roster.service import pagers_for_township, supervisors_to_alert
@@ -346,14 +346,15 @@ def _next_queued(triage: bool) -> Any:
     return query.order_by(*QUEUE_ORDER).limit(1).with_for_update(skip_locked=True, of=_CASES)
 
 
-# Prepared once (the claim is a hot path): the next case of a township / triage queue.
-_NEXT_IN_TOWNSHIP = _next_queued(triage=False)
-_NEXT_IN_TRIAGE = _next_queued(triage=True)
+# Prepared once and run on the driver's cursor (the claim is a hot path, server/db.py
+# DriverStatement): the next case of a township / triage queue.
+_NEXT_IN_TOWNSHIP = DriverStatement(_next_queued(triage=False))
+_NEXT_IN_TRIAGE = DriverStatement(_next_queued(triage=True))
 
 # The claim's write, guarded by the row version read with the case (a concurrent change is a
 # conflict, as for the ORM's version counter). It also says whether the case was ever claimed
 # before: evaluated by this statement (after the row lock), so it sees every committed claim.
-_CLAIM_UPDATE = (
+_CLAIM_UPDATE = DriverStatement(
     update(_CASES)
     .where(_CASES.c.id == bindparam("case_id"), _CASES.c.version == bindparam("old_version"))
     .values(
@@ -403,10 +404,10 @@ def claim_next(
     now = now or utcnow()
     query = _NEXT_IN_TOWNSHIP if township_code else _NEXT_IN_TRIAGE
     conn = session.connection()
-    row = conn.execute(query, {"code": township_code or county_code}).first()
-    if row is None:
+    found = query.fetch(conn, {"code": township_code or county_code})
+    if not found.rows:
         return None
-    values = row._asdict()
+    values = found.values(found.rows[0], query.names)
     account_phone = values.pop("account_phone")
     case = ClaimedCase(values)
     if township_code and township_name is None:
@@ -418,8 +419,8 @@ def claim_next(
     case.claimed_at = now
     case.lease_expires_at = now + lease if case.urgent else None
     case.updated_at = now
-    claimed_before = conn.execute(
-        _CLAIM_UPDATE,
+    updated = _CLAIM_UPDATE.fetch(
+        conn,
         {
             "case_id": case.id,
             "old_version": case.version,
@@ -429,11 +430,12 @@ def claim_next(
             "lease_expires_at": case.lease_expires_at,
             "updated_at": case.updated_at,
         },
-    ).scalar_one_or_none()
-    if claimed_before is None:  # the row version moved under us
+    )
+    if not updated.rows:  # the row version moved under us
         with concurrent_update_is_conflict():
             raise StaleDataError(f"case {case.id} changed during the claim")
     case.version += 1
+    claimed_before = updated.values(updated.rows[0], ("claimed_before",))["claimed_before"]
     sms: list[dict[str, Any]] = []
     phone = case.contact_phone or account_phone
     if not claimed_before and phone:
