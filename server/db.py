@@ -283,6 +283,12 @@ class DriverRows:
             out[name] = value if process is None or value is None else process(value)
         return out
 
+    def first(self, names: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """The named columns (all when None) of the first row, converted; None without rows."""
+        if not self.rows:
+            return None
+        return self.values(self.rows[0], tuple(self._index) if names is None else names)
+
     def records(self) -> list[SimpleNamespace]:
         """Every row, every column converted, as attributes (for a few rows)."""
         names = tuple(self._index)

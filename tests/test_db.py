@@ -130,6 +130,9 @@ def test_driver_statement_converts_only_what_is_read(engine, session):  # type: 
     got = found.values(found.rows[-1], ("case_id", "at", "action", "resident_visible"))
     assert got == want._asdict() and got["at"] == at and got["at"].tzinfo is not None
     assert found.values(found.rows[-1], ("action",)) == {"action": "e0"}
+    assert found.first() == want._asdict() and found.first(("action",)) == {"action": "e0"}
+    none = DriverStatement(stmt).fetch(session.connection(), {"case_id": uuid.uuid4()})
+    assert none.rows == [] and none.first() is None
 
 
 def test_driver_statement_writes_as_core_does(session):  # type: ignore[no-untyped-def]

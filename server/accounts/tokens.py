@@ -124,7 +124,6 @@ _ACTOR_BY_SESSION = DriverStatement(
     .select_from(SIGNED_IN_FROM)
     .where(signed_in_clause(account_id=bindparam("account_id"), session_id=bindparam("session_id")))
 )
-_SIGNED_IN_NAMES = _ACTOR_BY_SESSION.names
 
 
 def _resolve(claims: dict[str, Any]) -> Actor:
@@ -132,7 +131,8 @@ def _resolve(claims: dict[str, Any]) -> Actor:
     found = _ACTOR_BY_SESSION.fetch(
         read_bind(), {"account_id": int(claims["sub"]), "session_id": claims["sid"]}
     )
-    row = SimpleNamespace(**found.values(found.rows[0], _SIGNED_IN_NAMES)) if found.rows else None
+    values = found.first()
+    row = SimpleNamespace(**values) if values is not None else None
     actor = signed_in_actor(claims, row)
     if actor is None:
         raise Unauthorized(code="token_invalid")

@@ -152,7 +152,6 @@ _PERSON = select(*_PERSON_COLUMNS).where(_BY_ID)
 _PERSON_LOCKED = _PERSON.with_for_update(key_share=True)
 # The tap's statements run on the driver's cursor (server/db.py DriverStatement).
 _PERSON_READS = {True: DriverStatement(_PERSON_LOCKED), False: DriverStatement(_PERSON)}
-_PERSON_FIELDS = tuple(c.key for c in _PERSON_COLUMNS if c.key != "active")
 _LOCK = select(_ACCOUNTS.c.id).where(_BY_ID).with_for_update(key_share=True)
 
 
@@ -185,12 +184,12 @@ def _person(session: Session, resident: Any) -> Any:
         _lock_account_id(session, resident.id)
         return resident
     postgres = _postgres(session)
-    found = _PERSON_READS[postgres].fetch(session.connection(), {"account_id": resident})
-    if not found.rows or not found.values(found.rows[0], ("active",))["active"]:
+    values = _PERSON_READS[postgres].fetch(session.connection(), {"account_id": resident}).first()
+    if values is None or not values.pop("active"):
         raise Unauthorized(code="token_invalid")
     if postgres:
         _locked(session).add(resident)
-    return Person(**found.values(found.rows[0], _PERSON_FIELDS))
+    return Person(**values)
 
 
 # --- one look-up after the lock ---------------------------------------------------------

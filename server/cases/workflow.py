@@ -404,10 +404,9 @@ def claim_next(
     now = now or utcnow()
     query = _NEXT_IN_TOWNSHIP if township_code else _NEXT_IN_TRIAGE
     conn = session.connection()
-    found = query.fetch(conn, {"code": township_code or county_code})
-    if not found.rows:
+    values = query.fetch(conn, {"code": township_code or county_code}).first()
+    if values is None:
         return None
-    values = found.values(found.rows[0], query.names)
     account_phone = values.pop("account_phone")
     case = ClaimedCase(values)
     if township_code and township_name is None:
@@ -430,12 +429,12 @@ def claim_next(
             "lease_expires_at": case.lease_expires_at,
             "updated_at": case.updated_at,
         },
-    )
-    if not updated.rows:  # the row version moved under us
+    ).first()
+    if updated is None:  # the row version moved under us
         with concurrent_update_is_conflict():
             raise StaleDataError(f"case {case.id} changed during the claim")
     case.version += 1
-    claimed_before = updated.values(updated.rows[0], ("claimed_before",))["claimed_before"]
+    claimed_before = updated["claimed_before"]
     sms: list[dict[str, Any]] = []
     phone = case.contact_phone or account_phone
     if not claimed_before and phone:
