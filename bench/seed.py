@@ -83,6 +83,7 @@ class Resident:
     id: int
     phone: str
     token: str = ""
+    session_id: uuid.UUID | None = None  # the signed-in session its token names
 
 
 class Seeder:
@@ -255,6 +256,7 @@ class Seeder:
             for p, s in zip(people, sessions, strict=True):
                 account = SimpleNamespace(id=p.id, role=role, region_code=region)
                 p.token, _ = issue_access_token(account, session_id=s["id"])
+                p.session_id = s["id"]
 
     # --- cases ----------------------------------------------------------------------------
 

@@ -74,8 +74,10 @@ def flask_cli(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def gunicorn(config: ServerConfig, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Serve ``wsgi:app`` and yield its base URL; stop it (SIGTERM, then SIGKILL) afterwards."""
+def gunicorn(
+    config: ServerConfig, env: dict[str, str], log_path: Path, app_module: str = "wsgi:app"
+) -> Iterator[str]:
+    """Serve ``app_module`` and yield its base URL; stop it (SIGTERM, then SIGKILL) afterwards."""
     base = f"http://127.0.0.1:{config.port}"
     run_env = {
         **env,
@@ -87,7 +89,7 @@ def gunicorn(config: ServerConfig, env: dict[str, str], log_path: Path) -> Itera
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app_module],
             cwd=ROOT,
             env=run_env,
             stdout=log,

@@ -1,13 +1,18 @@
-"""Pure helpers of the benchmark harness (bench/): parsing wrk's output, spotting full scans.
+"""Pure helpers of the benchmark harness (bench/): parsing wrk's output, spotting full scans,
+replaying a captured request's parameters.
 
 The benchmarks themselves never run in the test suite.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 
 from bench.explain import full_scans
+from bench.replay import Replay
 from bench.wrk import parse_output, to_us
 
 WRK_TEXT = """\
@@ -91,3 +96,72 @@ def test_percentile_nearest_rank():
     assert percentile([1, 2, 3], 0) == 1
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+# --- bench.replay: a captured tap's parameters for another tap ---------------------------
+
+CASE = uuid.UUID("9c27d5ea-a34e-4333-9417-9d7c5ef8e338")
+NEW_CASE = uuid.UUID("6a4d7520-7776-4840-8bf3-017ad6e7560e")
+TEMPLATE = {
+    "resident": 18496,
+    "case_id": CASE,
+    "case_no": "JJ371102001-20261201-0077",
+    "key": "probe-key",
+    "key_row": 3959,
+    "township": "371102001",
+}
+NEW = {
+    "resident": 777,
+    "case_id": NEW_CASE,
+    "case_no": "B123",
+    "key": "new-key",
+    "township": "371122114",
+}
+
+
+def test_replay_names_a_new_tap_wherever_the_probe_was_named() -> None:
+    rows = json.dumps(
+        [
+            {
+                "id": str(CASE),
+                "case_no": TEMPLATE["case_no"],
+                "resident_id": 18496,
+                "subject_phone": "+8617000018496",  # the resident's digits inside a phone stay
+                "township_code": "371102001",
+                "county_code": "371102",
+                "lat": 35.3959,  # the key row's id after a decimal point stays
+            }
+        ]
+    )
+    script = [
+        ("SELECT 1 WHERE a = %(a)s AND k = %(k)s", {"a": 18496, "k": "probe-key"}, False),
+        ("INSERT INTO case_counters VALUES (%(prefix)s)", {"prefix": "JJ371102001"}, False),
+        ("INSERT INTO cases SELECT %(t0)s", {"t0": rows, "n": 5}, False),
+        ("INSERT INTO sqlite_rows VALUES (?, ?)", [(CASE.hex, 18496), (CASE.hex, 3959)], True),
+    ]
+    replay = Replay(script, TEMPLATE)
+
+    assert replay.params(0, NEW) == {"a": 777, "k": "new-key"}
+    # The counter's prefix holds the township: a flood spread over townships spreads its rows.
+    assert replay.params(1, NEW) == {"prefix": "JJ371122114"}
+    sent = replay.params(2, NEW)
+    assert sent["n"] == 5
+    assert json.loads(sent["t0"]) == [
+        {
+            "id": str(NEW_CASE),
+            "case_no": "B123",  # the whole case number, not the township inside it
+            "resident_id": 777,
+            "subject_phone": "+8617000018496",
+            "township_code": "371122114",
+            "county_code": "371102",
+            "lat": 35.3959,
+        }
+    ]
+    # The key row's id is new only once its insert has returned it.
+    assert replay.params(3, NEW) == [(NEW_CASE.hex, 777), (NEW_CASE.hex, 3959)]
+    assert replay.params(3, {**NEW, "key_row": 12}) == [(NEW_CASE.hex, 777), (NEW_CASE.hex, 12)]
+
+
+def test_replay_sends_a_read_as_captured() -> None:
+    replay = Replay([("SELECT %(a)s", {"a": 1, "b": [1, 2]}, False)], {})
+    assert replay.params(0, {}) == {"a": 1, "b": [1, 2]}

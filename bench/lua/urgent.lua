@@ -8,6 +8,8 @@ local rows = {}
 local pos = 0
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local run_id = os.getenv("BENCH_RUN_ID") or "run"
+-- The stack ceiling (bench/stack_app.py) sends the same taps to its bench-only route.
+local path = os.getenv("BENCH_URGENT_PATH") or "/api/v1/urgent-requests"
 exhausted = 0
 
 function init(args)
@@ -31,7 +33,7 @@ function request()
   local body = string.format(
     '{"township_code": "%s", "location": {"lat": 35.42, "lng": 119.52}, ' ..
     '"address": "日照市东港区", "description": "家中老人突发疾病，急需帮助"}', r[2])
-  return wrk.format("POST", "/api/v1/urgent-requests", {
+  return wrk.format("POST", path, {
     ["Authorization"] = "Bearer " .. r[1],
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = string.format("%s-%d-%d", run_id, thread_id or 0, pos),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-ALL = ("floor", "status", "urgent", "ceiling", "claim", "sms")
+ALL = ("floor", "status", "urgent", "ceiling", "stack", "claim", "sms")
 
 
 def load(name: str) -> ModuleType:

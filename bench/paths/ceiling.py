@@ -31,12 +31,12 @@ from sqlalchemy import text
 from bench.core import Context, Measurement, Target
 from bench.explain import capture_request
 from bench.paths.urgent import BODY, TARGET_RATIO
+from bench.replay import Replay
 
 NAME = "ceiling"
 TITLE = "urgent tap: its SQL replayed by the raw driver (database ceiling)"
 PHASES = ("base",)
 PROCESSES, THREADS = 2, 4
-_KEY_INSERT = "INSERT INTO idempotency_keys"
 # Transaction control is the replay's own: one transaction per tap (BEGIN IMMEDIATE on SQLite,
 # as the app opens a write request's), none for a read.
 _TXN_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT)\b", re.IGNORECASE)
@@ -46,9 +46,10 @@ def available(app: Any) -> str | None:
     return None
 
 
-def run(ctx: Context) -> list[Measurement]:
-    people = ctx.seeder.residents(2 + PROCESSES * THREADS * 4000)
-    warm, probe, pool = people[0], people[1], people[2:]
+def captured_tap(ctx: Context) -> tuple[list[tuple[str, Any, bool]], dict[str, Any]]:
+    """One real tap's SQL (transaction control left out) and what in it names the tap: its
+    resident, session, case id, case number, key, the key row's id and township."""
+    warm, probe = ctx.seeder.residents(2)
     # A tap first, so per-process caches (gazetteer, template overrides) are warm, as in a
     # server that has been up: the captured tap then holds only what every tap sends.
     capture_request(
@@ -76,13 +77,19 @@ def run(ctx: Context) -> list[Measurement]:
         )
     template = {
         "resident": probe.id,
+        "session": probe.session_id,
         "case_id": uuid.UUID(body["id"]),
         "case_no": body["case_no"],
         "key": key,
         "key_row": key_row,
         "township": ctx.seeder.townships[0],
     }
-    script = [(s, p, many) for s, p, many in statements if not _TXN_CONTROL.match(s)]
+    return [(s, p, many) for s, p, many in statements if not _TXN_CONTROL.match(s)], template
+
+
+def run(ctx: Context) -> list[Measurement]:
+    script, template = captured_tap(ctx)
+    pool = ctx.seeder.residents(PROCESSES * THREADS * 4000)
     if ctx.db == "sqlite":
         dsn = f"sqlite:{ctx.engine.url.database}"
     else:
@@ -264,39 +271,29 @@ def _replay(
     counts: list[int],
     slot: int,
 ) -> None:
+    replay = Replay(script, template)
     with _connect(dsn, read=not template) as conn:
         cur = conn.cursor()
         for resident in residents:
             if time.monotonic() >= deadline:
                 break
             if not template:  # a read: the same statements again, as the lean read runs them
-                for statement, params, _ in script:
-                    cur.execute(statement, _params(params))
-                    cur.fetchall()
+                replay.send(cur, {})
                 counts[slot] += 1
                 continue
             if isinstance(conn, sqlite3.Connection):
                 cur.execute("BEGIN IMMEDIATE")
             case_id = uuid.uuid4()
-            subst: dict[Any, Any] = {
-                template["resident"]: resident,
-                template["case_id"]: case_id,
-                template["case_no"]: f"B{case_id.hex[:20]}",
-                template["key"]: f"ceiling-{case_id.hex}",
-                template["township"]: random.choice(townships),
-            }
-            for statement, params, many in script:
-                if many and isinstance(params, list):
-                    cur.executemany(statement, [_sub(p, subst) for p in params])
-                    continue
-                cur.execute(statement, _sub(_params(params), subst))
-                if (
-                    template["key_row"] is not None
-                    and statement.startswith(_KEY_INSERT)
-                    and cur.description  # it returns the id
-                ):
-                    # A later statement may name the key's row by the id this insert returns.
-                    subst[template["key_row"]] = cur.fetchone()[0]
+            replay.send(
+                cur,
+                {
+                    "resident": resident,
+                    "case_id": case_id,
+                    "case_no": f"B{case_id.hex[:20]}",
+                    "key": f"ceiling-{case_id.hex}",
+                    "township": random.choice(townships),
+                },
+            )
             conn.commit()
             counts[slot] += 1
 
@@ -318,33 +315,3 @@ def _connect(dsn: str, *, read: bool) -> Iterator[Any]:
 
     with psycopg.connect(dsn, autocommit=read) as conn:
         yield conn
-
-
-def _params(params: Any) -> Any:
-    """Captured parameters as the driver takes them (a dict for psycopg, a tuple for sqlite3)."""
-    if params is None:
-        return ()
-    return params if isinstance(params, list | tuple) else dict(params)
-
-
-def _sub(value: Any, subst: dict[Any, Any]) -> Any:
-    """``value`` with the probe tap's resident, case id, case number and key replaced."""
-    if isinstance(value, dict):
-        return {k: _sub(v, subst) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_sub(v, subst) for v in value)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | uuid.UUID):
-        return subst.get(value, value)
-    if isinstance(value, str):
-        if value in subst:
-            return subst[value]
-        for old in (k for k in subst if isinstance(k, str | uuid.UUID)):
-            new = subst[old]
-            if str(old) in value:
-                value = value.replace(str(old), str(new))
-            if isinstance(old, uuid.UUID) and old.hex in value:  # SQLite stores UUIDs as hex
-                value = value.replace(old.hex, new.hex)
-        return value
-    return value

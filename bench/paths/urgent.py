@@ -8,6 +8,7 @@ Target: ≥ 0.25 of the floor on PostgreSQL, ≥ 0.15 on SQLite; p99 ≤ 100 ms.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from bench import wrk
 from bench.core import Context, Measurement, Target, growth_targets
 from bench.explain import explain_request
-from bench.seed import table
+from bench.seed import Resident, table
 from notifications.models import SmsOutbox
 from server.cases.models import Case
 
@@ -41,6 +42,14 @@ def _counts(ctx: Context) -> tuple[int, int]:
     return int(cases), int(sms)
 
 
+def tap_data(ctx: Context, people: list[Resident], name: str) -> Path:
+    """wrk's input for ``lua/urgent.lua``: each resident's token and a random township."""
+    rng = ctx.seeder.rng
+    data = ctx.workdir / name
+    data.write_text("".join(f"{p.token} {rng.choice(ctx.seeder.townships)}\n" for p in people))
+    return data
+
+
 def run(ctx: Context) -> list[Measurement]:
     conc = max(1, ctx.floor_concurrency // 2)
     # Enough residents that none is used twice: generously above what the server can take.
@@ -50,9 +59,7 @@ def run(ctx: Context) -> list[Measurement]:
     people = ctx.seeder.residents(pool + 1)
     seed_s = time.monotonic() - t0
     probe, people = people[0], people[1:]
-    rng = ctx.seeder.rng
-    data = ctx.workdir / f"urgent_{ctx.phase}.txt"
-    data.write_text("".join(f"{p.token} {rng.choice(ctx.seeder.townships)}\n" for p in people))
+    data = tap_data(ctx, people, f"urgent_{ctx.phase}.txt")
 
     cases0, sms0 = _counts(ctx)
     run_id = f"{ctx.db}-{ctx.phase}-{int(time.time())}"

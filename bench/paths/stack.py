@@ -1,0 +1,90 @@
+"""Evidence for the urgent tap's targets: the best a tap can do with the prescribed stack.
+
+``bench/stack_app.py`` serves ``wsgi:app`` plus ``POST /bench/stack-tap``, which does the
+framework work every tap must do — gunicorn, Flask, flask-smorest's parsing of the tap's
+headers and body with the real schemas, the bearer token verified — and then sends one real
+tap's SQL by the raw driver in one transaction, without any of Aidline's own code. wrk sends
+it the same taps as path 3 (distinct residents and keys), on its own gunicorn (same
+configuration), between floor probes on that server. Below the target ratio means no
+application code on this stack, with this statement set, reaches the target on this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import time
+from typing import Any
+
+from bench import wrk
+from bench.core import Context, Measurement, Target
+from bench.paths.ceiling import captured_tap
+from bench.paths.urgent import TARGET_RATIO, tap_data
+from bench.server import gunicorn
+
+NAME = "stack"
+TITLE = "urgent tap: the stack's work + its SQL by the raw driver (stack ceiling)"
+PHASES = ("base",)
+ROUTE = "/bench/stack-tap"
+
+
+def available(app: Any) -> str | None:
+    return None
+
+
+def run(ctx: Context) -> list[Measurement]:
+    script, template = captured_tap(ctx)
+    script_file = ctx.workdir / "stack_script.pickle"
+    script_file.write_bytes(pickle.dumps((script, template)))
+    conc = max(1, ctx.floor_concurrency // 2)
+    floor_rate = ctx.floor.rate if ctx.floor else 2000
+    people = ctx.seeder.residents(int(min(60_000, max(3_000, floor_rate * 0.6 * ctx.duration))))
+    data = tap_data(ctx, people, "stack_taps.txt")
+    server = dataclasses.replace(ctx.server, port=ctx.server.port + 1)
+    env = {**ctx.env, "BENCH_STACK_SCRIPT": str(script_file)}
+    with gunicorn(server, env, ctx.workdir / "gunicorn-stack.log", "bench.stack_app:app") as url:
+        here = dataclasses.replace(ctx, base_url=url)
+        res, floor = here.bracketed(
+            lambda: wrk.run(
+                url,
+                "urgent",
+                connections=conc,
+                duration_s=ctx.duration,
+                env={
+                    "BENCH_DATA": str(data),
+                    "BENCH_RUN_ID": f"stack-{int(time.time())}",
+                    "BENCH_URGENT_PATH": ROUTE,
+                },
+            )
+        )
+    want = TARGET_RATIO.get(ctx.db, 0.25)
+    others = {k: v for k, v in res.codes.items() if k != "201"}
+    m = Measurement(
+        path=NAME,
+        label=TITLE,
+        db=ctx.db,
+        phase=ctx.phase,
+        concurrency=conc,
+        rate=res.rps,
+        p50_ms=res.p50_us / 1000,
+        p99_ms=res.p99_us / 1000,
+        ratio=here.adjacent_ratio(res.rps, floor),
+        details={
+            "what": f"POST {ROUTE} on its own gunicorn ({server.describe()}): the tap's "
+            "headers and body parsed by flask-smorest with the real schemas, the token "
+            "verified, then the SQL of one real tap by the raw driver, one transaction; "
+            "ratio to /healthz on that server",
+            "statements_per_tap": len(script),
+            "wrk": res.as_dict(),
+            "floor_adjacent_rps": floor,
+            "other_responses": others,
+        },
+    )
+    m.targets = [
+        Target("every request answered 201", not others and res.exhausted == 0),
+        Target(
+            f"a tap at ≥ {want} × floor is possible on this stack",
+            m.ratio is not None and m.ratio >= want,
+        ),
+    ]
+    return [m]

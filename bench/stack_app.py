@@ -1,0 +1,76 @@
+"""``wsgi:app`` plus one bench-only route: the urgent tap's framework work, no application code.
+
+``POST /bench/stack-tap`` takes exactly what ``POST /api/v1/urgent-requests`` takes, through
+the stack the design prescribes (gunicorn, Flask, flask-smorest with webargs and the real
+marshmallow schemas of the tap's headers and body, the bearer token verified by PyJWT), then
+sends the SQL of one real tap — captured by ``bench.paths.stack``, in the file named by
+``BENCH_STACK_SCRIPT`` — by the raw driver on a pooled connection, one transaction (on
+SQLite in the app's queue for the write lock), and answers 201 with the new case's id and
+number. What Aidline's own code adds to a tap (intake's rules, routing, the rows it builds,
+SQLAlchemy's session, the full answer) is absent, so this route's rate is the best any tap
+can do with that stack and those statements on this machine. Served only by ``make bench``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+
+from bench.replay import Replay
+from server.accounts.tokens import request_claims
+from server.api import Blueprint
+from server.cases.schemas import IdempotencyHeaderSchema, UrgentRequestCreateSchema
+from server.errors import Forbidden
+from server.session import database
+from wsgi import app
+
+blp = Blueprint("bench", __name__, url_prefix="/bench", description="bench only")
+
+with open(os.environ["BENCH_STACK_SCRIPT"], "rb") as fh:
+    _REPLAY = Replay(*pickle.load(fh))
+
+
+@blp.route("/stack-tap")
+class StackTap(MethodView):
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(UrgentRequestCreateSchema())
+    @blp.response(201)
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+        """The tap's framework work and its SQL, nothing else."""
+        claims = request_claims()  # PyJWT: signature, expiry, claims
+        if claims.get("role") != "resident":
+            raise Forbidden()
+        case_id = uuid.uuid4()
+        case_no = f"S{case_id.hex[:20]}"
+        new: dict[str, Any] = {
+            "resident": int(claims["sub"]),
+            "session": claims["sid"],
+            "case_id": case_id,
+            "case_no": case_no,
+            "key": idempotency_key,
+            "township": data["township_code"],
+        }
+        db = database(current_app)
+        # SQLite: one writer at a time, queued as the app queues its write requests.
+        if db.writers is not None:
+            db.writers.acquire()
+        conn = db.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            if db.writers is not None:
+                cur.execute("BEGIN IMMEDIATE")
+            _REPLAY.send(cur, new)
+            conn.commit()
+        finally:
+            conn.close()
+            if db.writers is not None:
+                db.writers.release()
+        return {"id": str(case_id), "case_no": case_no, "status": "submitted", "urgent": True}
+
+
+app.extensions["aidline.api"].register_blueprint(blp)
