@@ -17,11 +17,14 @@ from notifications.retry import RetryPolicy
 from notifications.senders import ConsoleSender, classify
 from notifications.worker import PERIODIC_LOCK_KEY, Pacer, waiter_for
 from server.cases.models import CaseEvent
+from server.cases.workflow_models import Escalation
 from server.db import utcnow
+from server.routing import gazetteer as gazetteer_module
 from server.session import database
 from tests import factories
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE_URL, twilio_config
 from tests.sms_helpers import make_case, worker
+from tests.workflow_support import people
 
 
 def _attempts(session, row):  # type: ignore[no-untyped-def]
@@ -541,3 +544,29 @@ def test_worker_once_skips_the_jobs_another_worker_runs(committed_app):  # type:
     finally:
         leader.release()
     assert worker(committed_app, SMS_BACKEND="console").run_periodic() is True
+
+
+def test_a_fresh_workers_first_sweep_escalates(committed_app, monkeypatch):  # type: ignore[no-untyped-def]
+    """The sweep's SMS names the township, from the per-process gazetteer, which a fresh
+    worker loads inside the sweep's transaction. On SQLite that transaction holds the write
+    lock (BEGIN IMMEDIATE): the load must read through it. It used to open a second
+    connection, which queued behind its own transaction's lock until the busy timeout (30 s):
+    every sweep of a fresh SQLite worker failed, and overdue urgent cases never escalated."""
+    monkeypatch.setattr(gazetteer_module, "_cache", {})  # as in a process just started
+    with database(committed_app).new_session() as s:
+        p = people(s)
+        late = factories.case(
+            s, resident_account=p.resident, created_at=utcnow() - dt.timedelta(minutes=16)
+        )
+        s.commit()
+        case_id = late.id
+    periodic = worker(committed_app, SMS_BACKEND="console").periodic
+    started = time.monotonic()
+    try:
+        assert periodic.run() is True
+    finally:
+        periodic.release()
+    assert time.monotonic() - started < 10
+    with database(committed_app).new_session() as s:
+        fired = s.scalars(select(Escalation.kind).where(Escalation.case_id == case_id)).all()
+    assert fired == ["unclaimed"]

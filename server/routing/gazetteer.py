@@ -31,10 +31,12 @@ def gazetteer(session: Session | Engine | Connection, city_code: str) -> Gazette
         query = select(Division.code, Division.name, Division.level).where(
             Division.code.startswith(city_code)
         )
-        if isinstance(bind, Engine):
-            with bind.connect() as conn:
+        if isinstance(session, Engine):
+            with session.connect() as conn:
                 rows = conn.execute(query).all()
         else:
+            # Through the caller's transaction: on SQLite a second connection would queue
+            # behind the write lock that transaction may hold, its own, until the busy timeout.
             rows = session.execute(query).all()
         gaz = build_gazetteer(city_code, [tuple(r) for r in rows])
         with _lock:
