@@ -123,6 +123,30 @@ class Context:
     def adjacent_ratio(self, rate: float, floor: dict[str, Any]) -> float | None:
         return rate / floor["mean"] if floor.get("mean") else self.ratio(rate)
 
+    def wrk_figure(
+        self,
+        path: str,
+        label: str,
+        concurrency: int,
+        res: Any,
+        floor: dict[str, Any],
+        **details: Any,
+    ) -> Measurement:
+        """The figure of a wrk run (``bench.wrk.WrkResult``) taken between floor probes
+        (``bracketed``): its rate and latency, its ratio to those probes, and ``details``."""
+        return Measurement(
+            path=path,
+            label=label,
+            db=self.db,
+            phase=self.phase,
+            concurrency=concurrency,
+            rate=res.rps,
+            p50_ms=res.p50_us / 1000,
+            p99_ms=res.p99_us / 1000,
+            ratio=self.adjacent_ratio(res.rps, floor),
+            details={"wrk": res.as_dict(), "floor_adjacent_rps": floor, **details},
+        )
+
 
 GROWTH_FACTOR = 1.5
 

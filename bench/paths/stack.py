@@ -59,26 +59,17 @@ def run(ctx: Context) -> list[Measurement]:
         )
     want = TARGET_RATIO.get(ctx.db, 0.25)
     others = {k: v for k, v in res.codes.items() if k != "201"}
-    m = Measurement(
-        path=NAME,
-        label=TITLE,
-        db=ctx.db,
-        phase=ctx.phase,
-        concurrency=conc,
-        rate=res.rps,
-        p50_ms=res.p50_us / 1000,
-        p99_ms=res.p99_us / 1000,
-        ratio=here.adjacent_ratio(res.rps, floor),
-        details={
-            "what": f"POST {ROUTE} on its own gunicorn ({server.describe()}): the tap's "
-            "headers and body parsed by flask-smorest with the real schemas, the token "
-            "verified, then the SQL of one real tap by the raw driver, one transaction; "
-            "ratio to /healthz on that server",
-            "statements_per_tap": len(script),
-            "wrk": res.as_dict(),
-            "floor_adjacent_rps": floor,
-            "other_responses": others,
-        },
+    m = here.wrk_figure(
+        NAME,
+        TITLE,
+        conc,
+        res,
+        floor,
+        what=f"POST {ROUTE} on its own gunicorn ({server.describe()}): the tap's headers and "
+        "body parsed by flask-smorest with the real schemas, the token verified, then the SQL "
+        "of one real tap by the raw driver, one transaction; ratio to /healthz on that server",
+        statements_per_tap=len(script),
+        other_responses=others,
     )
     m.targets = [
         Target("every request answered 201", not others and res.exhausted == 0),

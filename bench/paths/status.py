@@ -51,23 +51,7 @@ def run(ctx: Context) -> list[Measurement]:
     ctx.explains.append(plan)
     ok_codes = res.codes.get("200", 0)
     bad = res.requests - ok_codes
-    m = Measurement(
-        path=NAME,
-        label=TITLE,
-        db=ctx.db,
-        phase=ctx.phase,
-        concurrency=conc,
-        rate=res.rps,
-        p50_ms=res.p50_us / 1000,
-        p99_ms=res.p99_us / 1000,
-        ratio=ctx.adjacent_ratio(res.rps, floor),
-        details={
-            "wrk": res.as_dict(),
-            "floor_adjacent_rps": floor,
-            "timeline_events": 10,
-            "residents": RESIDENTS,
-        },
-    )
+    m = ctx.wrk_figure(NAME, TITLE, conc, res, floor, timeline_events=10, residents=RESIDENTS)
     m.targets = [
         Target("all 200", bad == 0 and res.error_count == 0),
         Target("≥ 0.5 × floor", m.ratio is not None and m.ratio >= 0.5),

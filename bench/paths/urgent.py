@@ -88,27 +88,19 @@ def run(ctx: Context) -> list[Measurement]:
 
     n201 = res.codes.get("201", 0)
     others = {k: v for k, v in res.codes.items() if k != "201"}
-    m = Measurement(
-        path=NAME,
-        label=TITLE,
-        db=ctx.db,
-        phase=ctx.phase,
-        concurrency=conc,
-        rate=res.rps,
-        p50_ms=res.p50_us / 1000,
-        p99_ms=res.p99_us / 1000,
-        ratio=ctx.adjacent_ratio(res.rps, floor),
-        details={
-            "wrk": res.as_dict(),
-            "floor_adjacent_rps": floor,
-            "residents_prepared": pool,
-            "seed_seconds": round(seed_s, 1),
-            "responses_201": n201,
-            "other_responses": others,
-            "cases_created": created,
-            "sms_rows_created": sms,
-            "sms_per_case": round(sms / created, 2) if created else None,
-        },
+    m = ctx.wrk_figure(
+        NAME,
+        TITLE,
+        conc,
+        res,
+        floor,
+        residents_prepared=pool,
+        seed_seconds=round(seed_s, 1),
+        responses_201=n201,
+        other_responses=others,
+        cases_created=created,
+        sms_rows_created=sms,
+        sms_per_case=round(sms / created, 2) if created else None,
     )
     want = TARGET_RATIO.get(ctx.db, 0.25)
     # wrk counts only responses received before it stops; up to `conc` more may have committed.
