@@ -40,7 +40,8 @@ def run(ctx: Context) -> list[Measurement]:
     floor_rate = ctx.floor.rate if ctx.floor else 2000
     people = ctx.seeder.residents(int(min(60_000, max(3_000, floor_rate * 0.6 * ctx.duration))))
     data = tap_data(ctx, people, "stack_taps.txt")
-    server = dataclasses.replace(ctx.server, port=ctx.server.port + 1)
+    # Port + 1 is the SMS path's fake Twilio.
+    server = dataclasses.replace(ctx.server, port=ctx.server.port + 2)
     env = {**ctx.env, "BENCH_STACK_SCRIPT": str(script_file)}
     with gunicorn(server, env, ctx.workdir / "gunicorn-stack.log", "bench.stack_app:app") as url:
         here = dataclasses.replace(ctx, base_url=url)
