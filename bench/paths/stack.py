@@ -19,7 +19,7 @@ from typing import Any
 from bench import wrk
 from bench.core import Context, Measurement, Target
 from bench.paths.ceiling import captured_tap
-from bench.paths.urgent import TARGET_RATIO, tap_data
+from bench.paths.urgent import TARGET_RATIO, tap_data, tap_pool
 from bench.server import gunicorn
 
 NAME = "stack"
@@ -37,8 +37,7 @@ def run(ctx: Context) -> list[Measurement]:
     script_file = ctx.workdir / "stack_script.pickle"
     script_file.write_bytes(pickle.dumps((script, template)))
     conc = max(1, ctx.floor_concurrency // 2)
-    floor_rate = ctx.floor.rate if ctx.floor else 2000
-    people = ctx.seeder.residents(int(min(60_000, max(3_000, floor_rate * 0.6 * ctx.duration))))
+    people = ctx.seeder.residents(tap_pool(ctx))
     data = tap_data(ctx, people, "stack_taps.txt")
     # Port + 1 is the SMS path's fake Twilio.
     server = dataclasses.replace(ctx.server, port=ctx.server.port + 2)

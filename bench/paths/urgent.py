@@ -42,6 +42,13 @@ def _counts(ctx: Context) -> tuple[int, int]:
     return int(cases), int(sms)
 
 
+def tap_pool(ctx: Context) -> int:
+    """How many residents a run of taps needs: enough that none is used twice, generously
+    above what the server can take."""
+    floor_rate = ctx.floor.rate if ctx.floor else 2000
+    return int(min(60_000, max(3_000, floor_rate * 0.6 * ctx.duration)))
+
+
 def tap_data(ctx: Context, people: list[Resident], name: str) -> Path:
     """wrk's input for ``lua/urgent.lua``: each resident's token and a random township."""
     rng = ctx.seeder.rng
@@ -52,9 +59,7 @@ def tap_data(ctx: Context, people: list[Resident], name: str) -> Path:
 
 def run(ctx: Context) -> list[Measurement]:
     conc = max(1, ctx.floor_concurrency // 2)
-    # Enough residents that none is used twice: generously above what the server can take.
-    floor_rate = ctx.floor.rate if ctx.floor else 2000
-    pool = int(min(60_000, max(3_000, floor_rate * 0.6 * ctx.duration)))
+    pool = tap_pool(ctx)
     t0 = time.monotonic()
     people = ctx.seeder.residents(pool + 1)
     seed_s = time.monotonic() - t0
