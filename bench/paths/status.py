@@ -38,7 +38,7 @@ def run(ctx: Context) -> list[Measurement]:
     conc = max(1, ctx.floor_concurrency // 2)
     # A server that has been up: each resident's token verified once, their cases in the
     # page cache, every thread's pooled connection open. Right after a start these cost the
-    # first seconds' requests tens of ms (a p99 of 30-40 ms, then 10-13 ms); its own figures
+    # first seconds' requests tens of ms (a p99 of up to 83 ms, then 10-15 ms); its own figures
     # are kept in the details.
     warm = wrk.run(
         ctx.base_url, "status", connections=conc, duration_s=WARM_UP_S, env={"BENCH_DATA": data}
