@@ -1,10 +1,11 @@
 """Gunicorn settings for the Aidline API (``gunicorn -c gunicorn.conf.py wsgi:app``).
 
 The API is CPU-bound Python between short database round trips, so it scales with processes
-(one per core, the GIL allows no more) plus a few threads each to overlap those round trips
-and keep HTTP connections alive (the sync worker closes every connection). Measured on the
-2-core machine by ``make bench`` (bench/README.md). Override with the environment:
-WEB_CONCURRENCY (processes), GUNICORN_THREADS, GUNICORN_WORKER_CLASS, GUNICORN_BIND.
+(one per core, the GIL allows no more) plus, on PostgreSQL, a few threads each to overlap
+those round trips (on SQLite one: server.config.web_threads says why); gthread keeps HTTP
+connections alive (the sync worker closes every connection). Measured on the 2-core machine
+by ``make bench`` (bench/README.md). Override with the environment: WEB_CONCURRENCY
+(processes), GUNICORN_THREADS, GUNICORN_WORKER_CLASS, GUNICORN_BIND.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 
+from server.config import web_threads
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 # gunicorn's gthread, except that a process whose threads are all taken leaves a new
 # connection to an idle sibling (server/gthread.py): keep-alive connections stayed where a
 # burst had put them, often all in one process.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "server.gthread.ThreadWorker")
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+threads = web_threads()
 # Keep-alive between a client (or the load balancer) and the worker threads.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))

@@ -58,7 +58,12 @@ def table(results: list[Measurement], meta: dict[str, Any]) -> str:
 
 def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[dict]) -> str:
     mach = meta["machine"]
-    srv = meta["server"]
+    servers = [
+        f"- server on {kind}: gunicorn on {srv['bind']} (`{srv['config']}`), {srv['workers']} "
+        f"`{srv['worker_class']}` workers × {srv['threads']} threads"
+        for kind, info in meta.get("databases", {}).items()
+        if (srv := info.get("server"))
+    ]
     out = [
         "# Aidline benchmark: latest run",
         "",
@@ -67,8 +72,7 @@ def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[di
         f"- machine: {mach['cores']} cores ({mach['cpu']}), Python {mach['python']}; "
         f"load average at start {mach['loadavg_start'][0]:.2f}, at end "
         f"{mach['loadavg_end'][0]:.2f} (other work shares these cores: read ratios)",
-        f"- server: gunicorn, {srv['workers']} `{srv['worker_class']}` workers × "
-        f"{srv['threads']} threads on {srv['bind']} (`{srv['config']}`)",
+        *servers,
         f"- floor concurrency {meta['floor_concurrency']} connections; status and urgent run "
         "at half of it; load generator wrk (C + LuaJIT, 2 threads)",
         "",

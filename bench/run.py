@@ -29,6 +29,7 @@ from bench.core import Context, Measurement, Target
 from bench.seed import Seeder
 from bench.server import ROOT, ServerConfig, app_env, flask_cli, gunicorn
 from server.app import create_app
+from server.config import web_threads
 from server.db import make_engine
 from server.session import database
 
@@ -55,7 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--growth-cases", type=int, default=1_000_000)
     p.add_argument("--growth-events", type=int, default=3, help="events per historical case")
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
-    p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 4)))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("BENCH_THREADS", 0)) or None,
+        help="threads per process (default: gunicorn.conf.py's, by database)",
+    )
     p.add_argument(
         "--worker-class",
         default=os.environ.get("BENCH_WORKER_CLASS", "server.gthread.ThreadWorker"),
@@ -167,9 +173,10 @@ def run_database(
     server = ServerConfig(
         workers=args.workers,
         worker_class=args.worker_class,
-        threads=args.threads,
+        threads=args.threads or web_threads({"DATABASE_URL": url}),
         port=args.port,
     )
+    info["server"] = server.as_dict()
     results: list[Measurement] = []
     ctx = Context(
         db=engine.dialect.name,
@@ -252,12 +259,6 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s_per_path": args.duration,
         "floor_concurrency": args.concurrency,
         "growth": args.growth,
-        "server": ServerConfig(
-            workers=args.workers,
-            worker_class=args.worker_class,
-            threads=args.threads,
-            port=args.port,
-        ).as_dict(),
         "databases": {},
     }
     dbs: list[tuple[str, str]] = []

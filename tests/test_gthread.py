@@ -48,3 +48,27 @@ def test_is_the_configured_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GUNICORN_WORKER_CLASS", raising=False)
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     assert conf["worker_class"] == "server.gthread.ThreadWorker"
+
+
+@pytest.mark.parametrize(
+    ("env", "threads"),
+    [
+        ({}, 1),  # the embedded default database: SQLite
+        ({"DATABASE_URL": "sqlite:////srv/aidline/aidline.db"}, 1),
+        ({"DATABASE_URL": "postgresql+psycopg://aidline@db/aidline"}, 4),
+        ({"DATABASE_URL": "postgresql+psycopg://aidline@db/aidline", "GUNICORN_THREADS": "8"}, 8),
+        ({"GUNICORN_THREADS": "2"}, 2),
+    ],
+)
+def test_threads_per_process_follow_the_database(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], threads: int
+) -> None:
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    assert conf["threads"] == threads
