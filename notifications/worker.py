@@ -237,7 +237,16 @@ class PeriodicJobs:
     def release(self) -> None:
         """Give up the lock (PostgreSQL); another worker takes over at its next try."""
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            # Unlocked before this returns: closing the connection alone frees the lock only
+            # when the server's backend has noticed and exited, a moment later.
+            conn.scalar(select(func.pg_advisory_unlock(PERIODIC_LOCK_KEY)))
+            conn.commit()
+        except SQLAlchemyError:
+            pass  # the connection is lost, and the lock with it
+        finally:
             _discard(conn)
 
     def _session(self) -> Session:
