@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,12 @@ def gunicorn(
 ) -> Iterator[str]:
     """Serve ``app_module`` and yield its base URL; stop it (SIGTERM, then SIGKILL) afterwards."""
     base = f"http://127.0.0.1:{config.port}"
+    if not port_free(config.port):
+        # Else the readiness check would be answered by that server, and every figure with it.
+        raise RuntimeError(
+            f"127.0.0.1:{config.port} is taken (a server left from an earlier run?): "
+            "stop it or choose another --port"
+        )
     run_env = {
         **env,
         "GUNICORN_BIND": f"127.0.0.1:{config.port}",
@@ -102,6 +109,18 @@ def gunicorn(
         yield base
     finally:
         _stop(proc)
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:``port`` (connections of an earlier server still closing
+    do not count: gunicorn binds with SO_REUSEADDR too)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:

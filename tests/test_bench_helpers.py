@@ -7,12 +7,14 @@ The benchmarks themselves never run in the test suite.
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 
 import pytest
 
 from bench.explain import full_scans
 from bench.replay import Replay
+from bench.server import ServerConfig, gunicorn, port_free
 from bench.wrk import parse_output, to_us
 
 WRK_TEXT = """\
@@ -165,3 +167,19 @@ def test_replay_names_a_new_tap_wherever_the_probe_was_named() -> None:
 def test_replay_sends_a_read_as_captured() -> None:
     replay = Replay([("SELECT %(a)s", {"a": 1, "b": [1, 2]}, False)], {})
     assert replay.params(0, {}) == {"a": 1, "b": [1, 2]}
+
+
+def test_a_taken_port_stops_the_run_before_a_server_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A server left from an earlier run would answer the readiness check and every request.
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert not port_free(port)
+        with (
+            pytest.raises(RuntimeError, match="is taken"),
+            gunicorn(ServerConfig(port=port), {}, tmp_path / "gunicorn.log"),
+        ):
+            raise AssertionError("served")
+        assert not (tmp_path / "gunicorn.log").exists()
+    assert port_free(port)
