@@ -60,7 +60,7 @@ def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[di
     mach = meta["machine"]
     servers = [
         f"- server on {kind}: gunicorn on {srv['bind']} (`{srv['config']}`), {srv['workers']} "
-        f"`{srv['worker_class']}` workers × {srv['threads']} threads"
+        f"`{srv['worker_class']}` workers × {srv['threads']} thread{'s' * (srv['threads'] != 1)}"
         for kind, info in meta.get("databases", {}).items()
         if (srv := info.get("server"))
     ]

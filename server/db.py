@@ -121,6 +121,15 @@ def _ping_after_idle(engine: Engine) -> None:
             raise sa_exc.DisconnectionError()
 
 
+# SQLite copies the WAL into the database (a checkpoint) inside the commit that takes the WAL
+# past this many pages, while that writer still holds the one write lock. Fewer, larger
+# checkpoints copy the pages a flood rewrites again and again (index leaves, the day's case
+# counter) once each instead of once per 1,000 pages (SQLite's default): one-tap requests ran
+# at 721-748/s against 616-672/s, with a WAL of up to 16 MB and a p99 ~5 ms longer
+# (bench/results/findings.md).
+WAL_AUTOCHECKPOINT_PAGES = 4000
+
+
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over
     # (SQLAlchemy's documented recipe) so we can also say BEGIN IMMEDIATE where we must
@@ -134,6 +143,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         if not in_memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -191,3 +191,16 @@ def test_driver_statement_on_a_dead_connection(database_url, engine, monkeypatch
             assert conn.connection.driver_connection.autocommit is False
     finally:
         pooled.dispose()
+
+
+def test_a_sqlite_file_checkpoints_its_wal_every_4000_pages(tmp_path):  # type: ignore[no-untyped-def]
+    # SQLite's default (1,000 pages) copies the WAL inside a tap's commit more often.
+    from server.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'aidline.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 4000
+    finally:
+        engine.dispose()
