@@ -68,9 +68,11 @@ class Replay:
         built = self._builders[i]
         return [b(new) for b in built] if isinstance(built, list) else built(new)
 
-    def send(self, cur: Any, new: dict[str, Any]) -> None:
+    def send(self, cur: Any, new: dict[str, Any]) -> list[Any]:
         """Send every statement on the driver's cursor ``cur`` for the request ``new`` names;
-        the key row's id, when its insert returns one, becomes ``new["key_row"]``."""
+        the key row's id, when its insert returns one, becomes ``new["key_row"]``. Returns the
+        rows the last statement that read any gave."""
+        rows: list[Any] = []
         for i, (statement, _) in enumerate(self.statements):
             params = self.params(i, new)
             if isinstance(params, list):
@@ -80,7 +82,8 @@ class Replay:
             if statement.startswith(KEY_INSERT) and cur.description:
                 new["key_row"] = cur.fetchone()[0]
             elif cur.description:
-                cur.fetchall()
+                rows = cur.fetchall()
+        return rows
 
 
 def _builder(params: Any, olds: dict[Any, str]) -> Any:

@@ -1,4 +1,5 @@
-"""``wsgi:app`` plus one bench-only route: the urgent tap's framework work, no application code.
+"""``wsgi:app`` plus two bench-only routes: the framework work of a tap and of a status read, no
+application code.
 
 ``POST /bench/stack-tap`` takes exactly what ``POST /api/v1/urgent-requests`` takes, through
 the stack the design prescribes (gunicorn, Flask, flask-smorest with webargs and the real
@@ -8,7 +9,10 @@ sends the SQL of one real tap — captured by ``bench.paths.stack``, in the file
 SQLite in the app's queue for the write lock), and answers 201 with the new case's id and
 number. What Aidline's own code adds to a tap (intake's rules, routing, the rows it builds,
 SQLAlchemy's session, the full answer) is absent, so this route's rate is the best any tap
-can do with that stack and those statements on this machine. Served only by ``make bench``.
+can do with that stack and those statements on this machine. ``GET /bench/stack-read/{id}``
+does the same for the resident's status read (``BENCH_STACK_READ``): the token verified, the
+read's captured SQL by the raw driver outside a transaction, the rows as JSON (no CaseSchema
+fields, times as stored). Served only by ``make bench``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from bench.replay import Replay
 from server.accounts.tokens import request_claims
 from server.api import Blueprint
 from server.cases.schemas import IdempotencyHeaderSchema, UrgentRequestCreateSchema
-from server.errors import Forbidden
+from server.errors import Forbidden, NotFound
 from server.session import database
 from wsgi import app
 
@@ -33,6 +37,8 @@ blp = Blueprint("bench", __name__, url_prefix="/bench", description="bench only"
 
 with open(os.environ["BENCH_STACK_SCRIPT"], "rb") as fh:
     _REPLAY = Replay(*pickle.load(fh))
+with open(os.environ["BENCH_STACK_READ"], "rb") as fh:
+    _READ = Replay(*pickle.load(fh))
 
 
 @blp.route("/stack-tap")
@@ -71,6 +77,30 @@ class StackTap(MethodView):
             if db.writers is not None:
                 db.writers.release()
         return {"id": str(case_id), "case_no": case_no, "status": "submitted", "urgent": True}
+
+
+@blp.route("/stack-read/<uuid:case_id>")
+class StackRead(MethodView):
+    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        """The status read's framework work and its SQL, nothing else: the rows as JSON."""
+        claims = request_claims()
+        if claims.get("role") != "resident":
+            raise Forbidden()
+        engine = database(current_app).engine
+        postgres = engine.dialect.name == "postgresql"
+        conn = engine.raw_connection()
+        try:
+            if postgres:  # one statement, no transaction: as the app's read
+                conn.driver_connection.autocommit = True
+            new = {"resident": int(claims["sub"]), "session": claims["sid"], "case_id": case_id}
+            rows = _READ.send(conn.cursor(), new)
+            if postgres:
+                conn.driver_connection.autocommit = False
+        finally:
+            conn.close()
+        if not rows:
+            raise NotFound()
+        return current_app.json.response([list(row) for row in rows])
 
 
 app.extensions["aidline.api"].register_blueprint(blp)

@@ -183,3 +183,14 @@ def test_a_taken_port_stops_the_run_before_a_server_starts(tmp_path) -> None:  #
             raise AssertionError("served")
         assert not (tmp_path / "gunicorn.log").exists()
     assert port_free(port)
+
+
+def test_replay_returns_what_a_read_found() -> None:
+    import sqlite3
+
+    replay = Replay([("SELECT n FROM t WHERE case_id = ?", (CASE.hex,), False)], {"case_id": CASE})
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE TABLE t (case_id TEXT, n INTEGER)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(CASE.hex, 1), (NEW_CASE.hex, 2)])
+        # The read is sent for the new case: it finds that case's row, not the probe's.
+        assert replay.send(conn.cursor(), {"case_id": NEW_CASE}) == [(2,)]

@@ -115,20 +115,34 @@ def run(ctx: Context) -> list[Measurement]:
     return [tap, _status_ceiling(ctx, dsn)]
 
 
+def captured_read(ctx: Context) -> tuple[list[tuple[str, Any, bool]], dict[str, Any]]:
+    """One real status read's SQL and what in it names the read: its resident, session and
+    case (a 10-event timeline)."""
+    people = ctx.seeder.residents(2)
+    warm, probe = ctx.seeder.status_cases(people)
+    # A read first, so per-process caches (the gazetteer) are warm, as in a server that has
+    # been up: the captured read then holds only what every read sends.
+    for person, case_id in ((people[0], warm), (people[1], probe)):
+        resp, statements = capture_request(
+            ctx.app,
+            "GET",
+            f"/api/v1/cases/{case_id}",
+            headers={"Authorization": f"Bearer {person.token}"},
+        )
+        if resp.status_code != 200:
+            raise RuntimeError(f"probe read answered {resp.status_code}")
+    template = {
+        "resident": people[1].id,
+        "session": people[1].session_id,
+        "case_id": uuid.UUID(probe),
+    }
+    return [(s, p, m) for s, p, m in statements if not _TXN_CONTROL.match(s)], template
+
+
 def _status_ceiling(ctx: Context, dsn: str) -> Measurement:
     """The same for the resident's status read: its SQL replayed (no transaction, as the
     lean read runs it), and the best ratio a read could reach on top of the floor's work."""
-    people = ctx.seeder.residents(1)
-    case_id = ctx.seeder.status_cases(people)[0]
-    resp, statements = capture_request(
-        ctx.app,
-        "GET",
-        f"/api/v1/cases/{case_id}",
-        headers={"Authorization": f"Bearer {people[0].token}"},
-    )
-    if resp.status_code != 200:
-        raise RuntimeError(f"probe read answered {resp.status_code}")
-    script = [(s, p, m) for s, p, m in statements if not _TXN_CONTROL.match(s)]
+    script, _ = captured_read(ctx)
     turns = [list(range(100_000)) for _ in range(PROCESSES * THREADS)]
     floor_before = ctx.floor_probe()
     rate = _replay_all(dsn, script, {}, turns, [""], ctx.duration)

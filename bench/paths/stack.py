@@ -1,4 +1,5 @@
-"""Evidence for the urgent tap's targets: the best a tap can do with the prescribed stack.
+"""Evidence for the urgent tap's and the status read's targets: the best each can do with the
+prescribed stack.
 
 ``bench/stack_app.py`` serves ``wsgi:app`` plus ``POST /bench/stack-tap``, which does the
 framework work every tap must do — gunicorn, Flask, flask-smorest's parsing of the tap's
@@ -7,6 +8,9 @@ tap's SQL by the raw driver in one transaction, without any of Aidline's own cod
 it the same taps as path 3 (distinct residents and keys), on its own gunicorn (same
 configuration), between floor probes on that server. Below the target ratio means no
 application code on this stack, with this statement set, reaches the target on this machine.
+The same server then answers path 2's reads at ``GET /bench/stack-read/{id}`` (the token
+verified, one real status read's SQL by the raw driver, the rows as JSON), after the same
+warm-up as path 2.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from typing import Any
 
 from bench import wrk
 from bench.core import Context, Measurement, Target
-from bench.paths.ceiling import captured_tap
+from bench.paths import status
+from bench.paths.ceiling import captured_read, captured_tap
 from bench.paths.urgent import TARGET_RATIO, tap_data, tap_pool
 from bench.server import gunicorn
 
 NAME = "stack"
 TITLE = "urgent tap: the stack's work + its SQL by the raw driver (stack ceiling)"
+READ_TITLE = "status read: the stack's work + its SQL by the raw driver (stack ceiling)"
 PHASES = ("base",)
 ROUTE = "/bench/stack-tap"
+READ_ROUTE = "/bench/stack-read"
 
 
 def available(app: Any) -> str | None:
@@ -39,9 +46,13 @@ def run(ctx: Context) -> list[Measurement]:
     conc = max(1, ctx.floor_concurrency // 2)
     people = ctx.seeder.residents(tap_pool(ctx))
     data = tap_data(ctx, people, "stack_taps.txt")
+    read_file = ctx.workdir / "stack_read.pickle"
+    read_file.write_bytes(pickle.dumps(captured_read(ctx)))
+    reads, _, _ = status.pairs(ctx)
+    read_env = {"BENCH_DATA": reads, "BENCH_STATUS_PATH": READ_ROUTE + "/"}
     # Port + 1 is the SMS path's fake Twilio.
     server = dataclasses.replace(ctx.server, port=ctx.server.port + 2)
-    env = {**ctx.env, "BENCH_STACK_SCRIPT": str(script_file)}
+    env = {**ctx.env, "BENCH_STACK_SCRIPT": str(script_file), "BENCH_STACK_READ": str(read_file)}
     with gunicorn(server, env, ctx.workdir / "gunicorn-stack.log", "bench.stack_app:app") as url:
         here = dataclasses.replace(ctx, base_url=url)
         res, floor = here.bracketed(
@@ -56,6 +67,11 @@ def run(ctx: Context) -> list[Measurement]:
                     "BENCH_URGENT_PATH": ROUTE,
                 },
             )
+        )
+        # As path 2 measures the app's read: after the same warm-up.
+        wrk.run(url, "status", connections=conc, duration_s=status.WARM_UP_S, env=read_env)
+        read_res, read_floor = here.bracketed(
+            lambda: wrk.run(url, "status", connections=conc, duration_s=ctx.duration, env=read_env)
         )
     want = TARGET_RATIO.get(ctx.db, 0.25)
     others = {k: v for k, v in res.codes.items() if k != "201"}
@@ -78,4 +94,22 @@ def run(ctx: Context) -> list[Measurement]:
             m.ratio is not None and m.ratio >= want,
         ),
     ]
-    return [m]
+    read = here.wrk_figure(
+        NAME,
+        READ_TITLE,
+        conc,
+        read_res,
+        read_floor,
+        what=f"GET {READ_ROUTE}/{{id}} on the same gunicorn: the token verified, then the SQL "
+        "of one real status read by the raw driver (no transaction), the rows as JSON; ratio "
+        "to /healthz on that server",
+    )
+    read_ok = read_res.codes.get("200", 0) == read_res.requests and read_res.error_count == 0
+    read.targets = [
+        Target("every request answered 200", read_ok),
+        Target(
+            "a read at ≥ 0.5 × floor is possible on this stack",
+            read.ratio is not None and read.ratio >= 0.5,
+        ),
+    ]
+    return [m, read]

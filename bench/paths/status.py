@@ -22,7 +22,7 @@ def available(app: Any) -> str | None:
     return None
 
 
-def _data(ctx: Context) -> tuple[str, str, str]:
+def pairs(ctx: Context) -> tuple[str, str, str]:
     """The ``token case_id`` file, made once per database (reused by the growth phase)."""
     path = ctx.workdir / "status_pairs.txt"
     if not path.exists():
@@ -34,7 +34,7 @@ def _data(ctx: Context) -> tuple[str, str, str]:
 
 
 def run(ctx: Context) -> list[Measurement]:
-    data, token, case_id = _data(ctx)
+    data, token, case_id = pairs(ctx)
     conc = max(1, ctx.floor_concurrency // 2)
     # A server that has been up: each resident's token verified once, their cases in the
     # page cache, every thread's pooled connection open. Right after a start these cost the
