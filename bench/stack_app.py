@@ -96,6 +96,9 @@ class StackRead(MethodView):
             rows = _READ.send(conn.cursor(), new)
             if postgres:
                 conn.driver_connection.autocommit = False
+        except BaseException:
+            conn.invalidate()  # not back to the pool in autocommit, under the taps' transactions
+            raise
         finally:
             conn.close()
         if not rows:
