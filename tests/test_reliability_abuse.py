@@ -65,8 +65,11 @@ def test_sms_pumping_from_one_client_is_capped(app, client, session):  # type: i
 def test_case_ids_are_unguessable_and_others_cases_are_404(app, client, session):  # type: ignore[no-untyped-def]
     world = r.seed_world(app, session)
     ids = [uuid.UUID(world.case_id), uuid.UUID(world.other_case_id)]
-    assert all(i.version == 4 for i in ids), "case ids must be random UUIDv4"
-    assert ids[0].int >> 64 != ids[1].int >> 64
+    # UUIDv7 (server.cases.models.new_case_id): the time, then 74 random bits. Two cases
+    # made one after the other share nothing after the time: no id is the next of another.
+    assert all(i.version == 7 for i in ids), "case ids must be UUIDv7 with 74 random bits"
+    low = [i.int & (2**62 - 1) for i in ids]
+    assert low[0] != low[1] and abs(low[0] - low[1]) > 2**32
     me = world.auth("resident")
     own = client.get(f"/api/v1/cases/{world.case_id}", headers=me)
     assert own.status_code == 200

@@ -44,7 +44,7 @@ from server.accounts.models import Account
 from server.cases import clocks
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
 from server.cases.events import EVENTS, event_row
-from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey
+from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey, new_case_id
 from server.cases.numbers import next_case_no
 from server.db import DriverStatement, insert_rows, utcnow
 from server.errors import Unauthorized, ValidationFailed
@@ -339,7 +339,7 @@ def _create_case(
     details: dict[str, Any],
 ) -> IntakeResult:
     queue_code = decision.township_code or decision.county_code
-    case_id = uuid.uuid4()
+    case_id = new_case_id()
     case_no = next_case_no(session, urgent=urgent, queue_code=queue_code, now=now)
     case = {
         "id": case_id,
