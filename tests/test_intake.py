@@ -510,3 +510,44 @@ def test_a_tap_takes_few_statements(app, client, session, connection):  # type: 
     assert [s.template for s in _sms(session, r.get_json()["id"], "duty_page")] == ["duty_page"]
     key = session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "count-me"))
     assert key.case_id == uuid.UUID(r.get_json()["id"]) and key.endpoint == "urgent"
+
+
+def test_the_duty_roster_look_up_skips_shifts_already_over(session):  # type: ignore[no-untyped-def]
+    """Every urgent tap asks who is on duty: it must read the region's staff and their shifts
+    not yet ended, not the years of past shifts (an index on account and end)."""
+    from server.roster.service import pagers, pagers_params, pagers_query
+
+    duty = f.staff(session, role="duty", region="371102004", phone="+8613900000021")
+    other = f.staff(session, role="duty", region="371102002", phone="+8613900000022")
+    now = dt.datetime.now(dt.UTC)
+    for account in (duty, other):
+        session.add_all(
+            DutyShift(
+                account_id=account.id,
+                starts_at=now - dt.timedelta(days=day, hours=2),
+                ends_at=now - dt.timedelta(days=day, hours=-6),
+            )
+            for day in range(1, 400)
+        )
+    _on_duty(session, duty)
+    rows, who = pagers(session, region_code="371102004", at=now)
+    assert who == "duty" and [r.phone for r in rows] == ["+8613900000021"]
+
+    kind, params = pagers_params("371102004", now)
+    bind = session.connection()
+    sql = str(
+        pagers_query(kind)
+        .select()
+        .params(**params)
+        .compile(bind, compile_kwargs={"literal_binds": True})
+    )
+    if bind.dialect.name == "sqlite":
+        plan = " | ".join(r[-1] for r in bind.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        assert (
+            "duty_shifts USING INDEX ix_duty_shifts_account_ends (account_id=? AND ends_at>?)"
+            in plan
+        ), plan
+    else:
+        bind.exec_driver_sql("SET LOCAL enable_seqscan = off")  # as on a table of years
+        plan = " | ".join(r[0] for r in bind.exec_driver_sql(f"EXPLAIN {sql}"))
+        assert "ix_duty_shifts_account_ends" in plan and "AND (ends_at >" in plan, plan
