@@ -3,7 +3,8 @@
 日照市 (3711) townships from the loaded division data; a duty officer on the roster in every
 township and a supervisor in every county (so an urgent tap pages someone: case + 3 events + 2
 SMS rows); residents with phones and access tokens; cases with 10-event timelines; and, for the
-growth variant, a million historical cases (PostgreSQL COPY, SQLite executemany).
+growth variant, a million historical cases (PostgreSQL COPY, SQLite executemany) and five years of
+past duty shifts.
 """
 
 from __future__ import annotations
@@ -431,13 +432,14 @@ class Seeder:
             self._copy_history(generate(), case_tbl, ev_tbl, log=log)
         else:
             self._executemany_history(generate(), case_tbl, ev_tbl, log=log)
+        shifts = self._history_shifts(now, days=5 * 365)
         t_load = time.monotonic() - t1
         t2 = time.monotonic()
         if self.dialect == "postgresql":
             # A database that has run for years is vacuumed: set the visibility map and the
             # statistics now, so autovacuum of the fresh rows does not run during the figures.
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM (ANALYZE) cases, case_events, accounts"))
+                conn.execute(text("VACUUM (ANALYZE) cases, case_events, accounts, duty_shifts"))
         else:
             with self.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
@@ -445,11 +447,36 @@ class Seeder:
             "cases": n_cases,
             "events": n_cases * events_per_case,
             "residents": n_residents,
+            "past_duty_shifts": shifts,
             "seconds_residents": round(t_res, 1),
             "seconds_load": round(t_load, 1),
             "seconds_vacuum_analyze": round(time.monotonic() - t2, 1),
             "method": "COPY" if self.dialect == "postgresql" else "executemany",
         }
+
+    def _history_shifts(self, now: dt.datetime, *, days: int) -> int:
+        """A past shift a day for ``days`` days for everyone on today's roster: the years of
+        shifts every urgent tap's roster look-up must not read."""
+        from server.roster.models import DutyShift
+
+        tbl = table(DutyShift)
+        with self.engine.begin() as conn:
+            rostered = list(conn.scalars(select(tbl.c.account_id).distinct()))
+            rows = (
+                complete(
+                    tbl,
+                    {
+                        "account_id": account,
+                        "starts_at": now - dt.timedelta(days=day + 1),
+                        "ends_at": now - dt.timedelta(days=day),
+                    },
+                )
+                for day in range(2, days + 2)
+                for account in rostered
+            )
+            for batch in chunks(rows, 20_000):
+                conn.execute(insert(tbl), batch)
+        return len(rostered) * days
 
     def _history_residents(self, n: int) -> list[int]:
         tbl = table(Account)
