@@ -3,8 +3,8 @@
 日照市 (3711) townships from the loaded division data; a duty officer on the roster in every
 township and a supervisor in every county (so an urgent tap pages someone: case + 3 events + 2
 SMS rows); residents with phones and access tokens; cases with 10-event timelines; and, for the
-growth variant, a million historical cases (PostgreSQL COPY, SQLite executemany) and five years of
-past duty shifts.
+growth variant, a million historical cases (PostgreSQL COPY, SQLite executemany) and five
+years of past duty shifts.
 """
 
 from __future__ import annotations
