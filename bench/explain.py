@@ -18,21 +18,30 @@ from sqlalchemy.engine import Engine
 from server.session import database
 
 # Tables whose full scan would make a hot path grow with the years of data.
-BIG_TABLES = ("cases", "case_events", "sms_outbox", "audit_log", "idempotency_keys", "accounts")
+BIG_TABLES = (
+    "cases",
+    "case_events",
+    "sms_outbox",
+    "audit_log",
+    "idempotency_keys",
+    "accounts",
+    "duty_shifts",
+)
 _WRITES_ROWS = re.compile(r"\bINSERT\s+INTO\b", re.IGNORECASE)
 _EXPLAINABLE = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 
 
 def full_scans(dialect: str, plan: str) -> list[str]:
-    """Big tables the plan reads in full (``Seq Scan`` on PostgreSQL, ``SCAN t`` on SQLite)."""
+    """Big tables the plan reads in full (``Seq Scan`` on PostgreSQL, ``SCAN t`` on SQLite, or
+    a SQLite skip-scan, ``ANY(column)``: a seek for every value of the index's first column)."""
     found = []
     for name in BIG_TABLES:
         if dialect == "postgresql":
             pattern = rf"Seq Scan on {name}\b"
         else:
             # "SCAN t" (or "SCAN TABLE t"), with or without "USING INDEX": every row is read;
-            # only "SEARCH t USING INDEX" is a look-up.
-            pattern = rf"\bSCAN (TABLE )?{name}\b"
+            # only "SEARCH t USING INDEX" is a look-up, unless it skip-scans ("ANY(c)").
+            pattern = rf"\bSCAN (TABLE )?{name}\b|\bSEARCH {name} USING .*\(ANY\("
         if re.search(pattern, plan):
             found.append(name)
     return found

@@ -84,6 +84,8 @@ def test_full_scans_by_dialect():
     assert full_scans("sqlite", lite) == ["accounts"]
     assert full_scans("sqlite", "SCAN case_events USING INDEX ix_x") == ["case_events"]
     assert full_scans("sqlite", "SEARCH case_events USING INDEX ix_x (case_id=?)") == []
+    skip = "SEARCH duty_shifts USING INDEX ix_duty_shifts_account_ends (ANY(account_id) AND e>?)"
+    assert full_scans("sqlite", skip) == ["duty_shifts"]
     assert full_scans("postgresql", "Seq Scan on divisions") == []
 
 
