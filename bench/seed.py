@@ -121,8 +121,11 @@ class Seeder:
     # --- accounts -------------------------------------------------------------------------
 
     def _phone(self) -> str:
+        # Unique, but in no order (a bijection of 0..10^8-1): people's phones are not
+        # numbered by sign-up, and a new case's entry in an index by phone must land where
+        # a real one would, among the history's, not after it.
         self._phone_seq += 1
-        return f"+86170{self._phone_seq:08d}"
+        return f"+86170{self._phone_seq * 48_271 % 10**8:08d}"
 
     def _insert_accounts(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
         tbl = table(Account)
@@ -416,14 +419,18 @@ class Seeder:
             for _ in range(n_cases):
                 created = now - dt.timedelta(seconds=rng.randint(86400 * 30, span))
                 status = rng.choice(statuses)
+                owner, phone, id_hash = rng.choice(owners)
                 row = self._case_row(
-                    resident_id=rng.choice(owners),
+                    resident_id=owner,
                     township=rng.choice(self.townships),
                     status=status,
                     urgent=rng.random() < 0.3,
                     created_at=created,
                     tag="H",
                 )
+                # The person in need, as intake records it (cross-channel duplicate checks,
+                # staff search by phone): the history fills those indexes as years would.
+                row["subject_phone"], row["subject_id_hash"] = phone, id_hash
                 row["closed_at"] = created + dt.timedelta(days=rng.randint(1, 30))
                 yield complete(case_tbl, row), self._events(row["id"], created, events_per_case)
 
@@ -478,26 +485,29 @@ class Seeder:
                 conn.execute(insert(tbl), batch)
         return len(rostered) * days
 
-    def _history_residents(self, n: int) -> list[int]:
+    def _history_residents(self, n: int) -> list[tuple[int, str, str]]:
+        """``n`` residents who have had cases, with a verified ID number (its keyed hash):
+        (id, phone, ID hash) each."""
         tbl = table(Account)
         now = utcnow()
-        rows = (
+        rows = [
             complete(
                 tbl,
                 {
                     "role": "resident",
                     "phone": self._phone(),
+                    "id_number_hash": self.rng.randbytes(32).hex(),
                     "residence_township_code": self.rng.choice(self.townships),
                     "created_at": now,
                 },
             )
             for _ in range(n)
-        )
+        ]
         ids: list[int] = []
         with self.engine.begin() as conn:
             for batch in chunks(rows, 20_000):
                 ids.extend(self._insert_accounts(conn, batch))
-        return ids
+        return [(i, r["phone"], r["id_number_hash"]) for i, r in zip(ids, rows, strict=True)]
 
     def _copy_history(self, rows: Iterator, case_tbl: Table, ev_tbl: Table, *, log: Any) -> None:
         case_cols = [c.name for c in case_tbl.columns]
