@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _enqueue_many(app, n):  # type: ignore[no-untyped-def]
     with database(app).new_session() as session:
+        # As the app writes (server/session.py): on SQLite a deferred transaction that reads
+        # (the template overrides) and then writes fails at once with "database is locked"
+        # if a polling worker committed in between; BEGIN IMMEDIATE waits for the lock.
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         rows = [
             notifications.enqueue(session, f"+86139{i:08d}", "withdrawn", {"case_no": f"A-B-{i}"})
             for i in range(n)
