@@ -4,13 +4,14 @@ whose statistics have been gathered (issue 7).
 Residents have no region. With a city's residents in ``ix_accounts_region_role`` (122,385 of
 them beside 61 staff), ``ANALYZE`` told SQLite that a region holds ~1,800 accounts, and every
 urgent tap's pager look-up then skip-scanned the shifts of every rostered officer instead of
-reading the region's staff and their shifts: 0.52 ms against 0.25 ms for the whole look-up
-with five years of shifts (bench/results/findings.md, session 8). Without the residents the
-index is also ~2,000× smaller and no resident sign-up writes to it.
+reading the region's staff and their shifts: the whole look-up took 0.52 ms with five years
+of shifts, 0.19 ms with this index (0.25 ms forcing the staff-first order alone;
+bench/results/findings.md, session 8). It also holds ~2,000× fewer entries, and no resident
+sign-up writes to it.
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-11-30
+Create Date: 2026-12-01
 """
 
 from __future__ import annotations
