@@ -537,7 +537,10 @@ def test_the_duty_roster_look_up_skips_shifts_already_over(session):  # type: ig
         insert(Account),
         [{"role": "resident", "phone": f"+86137{k:08d}"} for k in range(3000)],
     )
-    session.execute(text("ANALYZE"))
+    if session.get_bind().dialect.name == "sqlite":
+        # (PostgreSQL's statistics count NULLs apart, and its ANALYZE writes row counts that
+        # a rollback does not undo.)
+        session.execute(text("ANALYZE"))
     rows, who = pagers(session, region_code="371102004", at=now)
     assert who == "duty" and [r.phone for r in rows] == ["+8613900000021"]
 
