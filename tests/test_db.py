@@ -204,3 +204,26 @@ def test_a_sqlite_file_checkpoints_its_wal_every_4000_pages(tmp_path):  # type: 
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 4000
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_wal_shrinks_back_after_a_bulk_write(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    # A bulk load's WAL would otherwise stay on disk at its full size (1.4 GB after the bench's).
+    from server import db
+
+    monkeypatch.setattr(db, "WAL_SIZE_LIMIT_BYTES", 1024 * 1024)
+    path = tmp_path / "aidline.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    wal = tmp_path / "aidline.db-wal"
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE bulk (x BLOB)")
+        with engine.begin() as conn:  # 20 MB: past the 4,000-page checkpoint, in one commit
+            conn.exec_driver_sql("INSERT INTO bulk VALUES (?)", [(bytes(1000),)] * 20_000)
+        assert wal.stat().st_size > 16 * 1024 * 1024
+        with engine.begin() as conn:  # the next write restarts the checkpointed WAL
+            conn.exec_driver_sql("INSERT INTO bulk VALUES (x'00')")
+        assert wal.stat().st_size <= 1024 * 1024
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM bulk").scalar() == 20_001
+    finally:
+        engine.dispose()
