@@ -249,6 +249,8 @@ def init_app(app: Flask) -> None:
             _release_writer()
 
     def _end(session: Session, response):  # type: ignore[no-untyped-def]
+        if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            return response  # committed already (commit_now), or nothing was ever done
         if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
             session.rollback()
             return response
