@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,7 +41,16 @@ class SmsOutbox(Base):
     """
 
     __tablename__ = "sms_outbox"
-    __table_args__ = (Index("ix_sms_outbox_due", "status", "next_attempt_at", "priority"),)
+    __table_args__ = (
+        Index("ix_sms_outbox_due", "status", "next_attempt_at", "priority"),
+        # Only rows the provider has named: delivery reports look a sid up (migration 0009).
+        Index(
+            "ix_sms_outbox_provider_sid",
+            "provider_sid",
+            sqlite_where=text("provider_sid IS NOT NULL"),
+            postgresql_where=text("provider_sid IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     to_phone: Mapped[str] = mapped_column(String(20))
@@ -55,7 +65,7 @@ class SmsOutbox(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    provider_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
     last_error_code: Mapped[str | None] = mapped_column(String(20))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -80,7 +80,15 @@ class Case(Base):
         Index("ix_cases_triage", "county_code", "status", "urgent", "created_at"),
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_subject_phone", "subject_phone", "aid_type", "status"),
-        Index("ix_cases_subject_id_hash", "subject_id_hash", "aid_type", "status"),
+        # Only cases with an ID number: nothing looks a NULL up (migration 0009).
+        Index(
+            "ix_cases_subject_id_hash",
+            "subject_id_hash",
+            "aid_type",
+            "status",
+            sqlite_where=text("subject_id_hash IS NOT NULL"),
+            postgresql_where=text("subject_id_hash IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_case_id)
