@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
     union_all,
 )
 from sqlalchemy import exc as sa_exc
@@ -156,7 +157,8 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "")
-        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+        # On the driver's cursor, as the hot statements: every write request begins here.
+        _BEGIN[mode].fetch(conn, {})
 
 
 # --- multi-row, multi-table inserts -----------------------------------------------------------
@@ -368,7 +370,8 @@ class DriverStatement:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self.names = tuple(statement.exported_columns.keys())  # a write without RETURNING: ()
+        # A write without RETURNING, or a statement of text: ()
+        self.names = tuple(getattr(statement, "exported_columns", {}).keys())
         self._compiled: dict[str, Any] = {}
 
     def _prepared(self, dialect: Any) -> tuple[str, Any, dict[str, int]]:
@@ -452,3 +455,7 @@ class DriverStatement:
         finally:
             cursor.close()
         return DriverRows(rows, index, processors)
+
+
+# SQLite's BEGIN by mode (``sqlite_begin`` execution option): plain, or IMMEDIATE for writers.
+_BEGIN = {mode: DriverStatement(text(f"BEGIN {mode}".strip())) for mode in ("", "IMMEDIATE")}

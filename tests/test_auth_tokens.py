@@ -251,3 +251,23 @@ def test_malformed_headers(client):  # type: ignore[no-untyped-def]
         resp = client.get("/api/v1/me", headers={"Authorization": value} if value else {})
         assert resp.status_code == 401
         assert resp.get_json()["code"] in {"unauthorized", "token_invalid"}
+
+
+def test_a_public_key_is_never_taken_as_the_hmac_secret():
+    """HS256's key checks run once per key (tokens._HS256), not never: a public key given as
+    the secret (the algorithm-confusion attack) is refused every time, also once the app's
+    own key has been checked and remembered."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    token = jwt.encode({"sub": "1"}, KEY, algorithm="HS256")
+    assert jwt.decode(token, KEY, algorithms=["HS256"]) == {"sub": "1"}
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            jwt.decode(token, public, algorithms=["HS256"])
+    assert isinstance(jwt.get_algorithm_by_name("HS256"), tokens._HS256)

@@ -18,6 +18,7 @@ from typing import Any
 
 import jwt
 from flask import current_app, g, request
+from jwt.algorithms import HMACAlgorithm
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +29,30 @@ from server.session import read_bind
 
 ALGORITHM = "HS256"
 ISSUER = "aidline"
+
+
+class _HS256(HMACAlgorithm):
+    """PyJWT's HS256, its key checks run once per key rather than once per token.
+
+    Before using a key PyJWT makes sure it is no public key, certificate or JWK (attempts to
+    parse it as each): a tenth of every authenticated request's token check, for a key that
+    changes only with the configuration."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = super().prepare_key(key)  # refuses what is not an HMAC secret
+            if len(self._prepared) < 8:  # the app's key (tests: a few apps' keys)
+                self._prepared[key] = prepared
+        return prepared
+
+
+jwt.unregister_algorithm(ALGORITHM)
+jwt.register_algorithm(ALGORITHM, _HS256())
 
 
 @dataclass(frozen=True)
