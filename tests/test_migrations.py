@@ -97,3 +97,23 @@ def test_indexes_of_values_known_later_leave_nulls_out_and_still_serve(session):
         else:
             plan = " | ".join(r[-1] for r in bind.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
         assert name in plan, plan
+
+
+def test_partial_indexes_are_partial_in_models_and_migrations_alike(session):  # type: ignore[no-untyped-def]
+    """Alembic's comparison does not look at an index's WHERE: a partial index in the models
+    must be partial in the migrated database, and the other way round."""
+    bind = session.connection()
+    dialect = bind.dialect.name
+    in_models = {
+        index.name
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if index.dialect_options[dialect].get("where") is not None
+    }
+    if dialect == "postgresql":
+        found = "SELECT indexname FROM pg_indexes WHERE indexdef LIKE '% WHERE %'"
+    else:
+        found = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'"
+    in_database = set(session.execute(text(found)).scalars())
+    assert in_models == in_database
+    assert set(_PARTIAL) <= in_models
