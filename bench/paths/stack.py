@@ -9,7 +9,7 @@ it the same taps as path 3 (distinct residents and keys), on its own gunicorn (s
 configuration), between floor probes on that server. Below the target ratio means no
 application code on this stack, with this statement set, reaches the target on this machine.
 The same server then answers path 2's reads at ``GET /bench/stack-read/{id}`` (the token
-verified, one real status read's SQL by the raw driver, the rows as JSON), after the same
+verified, one real status read's SQL by the raw driver, a two-field answer), after the same
 warm-up as path 2.
 """
 
@@ -101,8 +101,8 @@ def run(ctx: Context) -> list[Measurement]:
         read_res,
         read_floor,
         what=f"GET {READ_ROUTE}/{{id}} on the same gunicorn: the token verified, then the SQL "
-        "of one real status read by the raw driver (no transaction), the rows as JSON; ratio "
-        "to /healthz on that server",
+        "of one real status read by the raw driver (no transaction), a two-field answer (the body "
+        "not built); ratio to /healthz on that server",
     )
     read_ok = read_res.codes.get("200", 0) == read_res.requests and read_res.error_count == 0
     read.targets = [
