@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from server.divisions.load import DATA, load_divisions
 from server.divisions.models import Division
@@ -35,6 +35,31 @@ def test_load_is_idempotent(session):  # type: ignore[no-untyped-def]
     first = load_divisions(session, prefix="3711")
     second = load_divisions(session, prefix="3711")
     assert first == second == {"city": 1, "county": 5, "township": 56, "village": 1679}
+
+
+def test_reload_writes_only_what_changed(session):  # type: ignore[no-untyped-def]
+    """A restart's reload skips the rows already stored and repairs one that drifted."""
+    statements: list[str] = []
+    conn = session.connection()
+
+    def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    drifted = session.get(Division, "371102001")
+    real_name = drifted.name
+    event.listen(conn, "before_cursor_execute", seen)
+    try:
+        load_divisions(session, prefix="3711")
+        assert not [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+        drifted.name = "改错的名字"
+        session.flush()
+        statements.clear()
+        load_divisions(session, prefix="3711")
+    finally:
+        event.remove(conn, "before_cursor_execute", seen)
+    assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) == 1
+    session.expire(drifted)
+    assert drifted.name == real_name
 
 
 def test_provenance_is_recorded():

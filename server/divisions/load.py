@@ -40,13 +40,20 @@ def data_files(prefix: str | None = None) -> list[Path]:
 def load_divisions(session: Session, *, prefix: str | None = None) -> dict[str, int]:
     """Upsert divisions (all, or only those under ``prefix`` and their ancestors).
 
-    Returns the number of rows per level now in the database for that selection.
+    Rows already stored as they are in the files are skipped, so a second load writes
+    nothing. Returns the number of rows per level now in the database for that selection.
     """
     if prefix is not None and not prefix.isdigit():
         raise ValueError("prefix must be digits, e.g. 3711")
     keep_ancestors = set(ancestor_codes(prefix)) if prefix else set()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stored = {
+        code: (name, level, parent)
+        for code, name, level, parent in session.execute(
+            select(Division.code, Division.name, Division.level, Division.parent_code)
+        )
+    }
     batch: list[dict[str, str | None]] = []
 
     def flush() -> None:
@@ -69,6 +76,8 @@ def load_divisions(session: Session, *, prefix: str | None = None) -> dict[str, 
         for row in _rows(path):
             code = row["code"] or ""
             if prefix and not (code.startswith(prefix) or code in keep_ancestors):
+                continue
+            if stored.get(code) == (row["name"], row["level"], row["parent_code"]):
                 continue
             batch.append(row)
             if len(batch) >= CHUNK:
