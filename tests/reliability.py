@@ -40,6 +40,11 @@ OTHER_TOWNSHIP = "371122001"  # 莒县城阳街道 — outside 东港区
 
 # Counters printed at the end of the run (see tests/reliability_report.py).
 STATS: Counter[str] = Counter()
+# Kinds of bad input the summary counts apart (rows of tests/test_reliability_bad_input.py).
+OUT_OF_RANGE = "out-of-range dates"
+REVERSED = "reversed ranges"
+SURROGATE = "lone surrogates"
+KINDS = (OUT_OF_RANGE, REVERSED, SURROGATE)
 FUZZED_OPERATIONS: set[str] = set()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.reliability import FUZZED_OPERATIONS, STATS, operations
+    from tests.reliability import FUZZED_OPERATIONS, KINDS, STATS, operations
 
     if not (FUZZED_OPERATIONS or STATS):
         return
@@ -17,9 +17,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"examples run: {STATS['fuzz examples']}"
         )
     if STATS["bad inputs"]:
+        kinds = ", ".join(f"{kind}: {STATS[kind]}" for kind in KINDS)
         parts.append(
             f"bad inputs tried: {STATS['bad inputs']} "
-            f"on {STATS['bad-input endpoints']} write operations"
+            f"on {STATS['bad-input endpoints']} operations ({kinds})"
         )
     if STATS["faults"]:
         parts.append(f"fault scenarios: {STATS['faults']}")

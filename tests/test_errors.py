@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+import string
+
 import marshmallow as ma
 import pytest
 from flask.views import MethodView
 
 from server.api import Blueprint, Schema, Text
 from server.app import create_app
-from server.errors import Conflict
+from server.errors import Conflict, error_body
 
 
 def _probe_app(database_url):  # type: ignore[no-untyped-def]
@@ -26,6 +30,9 @@ def _probe_app(database_url):  # type: ignore[no-untyped-def]
     class ProbeSchema(Schema):
         name = Text(required=True, max_length=10)
         count = ma.fields.Integer(strict=True, required=True)
+        colour = ma.fields.String(validate=ma.validate.OneOf(["red", "blue"]))
+        size = ma.fields.Integer(validate=ma.validate.Range(min=1, max=5))
+        day = ma.fields.Date()
 
     @blp.route("")
     class Probe(MethodView):
@@ -161,3 +168,113 @@ def test_unexpected_exception_is_json_500_without_details(database_url):  # type
     body = assert_shape(resp, 500, "internal_error")
     assert "secret" not in resp.get_data(as_text=True)
     assert body["errors"] == {}
+
+
+def test_enum_range_and_date_messages_are_chinese_by_default(probe):  # type: ignore[no-untyped-def]
+    body = {"name": "x", "count": 1, "colour": "green", "size": 9, "day": "2026-02-30"}
+    errors = assert_shape(probe.post("/api/v1/probe", json=body), 422, "validation_error")["errors"]
+    assert errors == {
+        "colour": ["必须是以下之一：red, blue。"],
+        "size": ["必须大于或等于 1，且小于或等于 5。"],
+        "day": ["不是有效的日期。"],
+    }
+
+
+def test_enum_range_and_date_messages_are_english_on_request(probe):  # type: ignore[no-untyped-def]
+    body = {"name": "x", "count": 1, "colour": "green", "size": 9, "day": "2026-02-30"}
+    resp = probe.post("/api/v1/probe", json=body, headers={"Accept-Language": "en"})
+    assert assert_shape(resp, 422, "validation_error")["errors"] == {
+        "colour": ["Must be one of: red, blue."],
+        "size": ["Must be greater than or equal to 1 and less than or equal to 5."],
+        "day": ["Not a valid date."],
+    }
+
+
+# Sample values for the placeholders of marshmallow's message templates.
+_SAMPLES = {
+    "input": "x",
+    "choices": "a, b",
+    "values": "a, b",
+    "other": "1",
+    "min": "1",
+    "max": "5",
+    "equal": "2",
+    "awareness": "aware",
+}
+
+
+def _builtin_messages() -> set[str]:
+    """Every validation message marshmallow and webargs can produce, formatted as they would
+    be: field error messages, the schema's own, and every validator's."""
+    import webargs.core
+
+    found: set[str] = {"Invalid JSON body.", webargs.core.Parser.DEFAULT_VALIDATION_MESSAGE}
+    found |= set(ma.Schema._default_error_messages.values())
+    for _, cls in inspect.getmembers(ma.fields, inspect.isclass):
+        obj_types = {getattr(cls, "OBJ_TYPE", "datetime"), "datetime", "date", "time"}
+        for template in getattr(cls, "default_error_messages", {}).values():
+            for obj_type in obj_types:
+                for awareness in ("aware", "naive"):
+                    found.add(
+                        template.format(
+                            **{**_SAMPLES, "obj_type": obj_type, "awareness": awareness}
+                        )
+                    )
+    for inclusive in (True, False):
+        ranges = [
+            (ma.validate.Range(min=1, max=5, min_inclusive=inclusive, max_inclusive=inclusive), 0),
+            (ma.validate.Range(min=1, min_inclusive=inclusive), 0),
+            (ma.validate.Range(max=5, max_inclusive=inclusive), 6),
+        ]
+        for rng, value in ranges:
+            with pytest.raises(ma.ValidationError) as exc:
+                rng(value)
+            found |= set(exc.value.messages)
+    validators = [
+        (ma.validate.OneOf(["a", "b"]), "c"),
+        (ma.validate.Length(min=2), "x"),
+        (ma.validate.Length(max=1), "xx"),
+        (ma.validate.Length(min=1, max=2), ""),
+        (ma.validate.Length(equal=2), "x"),
+        (ma.validate.Equal(1), 2),
+        (ma.validate.Regexp("a"), "b"),
+        (ma.validate.ContainsOnly(["a"]), ["b"]),
+        (ma.validate.ContainsNoneOf(["a"]), ["a"]),
+        (ma.validate.NoneOf([1]), 1),
+        (ma.validate.Email(), "x"),
+        (ma.validate.URL(), "x"),
+        (ma.validate.Predicate("isdigit"), "x"),
+    ]
+    for validator, value in validators:
+        with pytest.raises(ma.ValidationError) as exc:
+            validator(value)
+        found |= set(exc.value.messages)
+    # Templates with placeholders left (Range's, before its operators are filled in) are
+    # not messages anyone sees.
+    return {
+        m for m in found if not any(name for _, name, _, _ in string.Formatter().parse(m) if name)
+    }
+
+
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def test_every_builtin_validation_message_reads_in_chinese(app):  # type: ignore[no-untyped-def]
+    """Whatever built-in message a field or validator produces comes back in Chinese by
+    default (a new marshmallow message fails here until it has a translation)."""
+    messages = _builtin_messages()
+    assert len(messages) > 40, messages
+    with app.test_request_context():
+        chinese = error_body("validation_error", "", {"f": sorted(messages)})["errors"]["f"]
+    untranslated = [
+        m for m, zh in zip(sorted(messages), chinese, strict=True) if not _CJK.search(zh)
+    ]
+    assert not untranslated, untranslated
+
+
+def test_unencodable_text_never_breaks_the_error_body(app):  # type: ignore[no-untyped-def]
+    """A lone surrogate that reaches an error (a field named by it) is shown escaped."""
+    with app.test_request_context():
+        body = error_body("validation_error", "m", {"\ud800": ["x\udfff"]})
+    assert body["errors"] == {"\\ud800": ["x\\udfff"]}
+    assert app.json.dumps(body).encode()

@@ -380,6 +380,10 @@ class Row:
     sent: Any = MISSING  # the text value to find intact in a 2xx response
     field: tuple[str, ...] = ()
     value: Any = MISSING  # the value a field row puts in
+    kind: str = ""  # one of KINDS: counted apart in the reliability summary
+
+
+OUT_OF_RANGE, REVERSED, SURROGATE = r.OUT_OF_RANGE, r.REVERSED, r.SURROGATE
 
 
 def _with_body(raw: bytes, content_type: str | None = "application/json") -> Callable[[Req], Req]:
@@ -428,6 +432,12 @@ BODY_ROWS: list[Row] = [
     Row("empty-body", _with_body(b""), expect=EITHER),
     Row("utf8-bom", _with_body(b"\xef\xbb\xbf{}"), expect=EITHER),
     Row("duplicate-keys", _with_body(b'{"a": 1, "a": 2}'), status=422),
+    # JSON escapes of lone surrogates parse to text that cannot be encoded (UTF-8, the
+    # database, the error body that would name the key).
+    Row("surrogate-key", _with_body(b'{"\\ud800": 1}'), status=422, kind=SURROGATE),
+    Row("surrogate-key-low", _with_body(b'{"a\\udfff": "x"}'), status=422, kind=SURROGATE),
+    Row("surrogate-key-nested", _with_body(b'{"x": {"\\udbff": 1}}'), status=422, kind=SURROGATE),
+    Row("surrogate-value-unknown", _with_body(b'{"y": ["\\ud800"]}'), status=422, kind=SURROGATE),
 ]
 
 
@@ -571,6 +581,7 @@ def _string_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
             _field_row(path, "future", "2999-01-01T08:00:00+08:00", EITHER),
             _field_row(path, "before-1900", "1899-12-31T23:59:59+08:00", REJECT),
             _field_row(path, "year-1", "0001-01-01T00:00:00+00:00", REJECT),
+            *_out_of_range(path, DATETIMES_OUT_OF_RANGE),
             _field_row(path, "naive", "2026-11-23T08:00:00", REJECT),
             _field_row(path, "utc-z", "2026-11-23T00:00:00Z", EITHER),
             _field_row(path, "offset+14", "2026-11-23T08:00:00+14:00", EITHER),
@@ -578,6 +589,12 @@ def _string_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
             _field_row(path, "feb-30", "2026-02-30T08:00:00+08:00", REJECT),
             _field_row(path, "not-a-date", "yesterday", REJECT),
             _field_row(path, "epoch-number", 1_700_000_000, REJECT),
+        ]
+    if schema.get("format") == "date":
+        return rows + [
+            *_out_of_range(path, DATES_OUT_OF_RANGE),
+            _field_row(path, "feb-30", "2026-02-30", REJECT),
+            _field_row(path, "not-a-date", "yesterday", REJECT),
         ]
     if "pattern" in schema:
         rows += [
@@ -591,7 +608,8 @@ def _string_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
         _field_row(path, "nul", "a\x00b", EITHER),
         _field_row(path, "bell", "a\x07b", EITHER),
         _field_row(path, "newline", "a\nb", EITHER),
-        _field_row(path, "lone-surrogate", "a\ud800b", EITHER),
+        _field_row(path, "lone-surrogate", "a\ud800b", REJECT, status=422, kind=SURROGATE),
+        _field_row(path, "lone-low-surrogate", "\udc00", REJECT, status=422, kind=SURROGATE),
         _field_row(path, "zero-width", "\u200b", EITHER),
         _field_row(path, "number", 12345, REJECT),
         _field_row(path, "object", {"$ne": ""}, REJECT),
@@ -603,6 +621,30 @@ def _string_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
     if "enum" not in schema and "pattern" not in schema:
         rows += [_field_row(path, name, value, EITHER) for name, value in TEXT_VALUES]
     return rows
+
+
+# Dates and times the service cannot hold: they overflow when converted to UTC or moved by a
+# day, or lie outside the years the service works in (2000-2100).
+DATES_OUT_OF_RANGE = [
+    ("year-1", "0001-01-01"),
+    ("year-9999", "9999-12-31"),
+    ("before-2000", "1999-12-31"),
+    ("after-2100", "2101-01-01"),
+]
+DATETIMES_OUT_OF_RANGE = [
+    ("year-9999-west", "9999-12-31T23:00:00-05:00"),
+    ("year-9999-utc", "9999-12-31T23:59:59+00:00"),
+    ("year-1-east", "0001-01-01T00:30:00+08:00"),
+    ("before-2000", "1999-12-31T23:59:59+08:00"),
+    ("after-2100", "2101-01-01T00:00:00+08:00"),
+]
+
+
+def _out_of_range(path: tuple[str, ...], values: list[tuple[str, str]]) -> list[Row]:
+    return [
+        _field_row(path, name, value, REJECT, status=422, kind=OUT_OF_RANGE)
+        for name, value in values
+    ]
 
 
 def _number_rows(path: tuple[str, ...], schema: dict[str, Any]) -> list[Row]:
@@ -699,6 +741,94 @@ def _header_rows(op: dict[str, Any]) -> list[Row]:
     return rows
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_path_rows(path: str, world: r.World) -> list[Row]:
+    """Out-of-range dates for every path parameter that takes a date."""
+    known = world.known_path_values()
+    rows = []
+    for name in r.path_params(path):
+        if not _DATE.match(known.get(name, "")):
+            continue
+        for label, value in DATES_OUT_OF_RANGE:
+
+            def build(req: Req, name: str = name, value: str = value) -> Req:
+                concrete = path
+                for other in r.path_params(path):
+                    concrete = concrete.replace(
+                        "{" + other + "}", value if other == name else known.get(other, "x")
+                    )
+                return Req(req.method, concrete, dict(req.headers), req.json)
+
+            rows.append(Row(f"path {name}:{label}", build, status=422, kind=OUT_OF_RANGE))
+    return rows
+
+
+# --- query parameters ---------------------------------------------------------------------
+
+# Names of the two ends of a range, wherever a request carries both.
+RANGE_PAIRS = [("from", "to"), ("since", "until"), ("start", "end"), ("starts_at", "ends_at")]
+
+
+def _query_params(op: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        p["name"]: _resolve(p.get("schema", {}))
+        for p in op.get("parameters", [])
+        if p.get("in") == "query"
+    }
+
+
+def _with_query(**query: str) -> Callable[[Req], Req]:
+    def build(base: Req) -> Req:
+        return Req(base.method, f"{base.path}?{urlencode(query)}", dict(base.headers), base.json)
+
+    return build
+
+
+def query_rows(op: dict[str, Any]) -> list[Row]:
+    """Out-of-range dates in every date query parameter; reversed ranges for every pair."""
+    params = _query_params(op)
+    rows = []
+    for name, schema in params.items():
+        values = {"date": DATES_OUT_OF_RANGE, "date-time": DATETIMES_OUT_OF_RANGE}.get(
+            schema.get("format", ""), []
+        )
+        for label, value in values:
+            rows.append(
+                Row(
+                    f"query {name}:{label}",
+                    _with_query(**{name: value}),
+                    status=422,
+                    kind=OUT_OF_RANGE,
+                )
+            )
+    for start, end in RANGE_PAIRS:
+        if start not in params or end not in params:
+            continue
+        fmt = params[start].get("format")
+        early, late = ("2026-05-01", "2026-05-02")
+        if fmt == "date-time":
+            early, late = (f"{early}T08:00:00+08:00", f"{late}T08:00:00+08:00")
+        far = "2099-12-01" if fmt == "date" else "2099-12-01T08:00:00+08:00"
+        rows += [
+            Row(
+                f"query {start}>{end}",
+                _with_query(**{start: late, end: early}),
+                status=422,
+                kind=REVERSED,
+            ),
+            # The end left out defaults to now: a start after it is as reversed.
+            Row(f"query {start}>now", _with_query(**{start: far}), status=422, kind=REVERSED),
+            Row(f"query {start}={end}", _with_query(**{start: early, end: early}), EITHER),
+        ]
+    return rows
+
+
+def _query_labels() -> list[str]:
+    return sorted(f"{m} {p}" for m, p, op in r.operations() if query_rows(op))
+
+
 # --- running ------------------------------------------------------------------------------
 
 _FLASK_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -760,6 +890,8 @@ def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], 
         eventless = _cases_without_events(ctx.session)
         resp = req.send(client)
         r.STATS["bad inputs"] += 1
+        if row.kind:
+            r.STATS[row.kind] += 1
         status = resp.status_code
         problem = None
         try:
@@ -871,6 +1003,7 @@ def test_bad_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
                 return Req(req.method, concrete, dict(req.headers), req.json)
 
             rows.append(Row(f"path {name}={value[:20]}", build, REJECT))
+    rows += _date_path_rows(path, ctx.world)
     rows += _header_rows(op)
     failures = run_rows(ctx, label, op, base, rows)
     schema = body_schema(op)
@@ -883,7 +1016,34 @@ def test_bad_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
             for row in field_rows:
                 if row.value is not MISSING and not isinstance(row.value, str):
                     row.expect = EITHER  # a form carries only text: 12345 is a valid string
+                if row.kind == SURROGATE:
+                    # A form is bytes: a surrogate goes out as invalid UTF-8, which the
+                    # signature check or the field refuses (403 or 422).
+                    row.status = None
         tag = f"{label}#{i}" if i else label
         failures += run_rows(ctx, tag, op, lambda build=build: build(ctx), field_rows)
+    r.STATS["bad-input endpoints"] += 1
+    assert not failures, "\n" + "\n".join(failures)
+
+
+def test_query_rows_cover_the_date_operations() -> None:
+    """The SLA report's from/to are dates: the query rows must reach them (and its pair)."""
+    assert "GET /api/v1/counties/{code}/sla" in _query_labels()
+    kinds = {row.kind for row in query_rows(_op("GET /api/v1/counties/{code}/sla")[2])}
+    assert {OUT_OF_RANGE, REVERSED} <= kinds
+
+
+@pytest.mark.parametrize("label", _query_labels())
+def test_bad_query_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
+    """Every query row against every operation (reads included) taking dates or a range."""
+    method, path, op = _op(label)
+
+    def base() -> Req:
+        # A county's report wants a county (the world's default ``code`` is its township).
+        where = path.replace("/counties/{code}", f"/counties/{r.COUNTY}")
+        req = _default_request(method, where, op, ctx.world)
+        return req if method in {"POST", "PUT", "PATCH"} else Req(method, req.path, req.headers)
+
+    failures = run_rows(ctx, label, op, base, query_rows(op))
     r.STATS["bad-input endpoints"] += 1
     assert not failures, "\n" + "\n".join(failures)

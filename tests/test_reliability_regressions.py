@@ -69,3 +69,46 @@ def test_rare_cjk_and_emoji_names_and_addresses_are_stored_intact(app, client, s
     case = session.get(Case, uuid.UUID(resp.get_json()["id"]))
     assert case.address == address
     assert session.get(Account, case.resident_id).name == name
+
+
+def test_issue_19_inputs_that_were_500s_are_422(app, client, session):  # type: ignore[no-untyped-def]
+    """The attack run's 500s (overflowing dates, a from after the default to, a pay time that
+    overflows when converted to UTC, a lone surrogate in a key) are clear 422s now."""
+    from tests.factories import auth
+    from tests.workflow_support import case_in, people
+
+    world = r.seed_world(app, session)
+    sla = f"/api/v1/counties/{r.COUNTY}/sla"
+    for query, field in [
+        ("from=0001-01-01", "from"),
+        ("to=9999-12-31", "to"),
+        ("from=2099-01-01", "from"),  # after the default end (today): reversed
+        ("from=2026-05-02&to=2026-05-01", "from"),
+    ]:
+        resp = client.get(f"{sla}?{query}", headers=world.auth("supervisor"))
+        assert resp.status_code == 422, (query, resp.get_json())
+        assert set(r.assert_error_shape(resp)["errors"]) == {field}, query
+    p = people(session)
+    case = case_in(session, "claimed", p)
+    before = r.row_counts(session)
+    resp = client.post(
+        f"/api/v1/cases/{case.id}/actions",
+        json={
+            "action": "pay",
+            "amount_fen": 100,
+            "method": "cash",
+            "paid_at": "9999-12-31T23:00:00-05:00",
+        },
+        headers=auth(app, p.duty),
+    )
+    assert resp.status_code == 422, resp.get_json()
+    assert set(r.assert_error_shape(resp)["errors"]) == {"paid_at"}
+    resp = client.post(
+        "/api/v1/urgent-requests",
+        data=b'{"\\ud800": 1}',
+        content_type="application/json",
+        headers={**world.auth("resident"), "Idempotency-Key": "surrogate-key"},
+    )
+    assert resp.status_code == 422, resp.get_data()
+    assert r.assert_error_shape(resp)["errors"] == {"\\ud800": ["字段名包含无效字符。"]}
+    assert r.row_counts(session) == before
