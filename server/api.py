@@ -36,12 +36,19 @@ class Schema(ma.Schema):
         # NUL and lone surrogates are never text here: PostgreSQL cannot store NUL, and a
         # surrogate cannot be encoded to UTF-8 (hashing, the database). In a plain String
         # field either would surface as a 500; refuse them for every field of every input.
+        # A key is checked like a value: unrefused, an unknown-field error would name it.
         if isinstance(data, Mapping):
-            errors = {str(key): [_unstorable(value)] for key, value in data.items()}
+            errors = {
+                str(key): [BAD_KEY if _unstorable(key) else _unstorable(value)]
+                for key, value in data.items()
+            }
             errors = {key: msgs for key, msgs in errors.items() if msgs[0]}
             if errors:
                 raise ma.ValidationError(errors)
         return data
+
+
+BAD_KEY = "Field name contains invalid characters."
 
 
 # A lone surrogate (U+D800-U+DFFF): a C-speed scan, since every input (the request headers
@@ -228,8 +235,30 @@ def local_time(value: dt.datetime | None) -> str | None:
     return value.astimezone(SHANGHAI).isoformat(timespec="seconds")
 
 
+# The dates the service works in. Every date and time it accepts lies here, so converting
+# one to UTC or moving it by days never overflows (9999-12-31T23:00-05:00 is in year 10000
+# in UTC), and a mistyped year is refused rather than stored.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
+
+
+def check_date(day: dt.date) -> dt.date:
+    """``day`` when it lies in the years the service works in; otherwise a field error."""
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ma.ValidationError(f"Must be a date from {EARLIEST_DATE} to {LATEST_DATE}.")
+    return day
+
+
+class LocalDate(ma.fields.Date):
+    """An ISO 8601 date (YYYY-MM-DD) within the years the service works in."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.date:
+        return check_date(super()._deserialize(value, attr, data, **kwargs))
+
+
 class LocalDateTime(ma.fields.DateTime):
-    """ISO 8601 with offset, shown in China Standard Time (+08:00); input must carry an offset."""
+    """ISO 8601 with offset, shown in China Standard Time (+08:00); input must carry an offset
+    and lie within the years the service works in."""
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
         return local_time(value)
@@ -238,9 +267,36 @@ class LocalDateTime(ma.fields.DateTime):
         parsed = super()._deserialize(value, attr, data, **kwargs)
         if parsed.tzinfo is None:
             raise ma.ValidationError("时间必须带时区，例如 2026-11-23T08:00:00+08:00。")
-        if parsed.year < 1900:
-            raise ma.ValidationError("时间不合理。")
+        # Bounded in its own offset, before the conversion that could overflow.
+        if not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
+            raise ma.ValidationError(
+                f"Must be a time from {EARLIEST_DATE} to {LATEST_DATE} (in its own offset)."
+            )
         return parsed.astimezone(UTC)
+
+
+class DateRangeArgsSchema(Schema):
+    """``from`` and ``to`` (inclusive dates, Asia/Shanghai); left out, ``to`` is today and
+    ``from`` some days before it. A ``from`` after the ``to`` (given or today), or ends more
+    than ``MAX_DAYS`` apart, is a field error."""
+
+    MAX_DAYS = 366
+
+    since = LocalDate(data_key="from")
+    until = LocalDate(data_key="to")
+
+    @ma.validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if "since" not in data:
+            return  # from the default: DEFAULT_DAYS before ``to``, in order by construction
+        until = data.get("until") or dt.datetime.now(SHANGHAI).date()
+        if data["since"] > until:
+            raise ma.ValidationError({"from": [f"Must not be after the end date ({until})."]})
+        if (until - data["since"]).days > self.MAX_DAYS:
+            field = "to" if "until" in data else "from"
+            raise ma.ValidationError(
+                {field: [f"The range may not be longer than {self.MAX_DAYS} days."]}
+            )
 
 
 # --- pagination ---------------------------------------------------------------------------

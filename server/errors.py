@@ -8,6 +8,7 @@ database outages in the same JSON shape, in Chinese by default or English on req
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Flask, request
@@ -44,25 +45,103 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "internal_error": ("系统出现错误，请稍后重试。", "Internal error; please retry later."),
 }
 
-# marshmallow / webargs field messages, translated for the Chinese default.
-FIELD_MESSAGES_ZH: dict[str, str] = {
+# Field messages: every message marshmallow's fields and validators and webargs can produce
+# (tests/test_errors.py enumerates them), and Aidline's own English ones, as templates:
+# English as the library writes it -> Chinese. {name} matches any text and is carried over
+# (translated when it is one of _WORDS); a name ending in _op matches one of Range's operators.
+FIELD_TEMPLATES_ZH: dict[str, str] = {
+    # exact messages first: shorter Chinese than the general template gives
+    "Shorter than minimum length 1.": "不能为空。",
+    "Invalid input type.": "请求内容必须是 JSON 对象。",
+    "Invalid JSON body.": "不是有效的 JSON。",
+    "Not a valid UUID.": "不是有效的编号。",
+    # marshmallow fields
     "Missing data for required field.": "必填项。",
     "Unknown field.": "不支持的字段。",
     "Field may not be null.": "不能为空。",
+    "Invalid value.": "值无效。",
+    "Invalid input.": "输入无效。",
+    "Invalid type.": "类型不正确。",
     "Not a valid integer.": "必须是整数。",
     "Not a valid number.": "必须是数字。",
+    "Number too large.": "数字过大。",
+    "Special numeric values (nan or infinity) are not permitted.": "不允许 NaN 或无穷大。",
     "Not a valid string.": "必须是文本。",
+    "Not a valid utf-8 string.": "不是有效的 UTF-8 文本。",
     "Not a valid boolean.": "必须是布尔值。",
-    "Not a valid datetime.": "不是有效的日期时间。",
-    "Not a valid date.": "不是有效的日期。",
-    "Not a valid UUID.": "不是有效的编号。",
     "Not a valid mapping type.": "必须是对象。",
     "Not a valid list.": "必须是列表。",
-    "Invalid input type.": "请求内容必须是 JSON 对象。",
-    "Invalid JSON body.": "不是有效的 JSON。",
-    "Shorter than minimum length 1.": "不能为空。",
-    "Special numeric values (nan or infinity) are not permitted.": "不允许 NaN 或无穷大。",
+    "Not a valid tuple.": "必须是数组。",
+    "Not a valid email address.": "不是有效的电子邮件地址。",
+    "Not a valid URL.": "不是有效的网址。",
+    "Not a valid IP address.": "不是有效的 IP 地址。",
+    "Not a valid IPv4 address.": "不是有效的 IPv4 地址。",
+    "Not a valid IPv6 address.": "不是有效的 IPv6 地址。",
+    "Not a valid IP interface.": "不是有效的 IP 网络接口。",
+    "Not a valid IPv4 interface.": "不是有效的 IPv4 网络接口。",
+    "Not a valid IPv6 interface.": "不是有效的 IPv6 网络接口。",
+    "Not a valid period of time.": "不是有效的时间段。",
+    "{input} cannot be formatted as a timedelta.": "{input} 不能转换为时间段。",
+    '"{input}" cannot be formatted as a {obj_type}.': "“{input}”不能转换为{obj_type}。",
+    "Not a valid {awareness} {obj_type}.": "不是有效的{awareness}{obj_type}。",
+    "Not a valid {obj_type}.": "不是有效的{obj_type}。",
+    # marshmallow validators
+    "Must be one of: {choices}.": "必须是以下之一：{choices}。",
+    "Must be equal to {other}.": "必须等于 {other}。",
+    "String does not match expected pattern.": "格式不正确。",
+    "One or more of the choices you made was not in: {choices}.": "所选项只能是：{choices}。",
+    "One or more of the choices you made was in: {values}.": "所选项不能包含：{values}。",
+    "Length must be between {min} and {max}.": "长度必须在 {min} 到 {max} 之间。",
+    "Length must be {equal}.": "长度必须是 {equal}。",
+    "Longer than maximum length {max}.": "不能超过 {max} 个字符。",
+    "Shorter than minimum length {min}.": "不能少于 {min} 个字符。",
+    "Must be {min_op} {min} and {max_op} {max}.": "必须{min_op} {min}，且{max_op} {max}。",
+    "Must be {min_op} {min}.": "必须{min_op} {min}。",
+    "Must be {max_op} {max}.": "必须{max_op} {max}。",
+    # Aidline's own (server/api.py)
+    "Field name contains invalid characters.": "字段名包含无效字符。",
+    "Must be a date from {min} to {max}.": "日期必须在 {min} 至 {max} 之间。",
+    "Must be a time from {min} to {max} (in its own offset).": "时间必须在 {min} 至 {max} 之间。",
+    "Must not be after the end date ({until}).": "不能晚于结束日期（{until}）。",
+    "The range may not be longer than {days} days.": "起止日期相隔不能超过 {days} 天。",
 }
+
+# Words marshmallow fills into its templates.
+_WORDS = {
+    "datetime": "日期时间",
+    "date": "日期",
+    "time": "时间",
+    "aware": "带时区的",
+    "naive": "不带时区的",
+    "greater than or equal to": "大于或等于",
+    "greater than": "大于",
+    "less than or equal to": "小于或等于",
+    "less than": "小于",
+}
+_OPERATOR = "greater than or equal to|greater than|less than or equal to|less than"
+
+
+def _template_pattern(english: str) -> re.Pattern[str]:
+    def group(match: re.Match[str]) -> str:
+        name = match[1]
+        return f"(?P<{name}>{_OPERATOR})" if name.endswith("_op") else f"(?P<{name}>.+?)"
+
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", group, re.escape(english)) + "$", re.S)
+
+
+_TEMPLATES = [(_template_pattern(en), zh) for en, zh in FIELD_TEMPLATES_ZH.items() if "{" in en]
+
+
+def translate_field_message(message: str) -> str:
+    """A field message in Chinese (one of FIELD_TEMPLATES_ZH), or as it was."""
+    exact = FIELD_TEMPLATES_ZH.get(message)
+    if exact is not None and "{" not in message:
+        return exact
+    for pattern, zh in _TEMPLATES:
+        found = pattern.match(message)
+        if found:
+            return zh.format(**{k: _WORDS.get(v, v) for k, v in found.groupdict().items()})
+    return message
 
 
 class DomainError(Exception):
@@ -140,15 +219,26 @@ def localize(code: str, zh: str | None = None, en: str | None = None, **params: 
         return text
 
 
-def _translate_fields(errors: Any) -> Any:
-    if wants_english():
-        return errors
+def _encodable(text: str) -> str:
+    # A field named by a lone surrogate (JSON lets a client write "\ud800") cannot be
+    # encoded: shown escaped, the error body can always be sent.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+    return text
+
+
+def _translate_fields(errors: Any, english: bool) -> Any:
     if isinstance(errors, dict):
-        return {k: _translate_fields(v) for k, v in errors.items()}
+        return {
+            _encodable(k) if isinstance(k, str) else k: _translate_fields(v, english)
+            for k, v in errors.items()
+        }
     if isinstance(errors, list):
-        return [_translate_fields(v) for v in errors]
+        return [_translate_fields(v, english) for v in errors]
     if isinstance(errors, str):
-        return FIELD_MESSAGES_ZH.get(errors, errors)
+        return _encodable(errors if english else translate_field_message(errors))
     return errors
 
 
@@ -170,7 +260,11 @@ def _flatten_webargs(errors: Any) -> dict[str, Any]:
 
 def error_body(code: str, message: str, errors: Any = None) -> dict[str, Any]:
     """The uniform error payload."""
-    return {"code": code, "message": message, "errors": _translate_fields(errors or {})}
+    return {
+        "code": code,
+        "message": message,
+        "errors": _translate_fields(errors or {}, wants_english()),
+    }
 
 
 # Serialization failure and deadlock: nothing was written, the client may simply retry.

@@ -90,6 +90,7 @@ def test_issue_19_inputs_that_were_500s_are_422(app, client, session):  # type: 
         assert set(r.assert_error_shape(resp)["errors"]) == {field}, query
     p = people(session)
     case = case_in(session, "claimed", p)
+    duty = auth(app, p.duty)
     before = r.row_counts(session)
     resp = client.post(
         f"/api/v1/cases/{case.id}/actions",
@@ -99,7 +100,7 @@ def test_issue_19_inputs_that_were_500s_are_422(app, client, session):  # type: 
             "method": "cash",
             "paid_at": "9999-12-31T23:00:00-05:00",
         },
-        headers=auth(app, p.duty),
+        headers=duty,
     )
     assert resp.status_code == 422, resp.get_json()
     assert set(r.assert_error_shape(resp)["errors"]) == {"paid_at"}

@@ -211,7 +211,9 @@ def test_request_and_supply_info(app, client, session):  # type: ignore[no-untyp
     assert doc(client, app, p.resident, case, "hardship_proof").status_code == 201
     r = act(client, app, p.resident, case, action="supply_info", message="已上传")
     assert r.status_code == 200 and r.json["status"] == "claimed"
-    assert r.json["lease_expires_at"] is not None  # the holder gets a fresh lease
+    assert "lease_expires_at" not in r.json  # the resident's view: no staff internals
+    session.refresh(case)
+    assert case.lease_expires_at is not None  # the holder gets a fresh lease
 
 
 def test_resident_withdraws_only_own_unpaid_case(app, client, session):  # type: ignore[no-untyped-def]

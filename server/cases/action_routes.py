@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from flask import current_app
 from flask.views import MethodView
 
 from server.api import Blueprint, actor
-from server.cases import workflow
+from server.cases import queries, workflow
 from server.cases.action_schemas import CaseActionSchema, DocumentCreateSchema, DocumentSchema
+from server.cases.schemas import CaseSchema
 from server.db import utcnow
 from server.queues.schemas import QueueCaseSchema
 from server.session import db_session
@@ -23,11 +25,22 @@ blp = Blueprint(
 ROLES = ["resident", "duty", "supervisor"]
 
 
+# Staff get the queue view (holder, lease, version); a resident gets the case as
+# GET /cases/{id} shows it to them, never the staff fields.
+_ACTION_ANSWER = {
+    "200": {
+        "description": "员工：队列视图（QueueCase）；居民：与 GET /cases/{id} 相同的案件（Case）",
+        "content": {"application/json": {"schema": {"oneOf": [QueueCaseSchema, CaseSchema]}}},
+    }
+}
+
+
 @blp.route("/<uuid:case_id>/actions")
 class CaseActions(MethodView):
     @blp.login_required(roles=ROLES)
     @blp.arguments(CaseActionSchema)
     @blp.response(200, QueueCaseSchema)
+    @blp.doc(responses=_ACTION_ANSWER)
     @blp.alt_response(404, description="案件不存在或不在您的范围内")
     @blp.alt_response(
         409,
@@ -37,8 +50,14 @@ class CaseActions(MethodView):
     def post(self, args, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
         """Act on a case (one state machine; 409 names the status and allowed actions)."""
         action = args.pop("action")
-        return workflow.perform(
-            db_session(), actor=actor(), case_id=case_id, action=action, args=args, now=utcnow()
+        session, who = db_session(), actor()
+        case = workflow.perform(
+            session, actor=who, case_id=case_id, action=action, args=args, now=utcnow()
+        )
+        if who.is_staff:
+            return case
+        return current_app.json.response(
+            queries.case_json(queries.detail(session, case, actor=who))
         )
 
 

@@ -9,7 +9,16 @@ from flask import Response
 from flask.views import MethodView
 
 from server import access
-from server.api import Blueprint, ErrorSchema, Fen, LocalDateTime, Schema, Text, actor
+from server.api import (
+    Blueprint,
+    ErrorSchema,
+    Fen,
+    LocalDateTime,
+    Schema,
+    Text,
+    actor,
+    check_date,
+)
 from server.cases import settings
 from server.queues.service import require_division
 from server.session import db_session
@@ -115,6 +124,8 @@ def _date(text: str) -> dt.date:
     from server.errors import ValidationFailed
 
     try:
-        return dt.date.fromisoformat(text)
+        return check_date(dt.date.fromisoformat(text))
+    except ma.ValidationError as exc:
+        raise ValidationFailed(errors={"day": exc.messages}) from exc
     except ValueError as exc:
         raise ValidationFailed(errors={"day": ["日期格式应为 YYYY-MM-DD。"]}) from exc

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import marshmallow as ma
 
-from server.api import LocalDateTime, PageArgsSchema, Schema
+from server.api import DateRangeArgsSchema, LocalDateTime, PageArgsSchema, Schema
 from server.cases.models import OPEN_STATUSES, STATUS_LABELS
 from server.masking import mask_phone
 
@@ -56,18 +54,8 @@ class QueueArgsSchema(PageArgsSchema):
     urgent = ma.fields.Boolean()
 
 
-class SlaArgsSchema(Schema):
+class SlaArgsSchema(DateRangeArgsSchema):
     """Date range (Asia/Shanghai dates of submission, inclusive); default the last 30 days."""
-
-    since = ma.fields.Date(data_key="from")
-    until = ma.fields.Date(data_key="to")
-
-    @ma.validates_schema
-    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("since") and data.get("until") and data["since"] > data["until"]:
-            raise ma.ValidationError({"from": ["开始日期不能晚于结束日期。"]})
-        if data.get("since") and data.get("until") and (data["until"] - data["since"]).days > 366:
-            raise ma.ValidationError({"to": ["时间范围不能超过一年。"]})
 
 
 class TownshipSlaSchema(Schema):
