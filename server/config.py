@@ -81,6 +81,8 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_URGENT_PER_RESIDENT": env.get(
             "RATELIMIT_URGENT_PER_RESIDENT", "10/minute;60/hour"
         ),
+        # New urgent cases (each pages the duty officers) opened by one resident's own taps.
+        "RATELIMIT_URGENT_NEW_PER_RESIDENT": env.get("RATELIMIT_URGENT_NEW_PER_RESIDENT", "3/hour"),
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (client address).
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", 0)),
         "STAFF_LOCKOUT_THRESHOLD": int(env.get("STAFF_LOCKOUT_THRESHOLD", 5)),

@@ -112,3 +112,40 @@ def test_staff_read_only(app, client, session):  # type: ignore[no-untyped-def]
 def test_anonymous_401(client):  # type: ignore[no-untyped-def]
     assert client.get("/api/v1/me").status_code == 401
     assert client.patch("/api/v1/me", json={"name": "x"}).status_code == 401
+
+
+def test_an_id_number_bound_to_another_account_is_refused(app, client, session):  # type: ignore[no-untyped-def]
+    holder = factories.resident(session)
+    other = factories.resident(session)
+    assert (
+        client.patch("/api/v1/me", json={"id_number": ID}, headers=factories.auth(app, holder))
+    ).status_code == 200
+    resp = client.patch(
+        "/api/v1/me", json={"name": "王五", "id_number": ID}, headers=factories.auth(app, other)
+    )
+    assert resp.status_code == 409, resp.get_json()
+    body = resp.get_json()
+    assert body["code"] == "id_number_taken" and "12349" in body["message"]
+    assert ID not in str(body)
+    session.expire_all()
+    refused = session.get(Account, other.id)
+    assert refused.id_number_hash is None and refused.name is None  # nothing half-written
+    en = client.patch(
+        "/api/v1/me",
+        json={"id_number": ID},
+        headers={**factories.auth(app, other), "Accept-Language": "en"},
+    )
+    assert en.status_code == 409 and "hotline" in en.get_json()["message"]
+    # the holder binding it again is no conflict
+    again = client.patch("/api/v1/me", json={"id_number": ID}, headers=factories.auth(app, holder))
+    assert again.status_code == 200
+
+
+def test_the_database_refuses_one_id_number_on_two_accounts(session):  # type: ignore[no-untyped-def]
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    a, b = factories.resident(session), factories.resident(session)
+    a.id_number_hash = b.id_number_hash = "f" * 64
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.flush()

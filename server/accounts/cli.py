@@ -7,8 +7,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from server.accounts.auth import revoke_account_sessions
+from server.accounts.idnumbers import mask_id_number, validate_id_number
 from server.accounts.models import STAFF_ROLES, Account
-from server.accounts.service import create_staff
+from server.accounts.service import create_staff, unbind_id_number
 from server.errors import DomainError
 from server.session import database
 
@@ -83,3 +84,27 @@ def unlock(username: str) -> None:
         account.failed_logins = 0
         account.locked_until = None
     click.echo(f"unlocked {username}")
+
+
+@staff_cli.command("unbind-id-number")
+@click.option(
+    "--id-number",
+    required=True,
+    prompt=True,
+    hide_input=True,
+    help="the disputed ID number (prompted, so it stays out of shell history)",
+)
+@click.option("--by", required=True, help="the staff member who decided (for the audit trail)")
+@click.option("--reason", required=True, help="why, e.g. the verification done")
+def unbind_id(id_number: str, by: str, reason: str) -> None:
+    """Unbind an ID number from the account holding it (a resident told 'bound elsewhere'),
+    audited; its rightful holder can then bind it."""
+    try:
+        value = validate_id_number(id_number)
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.errors or exc.message}") from exc
+    with database().new_session() as session, session.begin():
+        account = unbind_id_number(session, value=value, by=by, reason=reason)
+    if account is None:
+        raise click.ClickException(f"no account holds {mask_id_number(value)}")
+    click.echo(f"unbound {mask_id_number(value)} from account {account.id}")

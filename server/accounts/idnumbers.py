@@ -153,9 +153,15 @@ def _hash_key() -> bytes:
 # --- at rest --------------------------------------------------------------------------------
 
 
+def keyed_hash(text: str) -> str:
+    """HMAC-SHA256 (hex) of ``text`` under ``ID_HASH_KEY``: the one keyed hash for anything
+    that may contain an ID number (its look-up hash, a request's fingerprint)."""
+    return hmac.new(_hash_key(), text.encode(), hashlib.sha256).hexdigest()
+
+
 def id_number_hash(value: str) -> str:
     """Keyed hash (HMAC-SHA256, hex) of a normalised ID number, for exact look-ups."""
-    return hmac.new(_hash_key(), _clean(value).encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(_clean(value))
 
 
 def encrypt_id_number(value: str) -> bytes:

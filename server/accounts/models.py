@@ -48,6 +48,15 @@ class Account(Base):
             sqlite_where=text("region_code IS NOT NULL"),
             postgresql_where=text("region_code IS NOT NULL"),
         ),
+        # An ID number belongs to one account: a second account claiming it is refused
+        # (409), even when both claims commit at once (migration 0010).
+        Index(
+            "uq_accounts_id_number_hash",
+            "id_number_hash",
+            unique=True,
+            sqlite_where=text("id_number_hash IS NOT NULL"),
+            postgresql_where=text("id_number_hash IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -58,7 +67,7 @@ class Account(Base):
     name: Mapped[str | None] = mapped_column(String(100))
     # Resident ID number (身份证号): ciphertext, keyed hash for look-ups, masked form for display.
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64))
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
     residence_township_code: Mapped[str | None] = mapped_column(
         String(12), ForeignKey("divisions.code")

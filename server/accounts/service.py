@@ -100,13 +100,73 @@ def get_or_create_resident(session: Session, *, phone: str, **fields: Any) -> tu
     return account, True
 
 
+ID_NUMBER_TAKEN = (
+    "该身份证号已绑定在其他账号上，不能重复绑定。如确为本人身份证号，请拨打12349热线"
+    "或联系所在乡镇（街道）核实处理。"
+)
+ID_NUMBER_TAKEN_EN = (
+    "This ID number is bound to another account. If it is yours, call the 12349 hotline or "
+    "your township office to have it checked."
+)
+
+
+def id_number_holder(session: Session, digest: str) -> int | None:
+    """The id of the account bound to the ID number with keyed hash ``digest``, if any."""
+    return session.scalar(select(Account.id).where(Account.id_number_hash == digest))
+
+
+def bind_id_number(session: Session, *, account: Account, value: str) -> bool:
+    """Bind a validated ID number to ``account``; False (nothing changed) when another
+    account holds it. The unique index decides between two claims at once (the loser's
+    savepoint rolls back), so an ID number never ends up on two accounts."""
+    enc, digest, masked = protect_id_number(value)
+    if account.id_number_hash == digest:
+        return True
+    holder = id_number_holder(session, digest)
+    if holder is not None and holder != account.id:
+        return False
+    try:
+        with session.begin_nested():
+            account.id_number_enc, account.id_number_hash, account.id_number_masked = (
+                enc,
+                digest,
+                masked,
+            )
+            session.flush()
+    except IntegrityError:
+        # The savepoint's rollback expired the account: it reads back what it held.
+        return False
+    return True
+
+
+def unbind_id_number(session: Session, *, value: str, by: str, reason: str) -> Account | None:
+    """Remove an ID number from the account holding it (a staff decision after a dispute),
+    audited with who decided and why; None when no account holds it."""
+    digest = protect_id_number(value)[1]
+    account = session.scalar(select(Account).where(Account.id_number_hash == digest))
+    if account is None:
+        return None
+    account.id_number_enc = account.id_number_hash = account.id_number_masked = None
+    session.flush()
+    record(
+        session,
+        actor=None,
+        action="account.id_number_unbind",
+        target_type="account",
+        target_id=account.id,
+        data={"by": by, "reason": reason},
+    )
+    return account
+
+
 PROFILE_FIELDS = ("name", "id_number", "residence_township_code", "hukou_township_code")
 
 
 def update_profile(
     session: Session, *, actor: Any, account: Account, changes: dict[str, Any]
 ) -> Account:
-    """Apply a resident's own profile changes (validated; the ID number stored protected).
+    """Apply a resident's own profile changes (validated; the ID number stored protected;
+    409 when another account holds it).
 
     The audit entry names the fields changed, never their values.
     """
@@ -120,12 +180,13 @@ def update_profile(
             account.id_number_enc = account.id_number_hash = account.id_number_masked = None
         else:
             value = validate_id_number(raw, field="id_number", session=session)
-            enc, digest, masked = protect_id_number(value)
-            account.id_number_enc, account.id_number_hash, account.id_number_masked = (
-                enc,
-                digest,
-                masked,
-            )
+            if not bind_id_number(session, account=account, value=value):
+                raise Conflict(
+                    ID_NUMBER_TAKEN,
+                    code="id_number_taken",
+                    message_en=ID_NUMBER_TAKEN_EN,
+                    errors={"id_number": [ID_NUMBER_TAKEN]},
+                )
         changed.append("id_number")
     for field in ("residence_township_code", "hukou_township_code"):
         if field in changes:

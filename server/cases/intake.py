@@ -19,13 +19,38 @@ so intake is plain Core with as few statements as correctness allows:
 
 A retry, a repeat tap and an application absorbed by an open case take the same steps 1-2
 and then read what they return.
+
+Who is "the same person" (one open urgent case each, and a repeat is folded in):
+
+- the same account, i.e. the same phone (a resident's account is keyed by phone): the second
+  request joins the open case, under the account's row lock; but only when the caller may
+  view that case (``access.can_view_case``). A grid worker's report of a person whose open
+  case lies outside the worker's region opens a new case in the worker's queue instead;
+- the same ID number on another phone is only *probably* the same person (an ID number is
+  claimed, not proven): never merged without a staff decision. The request opens its own
+  case under its own phone (its township paged).
+
+Both kinds of probable duplicate are linked: a staff-only ``possible_duplicate`` event on
+each case (with the other case's id, never its content), for the staff who may see each.
+On PostgreSQL, requests naming one ID number are serialised by a transaction-level advisory
+lock on its keyed hash, so two hotline entries at once still see (and link) each other.
+
+Folding a repeat into an open case is a write that depends on the case's status: the case
+row is locked (``FOR NO KEY UPDATE``), its status re-checked, and its row version bumped,
+the same version every transition checks (server/cases/workflow.py). A case that ended
+meanwhile takes no repeat: the request opens a new case and pages; a transition that read
+the case before the repeat landed gets the 409 of a concurrent change and sees it on reload.
+
+Idempotency: a retried key returns the case of its first answer, except when that answer
+joined an open case which has since ended: the person's need outlived it, so the retry is
+taken as a new request (joins their open case, or opens a new one and pages), and the key
+then points at that case.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import uuid
@@ -34,12 +59,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, null, select, true
+from sqlalchemy import bindparam, func, literal_column, null, select, true
 from sqlalchemy.orm import Session
 
 import notifications
 from notifications.models import SmsOutbox
-from server import audit
+from server import access, audit
+from server.accounts import idnumbers
 from server.accounts.models import Account
 from server.cases import clocks
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
@@ -98,9 +124,12 @@ class IntakeResult(tuple):
 
 
 def request_fingerprint(endpoint: str, payload: dict[str, Any]) -> str:
-    """A stable hash of a request's meaning, to tell a retry from a different request."""
+    """A stable keyed hash of a request's meaning, to tell a retry from a different request.
+
+    Keyed (``idnumbers.keyed_hash``): a body may carry an ID number, which an unkeyed hash
+    would give away to a few thousand guesses."""
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
+    return idnumbers.keyed_hash(f"{endpoint}\n{canonical}")
 
 
 def _deployment_city() -> str:
@@ -175,6 +204,14 @@ def _lock_account_id(session: Session, account_id: int) -> None:
         locked.add(account_id)
 
 
+def _lock_subject(session: Session, subject_id_hash: str) -> None:
+    """Serialise the requests naming one ID number, until this transaction ends (PostgreSQL;
+    SQLite serialises writers). Taken after the person's and the key owner's row locks."""
+    if _postgres(session):
+        key = int(subject_id_hash[:15], 16)  # 60 bits of the keyed hash: a bigint
+        session.connection().execute(select(func.pg_advisory_xact_lock(key)))
+
+
 def _person(session: Session, resident: Any) -> Any:
     """The person in need, their account row locked: an Account as given (its in-memory
     state counts), or, for an account id, a Person read by the locking statement."""
@@ -214,10 +251,14 @@ def _look_up_query(*, key: bool, urgent: bool, by_subject: bool, pagers: str | N
         if urgent
         else (cases.aid_type == bindparam("aid_type")) & (cases.created_at >= bindparam("since"))
     )
+    order = [cases.created_at.desc()]
+    if by_subject:
+        # The person's own open case first; another phone's case of the ID is only linked.
+        order.insert(0, (cases.resident_id == bindparam("resident_id")).desc())
     open_case = (
         select(cases.id)
         .where(who, cases.status.in_(_OPEN), kind)
-        .order_by(cases.created_at.desc())
+        .order_by(*order)
         .limit(1)
         .scalar_subquery()
     )
@@ -280,30 +321,47 @@ def _look_up(
 
 
 def _earlier_request(
-    session: Session, key_id: int, *, endpoint: str, request_hash: str
-) -> IntakeResult:
+    session: Session, key_id: int, *, actor: Any, endpoint: str, request_hash: str
+) -> IntakeResult | IdempotencyKey:
     """The answer to a retry: the case of the earlier request with this key (422 when the key
-    was used for another request)."""
+    was used for another request); or the key itself when its first answer joined an open
+    case that has since ended (the retry is then a new request, see the module docstring).
+
+    A blank stored fingerprint (written before fingerprints were keyed) matches on the
+    endpoint alone."""
     existing = session.get(IdempotencyKey, key_id)
-    if existing is None or existing.endpoint != endpoint or existing.request_hash != request_hash:
+    if (
+        existing is None
+        or existing.endpoint != endpoint
+        or (existing.request_hash and existing.request_hash != request_hash)
+    ):
         raise ValidationFailed(
             "该幂等键已用于另一请求。",
             message_en="This Idempotency-Key was used for a different request.",
             errors={"Idempotency-Key": ["同一个幂等键只能用于同一请求，请为新请求生成新键。"]},
         )
     case = session.get(Case, existing.case_id) if existing.case_id else None
-    return IntakeResult(case, False, NOTE_RETRY)
+    if case is not None and existing.folded_in and case.status not in OPEN_STATUSES:
+        return existing
+    return IntakeResult(access.require_view(actor, case), False, NOTE_RETRY)
 
 
 def _key_rows(
-    *, actor: Any, key: str | None, endpoint: str, request_hash: str | None, now: dt.datetime
+    *,
+    actor: Any,
+    key: str | None,
+    endpoint: str,
+    request_hash: str | None,
+    now: dt.datetime,
+    retried: IdempotencyKey | None = None,
 ) -> list[dict[str, Any]]:
     """The idempotency key's row (its ``case_id`` still to be set), or none without a key.
 
     Written with the request's other rows, without a read of its own: the look-up found no
     such key after the key owner's row lock (PostgreSQL; SQLite serialises writers), so no
-    concurrent request can be writing it."""
-    if not key:
+    concurrent request can be writing it. None either for a ``retried`` key taken as a new
+    request: its row exists, and ``_point_key`` re-points it."""
+    if not key or retried is not None:
         return []
     return [
         {
@@ -311,6 +369,7 @@ def _key_rows(
             "key": key,
             "endpoint": endpoint,
             "request_hash": request_hash or "",
+            "folded_in": False,
             "created_at": now,
         }
     ]
@@ -337,6 +396,7 @@ def _create_case(
     subject_id_hash: str | None,
     key_rows: list[dict[str, Any]],
     details: dict[str, Any],
+    duplicate: Case | None = None,
 ) -> IntakeResult:
     queue_code = decision.township_code or decision.county_code
     case_id = new_case_id()
@@ -421,20 +481,37 @@ def _create_case(
                 at=now,
             )
         )
-    entry = audit.entry_row(
-        actor=actor,
-        action="case.create",
-        target_type="case",
-        target_id=case_id,
-        data={"channel": channel, "urgent": urgent},
-        at=now,
-    )
+    entries = [
+        audit.entry_row(
+            actor=actor,
+            action="case.create",
+            target_type="case",
+            target_id=case_id,
+            data={"channel": channel, "urgent": urgent},
+            at=now,
+        )
+    ]
+    linked: list[dict[str, Any]] = []
+    if duplicate is not None:
+        reason = "same_phone" if duplicate.resident_id == resident.id else "same_id_number"
+        events.append(_duplicate_event(case_id, duplicate.id, reason, now))
+        linked.append(_duplicate_event(duplicate.id, case_id, reason, now))
+        entries.append(
+            audit.entry_row(
+                actor=actor,
+                action="case.possible_duplicate",
+                target_type="case",
+                target_id=duplicate.id,
+                data={"case_id": str(case_id), "reason": reason},
+                at=now,
+            )
+        )
     insert_rows(
         session,
         [
             (_CASES, [case]),
-            (EVENTS, events),
-            (audit.AUDIT, [entry]),
+            (EVENTS, events + linked),
+            (audit.AUDIT, entries),
             (_OUTBOX, sms),
             (_KEYS, [{**row, "case_id": case_id} for row in key_rows]),
         ],
@@ -442,6 +519,27 @@ def _create_case(
     )
     names = {code: name for code in {queue_code} if (name := gaz.name(code))}
     return IntakeResult(NewCase(case), True, events=events, resident=resident, names=names)
+
+
+_DUPLICATE_TEXT = {
+    "same_phone": "同一电话另有正在办理的案件（不在本登记人辖区），未合并，请督导核对。",
+    "same_id_number": "同一身份证号另有正在办理的案件（不同电话），未合并，请督导核对是否同一人。",
+}
+
+
+def _duplicate_event(
+    case_id: uuid.UUID, other_id: uuid.UUID, reason: str, now: dt.datetime
+) -> dict[str, Any]:
+    # The other case's id only: whoever may see this case may not see that one.
+    return event_row(
+        case_id=case_id,
+        actor=None,
+        action="possible_duplicate",
+        resident_visible=False,
+        text_zh=_DUPLICATE_TEXT[reason],
+        data={"case_id": str(other_id), "reason": reason},
+        at=now,
+    )
 
 
 class NewCase:
@@ -457,27 +555,53 @@ def _queue_name(gaz: Any, decision: Decision) -> str:
     return f"{gaz.name(decision.county_code) or decision.county_code}民政部门"
 
 
-def _record_repeat(
+def _open_case_locked(session: Session, case_id: uuid.UUID) -> Case | None:
+    """The case found by the look-up, its row locked as a transition's write locks it (FOR
+    NO KEY UPDATE: events and documents may still refer to it), read afresh; None when it
+    ended meanwhile."""
+    case = session.get(Case, case_id, with_for_update={"key_share": True}, populate_existing=True)
+    return case if case is not None and case.status in OPEN_STATUSES else None
+
+
+def _fold_in(
     session: Session,
     *,
-    case_id: uuid.UUID,
+    case: Case,
     actor: Any,
     channel: str,
     details: dict[str, Any],
     key_rows: list[dict[str, Any]],
+    now: dt.datetime,
 ) -> None:
+    """Record a repeat on ``case`` (locked, open) and bump its row version, so a transition
+    that read the case before this repeat is a 409 instead of ending it unseen."""
     kept = {k: v for k, v in details.items() if v not in (None, "")}
     event = event_row(
-        case_id=case_id,
+        case_id=case.id,
         actor=actor,
         action="repeat_request",
         resident_visible=False,
         text_zh="同一人再次求助或登记，已并入本案件。",
         data={"channel": channel, **kept},
+        at=now,
     )
+    case.updated_at = now
+    session.flush()
     insert_rows(
-        session, [(EVENTS, [event]), (_KEYS, [{**r, "case_id": case_id} for r in key_rows])]
+        session,
+        [
+            (EVENTS, [event]),
+            (_KEYS, [{**r, "case_id": case.id, "folded_in": True} for r in key_rows]),
+        ],
     )
+
+
+def _point_key(key: IdempotencyKey | None, result: IntakeResult) -> IntakeResult:
+    """A retried key taken as a new request answers with its new outcome from now on."""
+    if key is not None:
+        key.case_id = result.case.id
+        key.folded_in = not result.created
+    return result
 
 
 def _submit(
@@ -494,6 +618,7 @@ def _submit(
     idempotency_key: str | None,
     request_hash: str | None,
     on_repeat: Callable[[], None] | None,
+    on_new: Callable[[], None] | None,
     now: dt.datetime,
     subject_id_hash: str | None,
     township_code: str | None,
@@ -504,11 +629,14 @@ def _submit(
     **details: Any,
 ) -> IntakeResult:
     """Return the case of an earlier request with the same idempotency key; else the person's
-    open case of this kind (recording the new details on it); else a new case. Under the
-    person's row lock (and the key owner's, when another account holds the key)."""
+    open case of this kind that the caller may view (recording the new details on it); else
+    a new case, linked to a probable duplicate it may not join. Under the person's row lock
+    (and the key owner's, when another account holds the key; and the ID number's)."""
     person = _person(session, resident)
     if idempotency_key:
         _lock_account_id(session, actor.id)  # the key owner: the person, or the operator
+    if subject_id_hash:
+        _lock_subject(session, subject_id_hash)
     gaz = gazetteer(session, _deployment_city())
     decision = route(
         Evidence(
@@ -534,28 +662,47 @@ def _submit(
         queue_code=decision.township_code or decision.county_code,
         now=now,
     )
+    retried = None
     if found.key_id is not None:
-        return _earlier_request(
-            session, found.key_id, endpoint=endpoint, request_hash=request_hash or ""
-        )
-    key_rows = _key_rows(
-        actor=actor, key=idempotency_key, endpoint=endpoint, request_hash=request_hash, now=now
-    )
-    if found.open_id is not None:
-        if on_repeat is not None:
-            on_repeat()
-        repeat = {"address": address, "lat": lat, "lng": lng, **details}
-        _record_repeat(
+        earlier = _earlier_request(
             session,
-            case_id=found.open_id,
+            found.key_id,
             actor=actor,
-            channel=channel,
-            details=repeat,
-            key_rows=key_rows,
+            endpoint=endpoint,
+            request_hash=request_hash or "",
         )
-        case = session.get(Case, found.open_id)
-        return IntakeResult(case, False, note, duplicate_of=found.open_id)
-    return _create_case(
+        if isinstance(earlier, IntakeResult):
+            return earlier
+        retried = earlier
+    key_rows = _key_rows(
+        actor=actor,
+        key=idempotency_key,
+        endpoint=endpoint,
+        request_hash=request_hash,
+        now=now,
+        retried=retried,
+    )
+    duplicate = None
+    if found.open_id is not None and (open_case := _open_case_locked(session, found.open_id)):
+        if open_case.resident_id == person.id and access.can_view_case(actor, open_case):
+            if on_repeat is not None:
+                on_repeat()
+            repeat = {"address": address, "lat": lat, "lng": lng, **details}
+            _fold_in(
+                session,
+                case=open_case,
+                actor=actor,
+                channel=channel,
+                details=repeat,
+                key_rows=key_rows,
+                now=now,
+            )
+            result = IntakeResult(open_case, False, note, duplicate_of=open_case.id)
+            return _point_key(retried, result)
+        duplicate = open_case
+    if on_new is not None:
+        on_new()
+    result = _create_case(
         session,
         gaz=gaz,
         decision=decision,
@@ -572,7 +719,9 @@ def _submit(
         subject_id_hash=subject_id_hash,
         key_rows=key_rows,
         details=details,
+        duplicate=duplicate,
     )
+    return _point_key(retried, result)
 
 
 def submit_urgent(
@@ -593,14 +742,15 @@ def submit_urgent(
     staff_notes: str | None = None,
     subject_id_hash: str | None = None,
     on_repeat: Callable[[], None] | None = None,
+    on_new: Callable[[], None] | None = None,
     now: dt.datetime | None = None,
 ) -> IntakeResult:
     """One-tap urgent help: never refused for lack of detail; one open urgent case a person.
 
     ``resident``: the person's Account, or the id of a resident's own account (read with its
     row lock here). ``on_repeat`` runs when the person already has an open urgent case (not
-    for a retry of the same tap); it may raise to throttle repeated taps — a first request
-    never reaches it.
+    for a retry of the same tap), ``on_new`` before a new case is opened; either may raise
+    to throttle (``on_new`` must let a person's first request through).
     """
     return _submit(
         session,
@@ -615,6 +765,7 @@ def submit_urgent(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         on_repeat=on_repeat,
+        on_new=on_new,
         now=now or utcnow(),
         subject_id_hash=subject_id_hash,
         township_code=township_code,
@@ -670,6 +821,7 @@ def submit_application(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         on_repeat=None,
+        on_new=None,
         now=now,
         subject_id_hash=subject_id_hash,
         township_code=township_code,

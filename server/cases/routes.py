@@ -10,8 +10,9 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from server.accounts import idnumbers
 from server.accounts.models import Account
-from server.accounts.service import get_or_create_resident, normalize_phone
+from server.accounts.service import bind_id_number, get_or_create_resident, normalize_phone
 from server.accounts.tokens import request_claims
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
 from server.cases import intake, queries
@@ -27,7 +28,7 @@ from server.cases.schemas import (
     UrgentRequestCreateSchema,
 )
 from server.divisions.service import require_township
-from server.errors import Forbidden, Unauthorized, ValidationFailed
+from server.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed
 from server.limits import enforce
 from server.routing.gazetteer import gazetteer
 from server.session import commit_now, db_session
@@ -64,13 +65,9 @@ def _respond(session: Any, result: intake.IntakeResult) -> tuple[Any, int]:
         # wait while the answer is encoded and sent (as JSON, without CaseSchema's dump).
         commit_now(session)
         return current_app.json.response(body), 201
+    # A case read back for staff (a retry, a repeat folded in) is audited as any staff read.
     body = queries.detail(
-        session,
-        result.case,
-        actor=actor(),
-        note=result.note,
-        duplicate_of=result.duplicate_of,
-        audit_read=False,
+        session, result.case, actor=actor(), note=result.note, duplicate_of=result.duplicate_of
     )
     return body, 201 if result.created else 200
 
@@ -99,7 +96,9 @@ class UrgentRequests(MethodView):
     @blp.alt_response(
         429,
         schema=ErrorSchema,
-        description="已有进行中的紧急求助时点击过于频繁（首次求助与同一次点击的重试从不受限）",
+        description="点击过于频繁：已有进行中的紧急求助时重复点击，或短时间内多次新发起求助"
+        "（如撤回后再求助）；首次求助与同一次点击的重试从不受限。响应带 Retry-After，"
+        "并提示拨打 12349 热线",
     )
     def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
         """One-tap urgent help (一键求助)."""
@@ -115,6 +114,7 @@ class UrgentRequests(MethodView):
             idempotency_key=idempotency_key,
             request_hash=intake.request_fingerprint("urgent", data),
             on_repeat=lambda: _limit_repeated_taps(who),
+            on_new=lambda: _limit_new_urgent(who),
         )
         return _respond(session, result)
 
@@ -164,7 +164,7 @@ class Intake(MethodView):
         resident, _ = get_or_create_resident(session, phone=phone)
         if data.get("name") and not resident.name:
             resident.name = data["name"]
-        id_hash = _intake_id_number(resident, data.get("id_number"))
+        id_hash = _intake_id_number(session, resident, data.get("id_number"))
         reporter = who.region_code if who.role == "grid_worker" else None
         common = dict(
             resident=resident,
@@ -271,15 +271,58 @@ class AidTypes(MethodView):
         ]
 
 
+TAPS_LIMITED = (
+    "您已有一件正在办理的紧急求助，请勿频繁点击，工作人员会尽快联系您。"
+    "如情况危急，请直接拨打12349社会救助热线。"
+)
+TAPS_LIMITED_EN = (
+    "You already have an urgent request in progress; staff will contact you soon. "
+    "If it is critical, call the 12349 social assistance hotline."
+)
+NEW_URGENT_LIMITED = (
+    "您短时间内已多次发起紧急求助，暂时不能在线新建求助。"
+    "如确需帮助，请直接拨打12349社会救助热线或联系所在乡镇（街道），我们会立即处理。"
+)
+NEW_URGENT_LIMITED_EN = (
+    "You have started several urgent requests in a short time; new ones cannot be made "
+    "online for now. If you need help, call the 12349 social assistance hotline or your "
+    "township office."
+)
+
+
+def _enforce(limit: str, *, scope: str, key: str, message: str, message_en: str) -> None:
+    # enforce's 429 is generic; a resident refused help is told where help still is.
+    try:
+        enforce(limit, scope=scope, key=key)
+    except RateLimited as exc:
+        raise RateLimited(message, message_en=message_en, headers=exc.headers) from None
+
+
 # Taps by a resident who already has an open urgent case only add to that case; more than
 # this many are someone (or something) hammering the button. Never applied to a person's
 # first urgent request, nor to the retries of one tap (same Idempotency-Key).
 def _limit_repeated_taps(resident: Account) -> None:
     """Throttle taps from a resident who already has an open urgent case (never the first)."""
-    enforce(
+    _enforce(
         current_app.config["RATELIMIT_URGENT_PER_RESIDENT"],
         scope="urgent-tap",
         key=str(resident.id),
+        message=TAPS_LIMITED,
+        message_en=TAPS_LIMITED_EN,
+    )
+
+
+# Every new urgent case pages the township's duty officers: tap, withdraw, tap again would
+# page them again and again. A first request always passes (the limit is at least 1); the
+# hotline, which is not limited, stays open to a person turned away.
+def _limit_new_urgent(resident: Account) -> None:
+    """Throttle new urgent cases (and so pages) opened by one resident's own taps."""
+    _enforce(
+        current_app.config["RATELIMIT_URGENT_NEW_PER_RESIDENT"],
+        scope="urgent-new",
+        key=str(resident.id),
+        message=NEW_URGENT_LIMITED,
+        message_en=NEW_URGENT_LIMITED_EN,
     )
 
 
@@ -297,20 +340,12 @@ def _duplicate_window() -> dt.timedelta:
     return dt.timedelta(days=int(current_app.config["DUPLICATE_WINDOW_DAYS"]))
 
 
-def _intake_id_number(resident: Account, raw: str | None) -> str | None:
-    """Validate and store a caller's ID number; returns its keyed hash for duplicate checks."""
+def _intake_id_number(session: Any, resident: Account, raw: str | None) -> str | None:
+    """Validate a caller's ID number and bind it to their account when it has none and no
+    other account holds it; returns its keyed hash for duplicate checks."""
     if not raw:
         return resident.id_number_hash
-    try:
-        from server.accounts import idnumbers
-    except ImportError:  # accounts' ID handling not available yet
-        raise ValidationFailed(errors={"id_number": ["暂不支持登记身份证号。"]}) from None
     value = idnumbers.validate_id_number(raw, field="id_number")
-    enc, digest, masked = idnumbers.protect_id_number(value)
     if not resident.id_number_hash:
-        resident.id_number_enc, resident.id_number_hash, resident.id_number_masked = (
-            enc,
-            digest,
-            masked,
-        )
-    return digest
+        bind_id_number(session, account=resident, value=value)
+    return idnumbers.id_number_hash(value)
