@@ -159,6 +159,9 @@ class Me(MethodView):
     @me_blp.login_required(roles=access.PROFILE_EDITORS)
     @me_blp.arguments(MeUpdateSchema)
     @me_blp.response(200, MeSchema)
+    @me_blp.alt_response(
+        409, schema=ErrorSchema, description="该身份证号已绑定其他账号（请拨打12349或联系乡镇核实）"
+    )
     def patch(self, data):  # type: ignore[no-untyped-def]
         """Update my resident profile: name, ID number, residence and hukou township."""
         session = db_session()
