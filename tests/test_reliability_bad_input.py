@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import marshmallow as ma
 import pytest
 from sqlalchemy import func, select
 
@@ -1047,3 +1048,42 @@ def test_bad_query_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-d
     failures = run_rows(ctx, label, op, base, query_rows(op))
     r.STATS["bad-input endpoints"] += 1
     assert not failures, "\n" + "\n".join(failures)
+
+
+def _input_schemas(app: Any) -> list[ma.Schema]:
+    """The argument schemas of every view (json, query, headers), as flask-smorest keeps them."""
+    found = []
+    for view in app.view_functions.values():
+        view_class = getattr(view, "view_class", None)
+        for method in getattr(view_class, "methods", None) or ():
+            doc = getattr(getattr(view_class, method.lower()), "_apidoc", {})
+            for param in doc.get("arguments", {}).get("parameters", []):
+                schema = param["schema"]
+                found.append(schema() if isinstance(schema, type) else schema)
+    return found
+
+
+def _date_fields(schema: ma.Schema, prefix: str) -> list[tuple[str, Any]]:
+    fields = []
+    for name, fld in schema.fields.items():
+        if fld.dump_only:
+            continue
+        inner = getattr(fld, "inner", None) or fld
+        if isinstance(inner, ma.fields.Nested):
+            fields += _date_fields(inner.schema, f"{prefix}.{name}")
+        elif isinstance(inner, ma.fields.Date | ma.fields.DateTime):
+            fields.append((f"{prefix}.{name}", inner))
+    return fields
+
+
+def test_every_date_input_is_bounded(app) -> None:  # type: ignore[no-untyped-def]
+    """A date or time a client sends goes through LocalDate/LocalDateTime (2000-2100): a plain
+    marshmallow Date or DateTime takes year 1 or 9999, which overflow further on."""
+    from server.api import LocalDate, LocalDateTime
+
+    schemas = _input_schemas(app)
+    assert len(schemas) > 15
+    inputs = [f for s in schemas for f in _date_fields(s, type(s).__name__)]
+    assert {"SlaArgsSchema.since", "CaseActionSchema.paid_at"} <= {name for name, _ in inputs}
+    unbounded = [name for name, fld in inputs if not isinstance(fld, LocalDate | LocalDateTime)]
+    assert not unbounded, unbounded
