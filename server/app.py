@@ -48,7 +48,13 @@ class JSONProvider(DefaultJSONProvider):
         try:
             return orjson.dumps(obj, default=self.default, option=self._OPTIONS).decode()
         except TypeError:
-            return super().dumps(obj, **kwargs)  # what orjson refuses (huge ints, surrogates)
+            text = super().dumps(obj, **kwargs)  # what orjson refuses (huge ints, surrogates)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate cannot be sent as UTF-8: written as its JSON escape instead.
+            return super().dumps(obj, **kwargs, ensure_ascii=True)
+        return text
 
 
 class DatabaseInt(IntegerConverter):
