@@ -10,7 +10,7 @@ import marshmallow as ma
 import pytest
 from flask.views import MethodView
 
-from server.api import Blueprint, Schema, Text
+from server.api import Blueprint, LocalDate, LocalDateTime, Schema, Text
 from server.app import create_app
 from server.errors import Conflict, error_body
 
@@ -33,6 +33,8 @@ def _probe_app(database_url):  # type: ignore[no-untyped-def]
         colour = ma.fields.String(validate=ma.validate.OneOf(["red", "blue"]))
         size = ma.fields.Integer(validate=ma.validate.Range(min=1, max=5))
         day = ma.fields.Date()
+        since = LocalDate()
+        at = LocalDateTime()
 
     @blp.route("")
     class Probe(MethodView):
@@ -278,3 +280,24 @@ def test_unencodable_text_never_breaks_the_error_body(app):  # type: ignore[no-u
         body = error_body("validation_error", "m", {"\ud800": ["x\udfff"]})
     assert body["errors"] == {"\\ud800": ["x\\udfff"]}
     assert app.json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("language", "since", "at"),
+    [
+        (
+            "zh",
+            "日期必须在 2000-01-01 至 2100-12-31 之间。",
+            "时间必须在 2000-01-01 至 2100-12-31 之间。",
+        ),
+        (
+            "en",
+            "Must be a date from 2000-01-01 to 2100-12-31.",
+            "Must be a time from 2000-01-01 to 2100-12-31 (in its own offset).",
+        ),
+    ],
+)
+def test_out_of_range_dates_say_the_range(probe, language, since, at):  # type: ignore[no-untyped-def]
+    body = {"name": "x", "count": 1, "since": "9999-12-31", "at": "9999-12-31T23:00:00-05:00"}
+    resp = probe.post("/api/v1/probe", json=body, headers={"Accept-Language": language})
+    assert assert_shape(resp, 422, "validation_error")["errors"] == {"since": [since], "at": [at]}
