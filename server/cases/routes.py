@@ -162,9 +162,10 @@ class Intake(MethodView):
             raise ValidationFailed(errors={"channel": ["主动发现由网格员登记。"]})
         phone = normalize_phone(data["phone"], mobile=False)
         resident, _ = get_or_create_resident(session, phone=phone)
+        # Before the name: a lost race for the ID number rolls back the binding's savepoint.
+        id_hash = _intake_id_number(session, resident, data.get("id_number"))
         if data.get("name") and not resident.name:
             resident.name = data["name"]
-        id_hash = _intake_id_number(session, resident, data.get("id_number"))
         reporter = who.region_code if who.role == "grid_worker" else None
         common = dict(
             resident=resident,
