@@ -345,10 +345,13 @@ def test_retry_of_a_tap_that_joined_a_case_since_ended_opens_a_new_case(app, cli
     me = f.resident(session)
     first = _tap(client, app, me, key="k1", township_code="371102004")
     case_a = first.get_json()["id"]
+    before = session.get(Case, uuid.UUID(case_a)).updated_at
     joined = _tap(client, app, me, key="k2", township_code="371102004")
     assert joined.status_code == 200 and joined.get_json()["id"] == case_a
-    version = session.get(Case, uuid.UUID(case_a)).version
-    assert version == 2  # joining bumps the version transitions check
+    session.expire_all()
+    a = session.get(Case, uuid.UUID(case_a))
+    assert a.version == 2  # joining bumps the version transitions check
+    assert a.updated_at == before  # and nothing else: the first answer is still the case
     claim = client.post("/api/v1/townships/371102004/queue/claim", headers=f.auth(app, duty))
     assert claim.status_code == 200 and claim.get_json()["id"] == case_a
     rejected = client.post(

@@ -59,8 +59,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, null, select, true
+from sqlalchemy import bindparam, func, literal_column, null, select, true, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 import notifications
 from notifications.models import SmsOutbox
@@ -585,8 +586,15 @@ def _fold_in(
         data={"channel": channel, **kept},
         at=now,
     )
-    case.updated_at = now
-    session.flush()
+    # The version only: a repeat adds to the timeline, it does not change the case's fields
+    # (updated_at stays, so earlier answers remain the case as read).
+    version = session.execute(
+        update(_CASES)
+        .where(_CASES.c.id == case.id, _CASES.c.version == case.version)
+        .values(version=_CASES.c.version + 1, updated_at=_CASES.c.updated_at)
+        .returning(_CASES.c.version)
+    ).scalar_one()
+    set_committed_value(case, "version", version)
     insert_rows(
         session,
         [
