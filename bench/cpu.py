@@ -2,7 +2,7 @@
 generator, everything else — read from /proc before and after, divided by the requests served.
 
 A ratio to the floor says how much slower a path is; this says which process the extra cost
-sits in (bench/results/findings.md uses it to separate Python from the database server).
+sits in (Python or the database server).
 """
 
 from __future__ import annotations

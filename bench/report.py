@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.core import Measurement
 
-FINDINGS = "findings.md"
+DECISIONS = "decisions.md"
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -77,8 +77,8 @@ def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[di
         "at half of it; load generator wrk (C + LuaJIT, 2 threads)",
         "",
         table(results, meta),
-        "How to read this: bench/README.md. Profiling findings and before/after figures: "
-        f"[{FINDINGS}]({FINDINGS}).",
+        "How to read this: bench/README.md. What was tried, what stayed and why: "
+        f"[{DECISIONS}]({DECISIONS}).",
         "",
         "## Details",
         "",

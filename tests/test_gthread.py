@@ -1,6 +1,6 @@
 """The gunicorn worker: a process whose threads are all taken leaves a new connection to an
 idle sibling for a moment before taking it itself (server/gthread.py; the effect on load
-spread is measured by ``make bench``: bench/results/findings.md)."""
+spread is measured by ``make bench``: bench/results/decisions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Indexes for the measured hot paths (issue 7, bench/results/findings.md).
+"""Indexes for the measured hot paths (issue 7, bench/results/decisions.md).
 
 - ``ix_cases_queue`` in the claim order (urgent first, earliest deadline, oldest, id): a claim
   reads the first entry instead of sorting every urgent case of the township's queue.

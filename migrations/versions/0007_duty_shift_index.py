@@ -3,7 +3,7 @@ that have not ended of the region's few staff, not every shift ever started (iss
 
 With five years of daily shifts (110,340) the tap's pager look-up took 3.05 ms on SQLite and
 6.8 ms on PostgreSQL through ``ix_duty_shifts_window`` or ``ix_duty_shifts_account_id``,
-0.11 ms and 0.48 ms through this index (bench/results/findings.md, session 7).
+0.11 ms and 0.48 ms through this index (bench/results/decisions.md).
 
 Revision ID: 0007
 Revises: 0006

@@ -6,7 +6,7 @@ them beside 61 staff), ``ANALYZE`` told SQLite that a region holds ~1,800 accoun
 urgent tap's pager look-up then skip-scanned the shifts of every rostered officer instead of
 reading the region's staff and their shifts: the whole look-up took 0.52 ms with five years
 of shifts, 0.19 ms with this index (0.25 ms forcing the staff-first order alone;
-bench/results/findings.md, session 8). It also holds ~2,000× fewer entries, and no resident
+bench/results/decisions.md). It also holds ~2,000× fewer entries, and no resident
 sign-up writes to it.
 
 Revision ID: 0008

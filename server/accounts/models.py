@@ -38,7 +38,7 @@ class Account(Base):
             postgresql_where=text("role = 'resident'"),
         ),
         # Who is on duty in a township (roster look-up on every urgent tap): without it the
-        # look-up reads every account, residents included (bench/results/findings.md). Staff
+        # look-up reads every account, residents included (bench/results/decisions.md). Staff
         # only (residents have no region): with residents in it, the statistics made an
         # analysed database start the look-up from every officer's shifts (migration 0008).
         Index(
