@@ -3,8 +3,8 @@
 The API is CPU-bound Python between short database round trips, so it scales with processes
 (one per core, the GIL allows no more) plus, on PostgreSQL, a few threads each to overlap
 those round trips (on SQLite one: server.config.web_threads says why); gthread keeps HTTP
-connections alive (the sync worker closes every connection). Measured on the 2-core machine
-by ``make bench`` (bench/README.md). Override with the environment: WEB_CONCURRENCY
+connections alive (the sync worker closes every connection). Why each choice: ``make bench``
+(bench/results/decisions.md). Override with the environment: WEB_CONCURRENCY
 (processes), GUNICORN_THREADS, GUNICORN_WORKER_CLASS, GUNICORN_BIND.
 """
 
@@ -30,8 +30,8 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 
 
 # The garbage collector's full collections walk every object the app holds (SQLAlchemy's
-# metadata, the gazetteer, compiled-statement caches): each was a 30-60 ms pause of the whole
-# worker, the status read's p99 (69 ms -> 23 ms at 8 connections with this, bench/results).
+# metadata, the gazetteer, compiled-statement caches): each pauses the whole worker, long
+# enough to set the status read's p99 (bench/results/decisions.md).
 # After the app is loaded its objects are frozen out of collection, and young-generation
 # collections run every 50,000 allocations instead of 700. GUNICORN_GC_THRESHOLD="" keeps
 # Python's defaults.

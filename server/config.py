@@ -106,11 +106,10 @@ def web_threads(env: dict[str, str] | None = None) -> int:
     PostgreSQL and 1 on SQLite (the default database when ``DATABASE_URL`` is unset).
 
     Threads overlap a request's waits on the database server: round trips, commits that wait
-    for the WAL on disk (16 PostgreSQL claimers: 753 claims/s with 4 threads, 495 with 1).
-    SQLite has no such wait (in-process, no fsync per commit in WAL mode) and one writer at
-    a time, so there threads only take turns at the GIL: the writer holding the database's
-    lock waited for it behind its process's other threads, and one-tap requests ran at
-    384-564/s with 4 threads against 598-694/s with 1 (bench/results/findings.md)."""
+    for the WAL on disk. SQLite has no such wait (in-process, no fsync per commit in WAL mode)
+    and one writer at a time, so there threads only take turns at the GIL: the writer holding
+    the database's lock waits for it behind its process's other threads
+    (bench/results/decisions.md)."""
     env = os.environ if env is None else env
     if env.get("GUNICORN_THREADS"):
         return int(env["GUNICORN_THREADS"])

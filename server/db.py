@@ -125,15 +125,14 @@ def _ping_after_idle(engine: Engine) -> None:
 # SQLite copies the WAL into the database (a checkpoint) inside the commit that takes the WAL
 # past this many pages, while that writer still holds the one write lock. Fewer, larger
 # checkpoints copy the pages a flood rewrites again and again (index leaves, the day's case
-# counter) once each instead of once per 1,000 pages (SQLite's default): one-tap requests ran
-# at 721-748/s against 616-672/s, with a WAL of up to 16 MB and a p99 ~5 ms longer
-# (bench/results/findings.md).
+# counter) once each instead of once per 1,000 pages (SQLite's default): more writes a second
+# for a slightly longer tail (bench/results/decisions.md).
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
 # A transaction bigger than that (an import, a bulk load) leaves a WAL file of its size on disk
-# until the last connection closes: 1.4 GB after the bench's million-case load. Past this size
-# SQLite truncates it when the WAL is next restarted. A flood's WAL stays near 16 MB (4,000
-# pages), below it, so the writers never pay for a truncation.
+# until the last connection closes. Past this size SQLite truncates it when the WAL is next
+# restarted. A flood's WAL (4,000 pages of 4 KiB) stays below it, so the writers never pay for
+# a truncation.
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
@@ -286,7 +285,7 @@ def is_sqlite(engine_or_session: Any) -> bool:
 def _parameters(compiled: Any, dialect: Any) -> Any:
     """The function that turns a statement's values into the driver's parameters: what
     ``construct_params`` and the types' bind processors do, in one pass over slots made once
-    (a tap's 100-odd values went through three dicts; this was 10 % of its CPU). A value is
+    instead of three passes over every value. A value is
     looked up by its bind's key, then by its compiled name, else the bind's own value; a
     required bind without a value is an error, as in SQLAlchemy. None is passed as NULL."""
     escaped = compiled.escaped_bind_names or {}
@@ -360,7 +359,7 @@ class DriverStatement:
     compiled once per dialect, its parameters and the columns read converted by the types'
     own processors. For the hot paths only (the status read, the token check, the urgent
     tap's statements), where that machinery cost more CPU than the statement itself
-    (bench/results/findings.md). Listeners of ``before_cursor_execute`` and ``do_execute``
+    (bench/results/decisions.md). Listeners of ``before_cursor_execute`` and ``do_execute``
     see the statement as usual. A SELECT, or a write with or without RETURNING.
 
     On a Connection (the request's session's) it runs inside that connection's transaction.

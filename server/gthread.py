@@ -3,8 +3,8 @@
 With keep-alive, a connection stays with the process that accepted it. gunicorn's processes
 all wait on one listening socket and the first to wake takes whatever is queued, so a burst
 of new connections (a load balancer's, a load generator's) often lands on one process while
-the other idles: half the machine, measured as 1,300 against 3,600 req/s on 2 cores in about
-half of the bench's runs. Here a process whose threads all have a connection already waits a
+the other idles: half the machine, for as long as those connections live
+(bench/results/decisions.md). Here a process whose threads all have a connection already waits a
 moment before taking another, so an idle sibling (woken by the same connection) takes it
 first; when no sibling does, it is taken after the wait.
 """

@@ -61,8 +61,7 @@ def new_case_id() -> uuid.UUID:
     one millisecond; others' cases answer 404 anyway), but time-ordered, so a new case's
     entry goes on the last leaf page of every index keyed by case id (the cases' own, the
     events', the outbox's) instead of a random page among millions, which each SQLite
-    checkpoint then had to sync: with 1,000,000 cases the one-tap p99 was 47.6-58.1 ms under
-    UUIDv4, 36-51 ms under UUIDv7 (bench/results/findings.md, session 7).
+    checkpoint must then sync while the write lock is held (bench/results/decisions.md).
     The time it carries is no secret: the case number shows the day and the count already.
     """
     return uuid7()

@@ -247,7 +247,7 @@ def case_body(
     return data
 
 
-# The resident's status read, issue 7's hottest path, in one statement: the case, its
+# The resident's status read, the hottest path, in one statement: the case, its
 # resident-visible timeline, and what proves the caller may read it — the token's session
 # live (tokens.signed_in_clause), the case that account's own (access.own_case_clause), and
 # the account's role and active flag for tokens.signed_in_actor. No ORM entities, no schema.
