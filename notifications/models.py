@@ -43,6 +43,16 @@ class SmsOutbox(Base):
     __tablename__ = "sms_outbox"
     __table_args__ = (
         Index("ix_sms_outbox_due", "status", "next_attempt_at", "priority"),
+        # The worker's claim in send order: what is pending, by priority, first due first
+        # (notifications.worker.Worker._due); a backlog of receipts is never sorted per claim.
+        Index(
+            "ix_sms_outbox_pending_priority",
+            "priority",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
         # Only rows the provider has named: delivery reports look a sid up (migration 0009).
         Index(
             "ix_sms_outbox_provider_sid",
@@ -60,7 +70,8 @@ class SmsOutbox(Base):
     case_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("cases.id", ondelete="SET NULL"), index=True
     )
-    # Lower is sooner: duty pages and sign-in codes go before receipts.
+    # Lower is sooner, set at enqueue from ``templates.priority`` (the one place it is
+    # decided): duty pages and sign-in codes go before escalations, those before receipts.
     priority: Mapped[int] = mapped_column(Integer, default=5)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

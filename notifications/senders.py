@@ -2,6 +2,10 @@
 
 A sender either returns the provider's message id or raises ``SendError`` saying whether a
 retry may help (``transient``) or not (an invalid or unsubscribed number).
+
+A sender has ``lanes``: the provider-side senders the worker paces one by one (each at
+``SMS_SEND_RATE``). Twilio with a pool of numbers (``TWILIO_FROM=+1...,+1...``) has one lane per
+number; a Messaging Service is one lane, since Twilio spreads it over the service's own pool.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ class Sender(Protocol):
     """Hands one message to a provider; returns the provider's message id."""
 
     name: str
+    lanes: int
 
-    def send(self, *, to: str, body: str, message_id: int, status_callback: str | None) -> str:
-        """Send now; raise SendError on failure."""
+    def send(
+        self, *, to: str, body: str, message_id: int, status_callback: str | None, lane: int = 0
+    ) -> str:
+        """Send now from lane ``lane`` (0 <= lane < lanes); raise SendError on failure."""
         ...
 
 
@@ -57,11 +64,14 @@ class ConsoleSender:
     """Writes one JSON line per SMS to stderr: ``{"sms": {"to", "body", "id"}}``."""
 
     name = "console"
+    lanes = 1
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
-    def send(self, *, to: str, body: str, message_id: int, status_callback: str | None) -> str:
+    def send(
+        self, *, to: str, body: str, message_id: int, status_callback: str | None, lane: int = 0
+    ) -> str:
         stream = self.stream or sys.stderr
         line = json.dumps({"sms": {"to": to, "body": body, "id": message_id}}, ensure_ascii=False)
         stream.write(line + "\n")
@@ -73,6 +83,7 @@ class ConsoleSender:
 class TwilioSettings:
     account_sid: str
     auth_token: str
+    # One number, or several separated by commas (a pool: one lane each, see the module).
     from_number: str = ""
     messaging_service_sid: str = ""
     api_base: str = ""
@@ -90,9 +101,14 @@ class TwilioSender:
 
         if not settings.account_sid or not settings.auth_token:
             raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required")
-        if not settings.from_number and not settings.messaging_service_sid:
+        self.from_numbers = tuple(n.strip() for n in settings.from_number.split(",") if n.strip())
+        if not self.from_numbers and not settings.messaging_service_sid:
             raise ValueError("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required")
+        if len(set(self.from_numbers)) != len(self.from_numbers):
+            raise ValueError("TWILIO_FROM names a number twice")
         self.settings = settings
+        # A Messaging Service is paced by Twilio across its own pool: one lane for us.
+        self.lanes = 1 if settings.messaging_service_sid else len(self.from_numbers)
         # The SDK logs every request at INFO; keep our logs to what we choose to say.
         http_logger = logging.getLogger("twilio.http_client")
         http_logger.setLevel(logging.WARNING)
@@ -107,7 +123,9 @@ class TwilioSender:
             self.client.region = None
             self.client.api.base_url = settings.api_base.rstrip("/")
 
-    def send(self, *, to: str, body: str, message_id: int, status_callback: str | None) -> str:
+    def send(
+        self, *, to: str, body: str, message_id: int, status_callback: str | None, lane: int = 0
+    ) -> str:
         import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
@@ -115,7 +133,7 @@ class TwilioSender:
         if self.settings.messaging_service_sid:
             kwargs["messaging_service_sid"] = self.settings.messaging_service_sid
         else:
-            kwargs["from_"] = self.settings.from_number
+            kwargs["from_"] = self.from_numbers[lane % len(self.from_numbers)]
         if status_callback:
             kwargs["status_callback"] = status_callback
         try:

@@ -11,8 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 # name -> (text, priority: lower is sent sooner). Parameters are named in the text.
+# The one place send order is decided (stored on each outbox row at enqueue; the worker's
+# rule, with its share for the longest-waiting, is in notifications.worker.Worker._due):
+# 0 duty pages and sign-in codes, first come first served between them - someone is waiting
+# on each right now, and a flood of pages must not lock residents out of signing in; 1 the
+# supervisors' escalations; 2 and above the residents' receipts and notices.
 TEMPLATES: dict[str, tuple[str, int]] = {
-    "sign_in_code": ("【指尖办】验证码{code}，5分钟内有效，请勿告诉他人。", 1),
+    "sign_in_code": ("【指尖办】验证码{code}，5分钟内有效，请勿告诉他人。", 0),
     "receipt": ("【指尖办】您的申请{case_no}已受理，由{township}办理，进展将短信告知。", 5),
     "urgent_receipt": ("【指尖办】您的求助{case_no}已收到，{township}将尽快联系您。", 2),
     "claimed": ("【指尖办】您的申请{case_no}已由{township}工作人员受理办理。", 5),
@@ -43,6 +48,9 @@ TEMPLATES: dict[str, tuple[str, int]] = {
         3,
     ),
 }
+
+# Priorities at or below this are the urgent class: pages, codes, escalations.
+URGENT_PRIORITY = 1
 
 # Messages to staff, not residents: their failure does not call for phoning a resident.
 STAFF_TEMPLATES = frozenset({"duty_page", "escalation", "escalation_digest"})
@@ -123,3 +131,8 @@ def render(template: str, params: dict[str, Any], *, text: str | None = None) ->
 def priority(template: str) -> int:
     """Send order of ``template``: lower goes first."""
     return TEMPLATES[template][1]
+
+
+def is_urgent(template: str) -> bool:
+    """True for the messages that must not wait behind a backlog (pages, codes, escalations)."""
+    return priority(template) <= URGENT_PRIORITY

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, literal_column, select, text, true, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,8 +77,12 @@ class WorkerSettings:
     """Tuning of one worker process (see README "SMS" for the matching variables)."""
 
     batch_size: int = 20
-    # Messages per second this worker hands to the provider; 0 means no limit.
+    # Messages per second this worker hands to each of the sender's lanes (each number of a
+    # TWILIO_FROM pool, or a Messaging Service); 0 means no limit.
     send_rate: float = 1.0
+    # Every ``fair_share``-th message this worker claims is the one due longest, whatever its
+    # priority, so receipts still move while pages and codes flood in; 0: strict priority.
+    fair_share: int = 10
     # A claim older than this is presumed dead (longer than any provider call can take).
     sending_timeout: float = 300.0
     poll_interval: float = 5.0
@@ -140,29 +144,49 @@ _RECORD_ATTEMPT = (
 
 
 class Pacer:
-    """Spaces sends to at most ``rate`` per second (provider limits per sender)."""
+    """Spaces sends to at most ``rate`` per second on each of ``lanes`` provider senders
+    (a long code takes about one message a second; a pool of them, one each).
+
+    ``wait`` returns the lane to send on: the one free soonest (round robin when all keep up).
+    """
 
     def __init__(
         self,
         rate: float,
         *,
+        lanes: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.lanes = max(1, lanes)
         self.clock = clock
         self.sleep = sleep
-        self._next = 0.0
+        self._next = [0.0] * self.lanes
+        self._turn = 0
 
-    def wait(self) -> None:
-        """Block until the next send is allowed."""
+    @property
+    def rate(self) -> float:
+        """Messages per second over all lanes (0: no limit)."""
+        return self.lanes / self.interval if self.interval else 0.0
+
+    def wait(self) -> int:
+        """Block until a lane may send; return that lane."""
         if not self.interval:
-            return
+            lane, self._turn = self._turn, (self._turn + 1) % self.lanes
+            return lane
+        # The lane free soonest; ties go round the pool from the last one used.
+        lane = min(
+            range(self.lanes),
+            key=lambda k: (self._next[k], (k - self._turn) % self.lanes),
+        )
         now = self.clock()
-        if now < self._next:
-            self.sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+        if now < self._next[lane]:
+            self.sleep(self._next[lane] - now)
+            now = self._next[lane]
+        self._next[lane] = now + self.interval
+        self._turn = (lane + 1) % self.lanes
+        return lane
 
 
 class PeriodicJobs:
@@ -344,7 +368,8 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        self.pacer = pacer or Pacer(self.settings.send_rate)
+        self.pacer = pacer or Pacer(self.settings.send_rate, lanes=getattr(sender, "lanes", 1))
+        self._claimed = 0  # messages claimed so far: every fair_share-th goes by age
         self.periodic = PeriodicJobs(
             sessions,
             periodic_jobs,
@@ -362,31 +387,28 @@ class Worker:
         return session
 
     def _batch_size(self) -> int:
-        # A slow sender holds few claims at a time, so a new urgent page is not stuck
-        # behind a long batch already claimed.
-        rate = self.settings.send_rate
+        # A slow sender holds few claims at a time (two seconds of sends), so a new urgent
+        # page is not stuck behind a long batch already claimed.
+        rate = self.pacer.rate
         if rate > 0:
             return max(1, min(self.settings.batch_size, math.ceil(rate * 2)))
         return self.settings.batch_size
+
+    def _fair_slots(self, size: int) -> int:
+        """How many of the next ``size`` claims are due by age rather than by priority."""
+        share = self.settings.fair_share
+        if share <= 0:
+            return 0
+        return (self._claimed + size) // share - self._claimed // share
 
     def claim(self, now: dt.datetime | None = None) -> list[Claim]:
         """Claim the due messages (and those of dead workers) and commit the claims."""
         now = now or self.clock()
         stale = now - dt.timedelta(seconds=self.settings.sending_timeout)
         claims: list[Claim] = []
+        size = self._batch_size()
         with self._session() as session:
-            rows = session.scalars(
-                select(SmsOutbox)
-                .where(
-                    or_(
-                        and_(SmsOutbox.status == "pending", SmsOutbox.next_attempt_at <= now),
-                        and_(SmsOutbox.status == "sending", SmsOutbox.claimed_at < stale),
-                    )
-                )
-                .order_by(SmsOutbox.priority, SmsOutbox.next_attempt_at, SmsOutbox.id)
-                .limit(self._batch_size())
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = self._due(session, now, stale, size)
             attempts: list[tuple[SmsOutbox, SmsAttempt, str]] = []
             for row in rows:
                 if row.status == "sending" and not self._recover(session, row, now):
@@ -429,7 +451,70 @@ class Worker:
                 for row, attempt, body in attempts
             ]
             session.commit()
+        self._claimed += len(rows)
         return claims
+
+    def _due(
+        self, session: Session, now: dt.datetime, stale: dt.datetime, size: int
+    ) -> list[SmsOutbox]:
+        """Lock up to ``size`` rows to send now (rows other workers hold are skipped).
+
+        The send order, in full: claims of dead workers first (they have waited longest);
+        then pending rows by ``priority`` (``templates.priority``: duty pages and sign-in
+        codes, then escalations, then receipts), first due first within a priority - except
+        that every ``fair_share``-th row a worker claims is the one due longest of all. So a
+        flood of pages and codes takes at most all but one in ``fair_share`` sends of each
+        worker, and a receipt waits at most ``fair_share`` sends for each row due before it,
+        never for ever.
+        """
+        rows = list(
+            session.scalars(
+                select(SmsOutbox)
+                .where(SmsOutbox.status == "sending", SmsOutbox.claimed_at < stale)
+                .order_by(SmsOutbox.priority, SmsOutbox.id)
+                .limit(size)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        # 'pending' as a literal: a partial index (WHERE status = 'pending') serves only a
+        # query that names the value itself, not a bound parameter.
+        due = and_(
+            SmsOutbox.status == literal_column("'pending'"), SmsOutbox.next_attempt_at <= now
+        )
+        # The share by age is locked first, so the priority query cannot take its place; the
+        # batch then goes out in priority order (a page due now still leaves before it).
+        fair = self._locked_due(
+            session,
+            due,
+            (SmsOutbox.next_attempt_at, SmsOutbox.id),
+            rows,
+            min(self._fair_slots(size), size - len(rows)),
+        )
+        first = self._locked_due(
+            session,
+            due,
+            (SmsOutbox.priority, SmsOutbox.next_attempt_at, SmsOutbox.id),
+            rows + fair,
+            size - len(rows) - len(fair),
+        )
+        return rows + sorted(first + fair, key=lambda r: (r.priority, r.next_attempt_at, r.id))
+
+    @staticmethod
+    def _locked_due(
+        session: Session, due: Any, order: tuple[Any, ...], taken: list[SmsOutbox], limit: int
+    ) -> list[SmsOutbox]:
+        if limit <= 0:
+            return []
+        ids = [row.id for row in taken]
+        return list(
+            session.scalars(
+                select(SmsOutbox)
+                .where(due, SmsOutbox.id.not_in(ids) if ids else true())
+                .order_by(*order)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
 
     def _recover(self, session: Session, row: SmsOutbox, now: dt.datetime) -> bool:
         """A claim whose worker died: True when the message must be sent again."""
@@ -459,13 +544,14 @@ class Worker:
 
     def attempt(self, claim: Claim) -> Outcome:
         """Hand one claimed message to the provider (no database work)."""
-        self.pacer.wait()
+        lane = self.pacer.wait()
         try:
             sid = self.sender.send(
                 to=claim.to,
                 body=claim.body,
                 message_id=claim.outbox_id,
                 status_callback=self.settings.status_callback(claim.outbox_id),
+                lane=lane,
             )
             return Outcome(claim, "sent", sid=sid, at=self.clock())
         except SendError as exc:

@@ -53,8 +53,10 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE", ""),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         "TWILIO_TIMEOUT_SECONDS": float(env.get("TWILIO_TIMEOUT_SECONDS", 10)),
-        # The SMS worker (README "SMS"): pace per worker process, retries, crash detection.
+        # The SMS worker (README "SMS"): pace per sender of each worker process (TWILIO_FROM
+        # may list a pool), the share by age of its sends, retries, crash detection.
         "SMS_SEND_RATE": float(env.get("SMS_SEND_RATE", 1)),
+        "SMS_FAIR_SHARE": int(env.get("SMS_FAIR_SHARE", 10)),
         "SMS_BATCH_SIZE": int(env.get("SMS_BATCH_SIZE", 20)),
         "SMS_MAX_ATTEMPTS": int(env.get("SMS_MAX_ATTEMPTS", 8)),
         "SMS_RETRY_BASE_SECONDS": float(env.get("SMS_RETRY_BASE_SECONDS", 30)),

@@ -26,6 +26,7 @@ def worker_settings(config: dict[str, Any]) -> WorkerSettings:
     return WorkerSettings(
         batch_size=int(config["SMS_BATCH_SIZE"]),
         send_rate=float(config["SMS_SEND_RATE"]),
+        fair_share=int(config["SMS_FAIR_SHARE"]),
         sending_timeout=float(config["SMS_SENDING_TIMEOUT_SECONDS"]),
         poll_interval=float(config["SMS_POLL_SECONDS"]),
         periodic_interval=float(config["WORKER_PERIODIC_SECONDS"]),
