@@ -93,6 +93,7 @@ class Context:
     baseline: dict[str, Measurement] = field(default_factory=dict)  # base figures, for growth
     explains: list[dict[str, Any]] = field(default_factory=list)
     log: Any = print
+    options: dict[str, Any] = field(default_factory=dict)  # per-path settings (--surge-*)
 
     def ratio(self, rate: float) -> float | None:
         if self.floor is None or not self.floor.rate:

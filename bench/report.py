@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import Measurement
+from bench.paths import SECTIONS
 
 DECISIONS = "decisions.md"
 
@@ -114,16 +115,108 @@ def markdown(meta: dict[str, Any], results: list[Measurement], explains: list[di
     return "\n".join(out)
 
 
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+
+
+def _backlog_table(samples: list[dict[str, Any]], every_s: float = 30.0) -> list[str]:
+    lines = [
+        "| t (s) | urgent waiting | oldest urgent (s) | others waiting | oldest other (s) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    next_t = 0.0
+    for i, b in enumerate(samples):
+        if "error" in b or (b["t_s"] < next_t and i != len(samples) - 1):
+            continue
+        next_t = b["t_s"] + every_s
+        lines.append(
+            f"| {b['t_s']:.0f} | {b['urgent']} | {b.get('oldest_urgent_s', '–')} "
+            f"| {b['other']} | {b.get('oldest_other_s', '–')} |"
+        )
+    return lines
+
+
+def section_markdown(name: str, meta: dict[str, Any], results: list[Measurement]) -> str:
+    """The results' own section (e.g. the surge), between markers ``--only`` replaces."""
+    begin, end = _markers(name)
+    mach = meta["machine"]
+    out = [
+        begin,
+        f"## Section: {name}",
+        "",
+        f"- started {meta['started_at']}, commit `{meta['commit']}`, {meta['elapsed_s']} s "
+        f"in all; machine: {mach['cores']} cores, load average at start "
+        f"{mach['loadavg_start'][0]:.2f}, at end {mach['loadavg_end'][0]:.2f} (shared: other "
+        "engineers' work runs on these cores)",
+        "",
+        table(results, meta),
+    ]
+    for m in results:
+        d = {k: v for k, v in m.details.items() if k != "backlog"}
+        out.append(f"- **{m.label}** ({m.db}): `{json.dumps(d, ensure_ascii=False)}`")
+        if m.details.get("backlog"):
+            out += ["", f"Backlog over time ({m.db}), every 30 s:", ""]
+            out += _backlog_table(m.details["backlog"])
+            out.append("")
+    out.append(end)
+    return "\n".join(out) + "\n"
+
+
+def _section_payload(meta: dict[str, Any], results: list[Measurement]) -> dict[str, Any]:
+    return {"meta": meta, "results": [m.as_dict() for m in results]}
+
+
+def _old_block(md: str, name: str) -> str | None:
+    begin, end = _markers(name)
+    if begin in md and end in md:
+        return md[md.index(begin) : md.index(end) + len(end)] + "\n"
+    return None
+
+
 def write(
     out_dir: Path, meta: dict[str, Any], results: list[Measurement], explains: list[dict]
 ) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "latest.json", out_dir / "latest.md"
-    payload = {
+    old_json = json.loads(json_path.read_text()) if json_path.exists() else {}
+    old_md = md_path.read_text() if md_path.exists() else ""
+    main = [m for m in results if m.path not in SECTIONS]
+    payload: dict[str, Any] = {
         "meta": meta,
-        "results": [m.as_dict() for m in results],
+        "results": [m.as_dict() for m in main],
         "explain": explains,
     }
+    blocks = []
+    for name in SECTIONS:
+        own = [m for m in results if m.path == name]
+        if own:
+            payload[name] = _section_payload(meta, own)
+            blocks.append(section_markdown(name, meta, own))
+        elif name in old_json and (block := _old_block(old_md, name)):
+            # Not run this time: the section of its last run stays as it was.
+            payload[name] = old_json[name]
+            blocks.append(block)
     json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    md_path.write_text(markdown(meta, results, explains))
+    md_path.write_text(markdown(meta, main, explains) + "".join("\n" + b for b in blocks))
+    return json_path, md_path
+
+
+def write_sections(
+    out_dir: Path, meta: dict[str, Any], results: list[Measurement]
+) -> tuple[Path, Path]:
+    """Replace only the sections of ``results``' paths in latest.{json,md} (``--only``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "latest.json", out_dir / "latest.md"
+    payload = json.loads(json_path.read_text()) if json_path.exists() else {}
+    md = md_path.read_text() if md_path.exists() else ""
+    for name in SECTIONS:
+        own = [m for m in results if m.path == name]
+        if not own:
+            continue
+        payload[name] = _section_payload(meta, own)
+        block = section_markdown(name, meta, own)
+        old = _old_block(md, name)
+        md = md.replace(old, block) if old else md.rstrip("\n") + "\n\n" + block
+    json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    md_path.write_text(md)
     return json_path, md_path

@@ -50,6 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(path_registry.ALL),
         help=f"comma-separated, of {','.join(path_registry.ALL)} (the floor always runs)",
     )
+    p.add_argument(
+        "--only",
+        default="",
+        help=f"run just these paths of {','.join(path_registry.SECTIONS)} (no floor) and "
+        "replace only their sections of latest.{json,md}",
+    )
+    p.add_argument("--surge-seconds", type=float, default=0, help="surge length (600)")
+    p.add_argument("--surge-taps", type=int, default=0, help="taps in the surge (2,000)")
+    p.add_argument("--surge-senders", type=int, default=0, help="long codes in the pool (8)")
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     p.add_argument("--concurrency", type=int, default=16, help="floor connections")
     p.add_argument("--growth", action="store_true", help="also run with 1M historical cases")
@@ -191,6 +200,11 @@ def run_database(
         duration=args.duration,
         floor_concurrency=args.concurrency,
         log=log,
+        options={
+            "surge_seconds": args.surge_seconds,
+            "surge_taps": args.surge_taps,
+            "surge_senders": args.surge_senders,
+        },
     )
     phases = ["base"] + (["growth"] if args.growth else [])
     with gunicorn(server, env, workdir / "gunicorn.log") as base_url:
@@ -243,11 +257,17 @@ def _skipped(ctx: Context, name: str, title: str, why: str) -> Measurement:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    selected = [p.strip() for p in args.paths.split(",") if p.strip()]
+    only = [p.strip() for p in args.only.split(",") if p.strip()]
+    if only:
+        if set(only) - set(path_registry.SECTIONS):
+            raise SystemExit(f"--only takes {','.join(path_registry.SECTIONS)}")
+        selected = only
+    else:
+        selected = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = set(selected) - set(path_registry.ALL)
     if unknown:
         raise SystemExit(f"unknown paths: {sorted(unknown)}")
-    if "floor" not in selected:
+    if "floor" not in selected and not only:
         selected.insert(0, "floor")
     selected = [p for p in path_registry.ALL if p in selected]
     log("wrk: " + wrk.ensure_wrk())
@@ -280,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         meta["databases"][kind] = info
     meta["machine"]["loadavg_end"] = list(os.getloadavg())
     meta["elapsed_s"] = round(time.time() - started, 1)
-    json_path, md_path = report.write(args.out, meta, results, explains)
+    if only:
+        json_path, md_path = report.write_sections(args.out, meta, results)
+    else:
+        json_path, md_path = report.write(args.out, meta, results, explains)
     log(f"wrote {json_path} and {md_path}")
     print(report.table(results, meta))
     return 0

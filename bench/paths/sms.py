@@ -62,10 +62,10 @@ def _post(url: str) -> None:
 
 
 @contextmanager
-def _fake_twilio(port: int, log_path: Path):
+def _fake_twilio(port: int, log_path: Path, *args: str):
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_twilio", "--port", str(port)],
+            [sys.executable, "-m", "bench.fake_twilio", "--port", str(port), *args],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
