@@ -195,9 +195,10 @@ def run(ctx: Context) -> list[Measurement]:
     n_taps, seconds, senders = _options(ctx)
     county, townships = _county(ctx)
     # Why 8 senders: a tap pages its township's duty officer, so 2,000 taps in 10 minutes are
-    # 3.3 pages/s, plus the sign-in codes (0.8/s here) and the escalations - more than four
-    # long codes at 1/s carry once receipts have their share (SMS_FAIR_SHARE), while one long
-    # code falls behind by 2+ pages every second (see the results' "one sender" note).
+    # 3.3 pages/s, plus the sign-in codes (0.8/s here), the escalations and, as much again,
+    # the receipts: one long code at 1/s falls further behind on the pages alone every
+    # second; five carry the urgent kinds with the receipts' share (SMS_FAIR_SHARE) set
+    # aside, eight carry the receipts too (--surge-senders to try others).
     fake_port = ctx.server.port + 3
     pool = [f"+1500555{k:04d}" for k in range(senders)]
     log_dir = ctx.workdir
