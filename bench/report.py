@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.core import Measurement
+from bench.core import Measurement, Target
 from bench.paths import SECTIONS
 
 DECISIONS = "decisions.md"
@@ -136,21 +136,20 @@ def _backlog_table(samples: list[dict[str, Any]], every_s: float = 30.0) -> list
     return lines
 
 
-def section_markdown(name: str, meta: dict[str, Any], results: list[Measurement]) -> str:
-    """The results' own section (e.g. the surge), between markers ``--only`` replaces."""
+def section_markdown(name: str, runs: dict[str, dict[str, Any]], results: list[Measurement]) -> str:
+    """The results' own section (e.g. the surge), between markers ``--only`` replaces; ``runs``
+    is the run's meta per database (each database may come from another run)."""
     begin, end = _markers(name)
-    mach = meta["machine"]
-    out = [
-        begin,
-        f"## Section: {name}",
-        "",
-        f"- started {meta['started_at']}, commit `{meta['commit']}`, {meta['elapsed_s']} s "
-        f"in all; machine: {mach['cores']} cores, load average at start "
-        f"{mach['loadavg_start'][0]:.2f}, at end {mach['loadavg_end'][0]:.2f} (shared: other "
-        "engineers' work runs on these cores)",
-        "",
-        table(results, meta),
-    ]
+    out = [begin, f"## {name.capitalize()}", ""]
+    for db, meta in runs.items():
+        mach = meta["machine"]
+        out.append(
+            f"- {db}: started {meta['started_at']}, commit `{meta['commit']}`, "
+            f"{meta['elapsed_s']} s in all; machine: {mach['cores']} cores, load average at "
+            f"start {mach['loadavg_start'][0]:.2f}, at end {mach['loadavg_end'][0]:.2f} "
+            "(shared: other engineers' work runs on these cores)"
+        )
+    out += ["", table(results, next(iter(runs.values()), {})).rstrip("\n"), ""]
     for m in results:
         d = {k: v for k, v in m.details.items() if k != "backlog"}
         out.append(f"- **{m.label}** ({m.db}): `{json.dumps(d, ensure_ascii=False)}`")
@@ -162,8 +161,42 @@ def section_markdown(name: str, meta: dict[str, Any], results: list[Measurement]
     return "\n".join(out) + "\n"
 
 
-def _section_payload(meta: dict[str, Any], results: list[Measurement]) -> dict[str, Any]:
-    return {"meta": meta, "results": [m.as_dict() for m in results]}
+def _from_dict(d: dict[str, Any]) -> Measurement:
+    return Measurement(
+        path=d["path"],
+        label=d["label"],
+        db=d["db"],
+        phase=d["phase"],
+        concurrency=d["concurrency"],
+        rate=d["rate"],
+        unit=d["unit"],
+        p50_ms=d["p50_ms"],
+        p99_ms=d["p99_ms"],
+        ratio=d["ratio_to_floor"],
+        targets=[Target(t["target"], t["ok"]) for t in d["targets"]],
+        details=d["details"],
+    )
+
+
+def _section(
+    name: str, meta: dict[str, Any], new: list[Measurement], old: dict[str, Any] | None
+) -> tuple[dict[str, Any], str]:
+    """The section's JSON and Markdown: this run's databases, and the others' last run."""
+    dbs = {m.db for m in new}
+    runs = {db: meta for db in sorted(dbs)}
+    results = list(new)
+    if old and "runs" not in old and "meta" in old:  # written before sections kept per database
+        old = {"runs": {r["db"]: old["meta"] for r in old["results"]}, "results": old["results"]}
+    if old:
+        for db, run_meta in old["runs"].items():
+            if db not in dbs:
+                runs[db] = run_meta
+                results += [_from_dict(r) for r in old["results"] if r["db"] == db]
+    order = {db: k for k, db in enumerate(("sqlite", "postgresql"))}
+    results.sort(key=lambda m: order.get(m.db, 9))
+    runs = dict(sorted(runs.items(), key=lambda kv: order.get(kv[0], 9)))
+    payload = {"runs": runs, "results": [m.as_dict() for m in results]}
+    return payload, section_markdown(name, runs, results)
 
 
 def _old_block(md: str, name: str) -> str | None:
@@ -190,8 +223,8 @@ def write(
     for name in SECTIONS:
         own = [m for m in results if m.path == name]
         if own:
-            payload[name] = _section_payload(meta, own)
-            blocks.append(section_markdown(name, meta, own))
+            payload[name], block = _section(name, meta, own, old_json.get(name))
+            blocks.append(block)
         elif name in old_json and (block := _old_block(old_md, name)):
             # Not run this time: the section of its last run stays as it was.
             payload[name] = old_json[name]
@@ -213,8 +246,7 @@ def write_sections(
         own = [m for m in results if m.path == name]
         if not own:
             continue
-        payload[name] = _section_payload(meta, own)
-        block = section_markdown(name, meta, own)
+        payload[name], block = _section(name, meta, own, payload.get(name))
         old = _old_block(md, name)
         md = md.replace(old, block) if old else md.rstrip("\n") + "\n\n" + block
     json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")

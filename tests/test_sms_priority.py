@@ -188,8 +188,8 @@ def test_the_claim_reads_the_pending_index_in_send_order(app, session):  # type:
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     (statement, params), *_ = [s for s in statements if "'pending'" in s[0]]
-    session.execute(text("ANALYZE sms_outbox"))
     if bind.dialect.name == "postgresql":
+        session.execute(text("ANALYZE sms_outbox"))  # autovacuum's job in a deployment
         plan = session.connection().exec_driver_sql("EXPLAIN " + statement, params).all()
     else:
         plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
