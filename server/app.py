@@ -24,8 +24,8 @@ from server.session import init_app as init_db
 API_TITLE = "Aidline 指尖办社会救助 API"
 API_VERSION = "v1"
 
-# Third-party callers that post form-encoded bodies (Twilio webhooks).
-FORM_PATH_PREFIXES = ("/api/v1/webhooks/",)
+# Callers that post form-encoded bodies: Twilio webhooks, the console's forms.
+FORM_PATH_PREFIXES = ("/api/v1/webhooks/", "/console/")
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -120,6 +120,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api
+
+    from server import console
+
+    console.init_app(app)
 
     from server.cases.sweeper import periodic_job
 

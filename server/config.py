@@ -98,6 +98,12 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "URGENT_CLAIM_MINUTES": int(env.get("URGENT_CLAIM_MINUTES", 15)),
         "DUPLICATE_WINDOW_DAYS": int(env.get("DUPLICATE_WINDOW_DAYS", 30)),
         "DEPLOYMENT_CITY": env.get("DEPLOYMENT_CITY", "3711"),
+        # The staff console (server/console): signed out after this long without activity;
+        # its cookie is Secure when set so, else when the request came over HTTPS.
+        "CONSOLE_IDLE_MINUTES": float(env.get("CONSOLE_IDLE_MINUTES", 30)),
+        "SESSION_COOKIE_SECURE": (
+            _bool(env["SESSION_COOKIE_SECURE"]) if "SESSION_COOKIE_SECURE" in env else None
+        ),
         "SERVE_DOCS": _bool(env.get("SERVE_DOCS"), default=not production),
         "TESTING": False,
     }

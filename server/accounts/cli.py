@@ -37,6 +37,7 @@ def create(
                 region_code=region,
                 phone=phone,
                 name=name,
+                must_change_password=True,  # the administrator knows it: changed at sign-in
             )
         except DomainError as exc:
             raise click.ClickException(f"{exc.message or exc.code} {exc.errors or ''}") from exc

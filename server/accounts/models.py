@@ -80,6 +80,10 @@ class Account(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when an administrator chose the password: the console asks for a new one at sign-in.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.accounts.idnumbers import protect_id_number, validate_id_number
-from server.accounts.models import SCOPE_LEVEL, STAFF_ROLES, Account
-from server.accounts.passwords import hash_password
+from server.accounts.models import SCOPE_LEVEL, STAFF_ROLES, Account, AuthSession
+from server.accounts.passwords import hash_password, verify_password
 from server.audit import record
+from server.db import utcnow
 from server.divisions.models import Division
 from server.divisions.service import require_township
 from server.errors import Conflict, ValidationFailed
@@ -51,12 +52,12 @@ def create_staff(
     region_code: str,
     phone: str | None = None,
     name: str | None = None,
+    must_change_password: bool = False,
 ) -> Account:
     """Create a staff account scoped to ``region_code`` (township, county or city code)."""
     if role not in STAFF_ROLES:
         raise ValidationFailed(errors={"role": [f"角色必须是 {', '.join(STAFF_ROLES)} 之一。"]})
-    if len(password) < 10:
-        raise ValidationFailed(errors={"password": ["密码至少 10 位。"]})
+    check_password_rules(password)
     region = session.get(Division, region_code)
     if region is None or len(region_code) != SCOPE_LEVEL[role]:
         raise ValidationFailed(
@@ -71,10 +72,49 @@ def create_staff(
         region_code=region_code,
         phone=normalize_phone(phone) if phone else None,
         name=name,
+        must_change_password=must_change_password,
     )
     session.add(account)
     session.flush()
     return account
+
+
+def check_password_rules(password: str, field: str = "password") -> None:
+    """422 unless ``password`` is acceptable for a staff account (at least 10 characters)."""
+    if len(password) < 10:
+        raise ValidationFailed(errors={field: ["密码至少 10 位。"]})
+
+
+def change_own_password(
+    session: Session, *, account: Account, current: str, new: str, keep_session: Any = None
+) -> None:
+    """A staff member replaces their password (``current`` must be right); the admin-set flag
+    clears, and every other signed-in session of the account ends."""
+    if not verify_password(account.password_hash, current):
+        raise ValidationFailed(errors={"current_password": ["当前密码不正确。"]})
+    check_password_rules(new, "new_password")
+    if new == current:
+        raise ValidationFailed(errors={"new_password": ["新密码不能与当前密码相同。"]})
+    account.password_hash = hash_password(new)
+    account.must_change_password = False
+    others = update(AuthSession).where(
+        AuthSession.account_id == account.id, AuthSession.revoked_at.is_(None)
+    )
+    if keep_session is not None:
+        others = others.where(AuthSession.id != keep_session)
+    session.execute(
+        others.values(revoked_at=utcnow(), revoked_reason="password").execution_options(
+            synchronize_session=False
+        )
+    )
+    record(
+        session,
+        actor=account,
+        action="auth.password_changed",
+        target_type="account",
+        target_id=account.id,
+    )
+    session.flush()
 
 
 def get_or_create_resident(session: Session, *, phone: str, **fields: Any) -> tuple[Account, bool]:

@@ -47,10 +47,13 @@ def list_queue(
     status: str | None = None,
     aid_type: str | None = None,
     urgent: bool | None = None,
+    channel: str | None = None,
+    claimed_by_id: int | None = None,
     page: int = 1,
     per_page: int = 20,
 ) -> tuple[list[Case], int]:
-    """Open cases of a township queue (or a county's triage queue), in claim order."""
+    """Open cases of a township queue (or a county's triage queue), in claim order;
+    ``claimed_by_id``: only the cases that staff member holds ("my cases")."""
     query = select(Case).where(Case.status.in_((status,) if status else OPEN_STATUSES))
     if township_code:
         query = query.where(Case.township_code == township_code)
@@ -60,6 +63,10 @@ def list_queue(
         query = query.where(Case.aid_type == aid_type)
     if urgent is not None:
         query = query.where(Case.urgent.is_(urgent))
+    if channel:
+        query = query.where(Case.channel == channel)
+    if claimed_by_id is not None:
+        query = query.where(Case.claimed_by_id == claimed_by_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(*QUEUE_ORDER).offset((page - 1) * per_page).limit(per_page)
@@ -173,4 +180,29 @@ def sla_report(
         "since": since,
         "until": until,
         "townships": list(rows.values()),
+    }
+
+
+def queue_pulse(session: Session, *, township_code: str) -> dict[str, Any]:
+    """What a open queue page polls for (one aggregate over the township's open cases): how
+    many wait to be claimed, how many of them are urgent, the newest urgent arrival, and a
+    stamp that changes whenever any open case of the township changes."""
+    queued = Case.status == "queued"
+    urgent_queued = queued & Case.urgent.is_(True)
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(queued),
+            func.count().filter(urgent_queued),
+            func.max(Case.created_at).filter(urgent_queued),
+            func.max(Case.updated_at),
+        ).where(Case.township_code == township_code, Case.status.in_(OPEN_STATUSES))
+    ).one()
+    total, waiting, urgent, newest_urgent, changed = row
+    return {
+        "open": total,
+        "queued": waiting,
+        "urgent_queued": urgent,
+        "newest_urgent_at": str(newest_urgent) if newest_urgent else None,
+        "stamp": f"{total}:{changed}",
     }
