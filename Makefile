@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 
-.PHONY: install run serve test test-sqlite test-postgres fuzz lint format spec bench clean
+.PHONY: install browser screenshots run serve test test-sqlite test-postgres fuzz lint format spec bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+## The console's browser tests drive Debian's Chromium with a CJK font (never `playwright
+## install`, which downloads a browser of its own).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			chromium fonts-noto-cjk; \
+	fi
+
+## Regenerate the console's screenshots under docs/console/ (desktop and 375 px phone).
+screenshots: $(STAMP) browser
+	$(BIN)/python scripts/console_screenshots.py
 
 ## Set up the embedded default (SQLite + console SMS), load demo data, serve the API and
 ## run the SMS worker beside it.
@@ -33,7 +45,7 @@ run: $(STAMP)
 		$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## Run the whole suite on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	env -u TEST_DATABASE_URL $(BIN)/pytest -q

@@ -1,0 +1,132 @@
+"""Regenerate the console's screenshots under docs/console/ (``make screenshots``).
+
+A throw-away SQLite database with a township queue (urgent requests at different ages,
+applications), the app on a free port, Debian's Chromium: the queue page at 1280 px and on a
+375 x 667 phone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from server.accounts.models import Account  # noqa: E402
+from server.accounts.passwords import hash_password  # noqa: E402
+from server.app import create_app  # noqa: E402
+from server.db import utcnow  # noqa: E402
+from server.divisions.load import load_divisions  # noqa: E402
+from server.migrate import alembic_config  # noqa: E402
+from server.session import database  # noqa: E402
+from tests import factories as f  # noqa: E402
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+OUT = ROOT / "docs" / "console"
+TOWNSHIP = "371102004"
+PASSWORD = "screenshot-password"
+
+
+def seed(app) -> None:  # type: ignore[no-untyped-def]
+    now = utcnow()
+    with database(app).new_session() as s, s.begin():
+        load_divisions(s, prefix="3711")
+        duty = Account(
+            role="duty",
+            username="duty371102004",
+            password_hash=hash_password(PASSWORD),
+            region_code=TOWNSHIP,
+        )
+        s.add(duty)
+        s.flush()
+        urgent = [
+            (3, "秦楼街道海曲东路 18 号", "老人独居，突发疾病无钱就医"),
+            (13, "秦楼街道东关社区", "家中失火，生活用品全部烧毁"),
+            (22 * 60 + 30, "秦楼街道安泰社区 5 号楼", "务工受伤，无法支付医药费"),
+        ]
+        for minutes, address, text in urgent:
+            f.case(
+                s,
+                township=TOWNSHIP,
+                created_at=now - dt.timedelta(minutes=minutes),
+                address=address,
+                description=text,
+            )
+        f.case(
+            s,
+            township=TOWNSHIP,
+            status="claimed",
+            claimed_by_id=duty.id,
+            claimed_at=now - dt.timedelta(minutes=30),
+            created_at=now - dt.timedelta(minutes=50),
+            address="秦楼街道营子社区",
+            description="子女上学费用困难",
+            channel="hotline",
+        )
+        for days, kind in ((2, "temporary_expenditure"), (5, "medical")):
+            f.case(
+                s,
+                township=TOWNSHIP,
+                urgent=False,
+                aid_type=kind if kind in _aid_types() else None,
+                created_at=now - dt.timedelta(days=days),
+                address="秦楼街道北京路社区",
+                description="申请临时救助",
+            )
+
+
+def _aid_types() -> dict[str, str]:
+    from server.cases.aid_types import AID_TYPES
+
+    return AID_TYPES
+
+
+def main() -> None:
+    from alembic import command
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/screens.db"
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "screenshots-only-" + "x" * 32})
+        with database(app).engine.connect() as conn:
+            command.upgrade(alembic_config(url, connection=conn), "head")
+            conn.commit()
+        with app.app_context():
+            seed(app)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for name, size in (("desktop", (1280, 800)), ("phone", (375, 667))):
+                    context = browser.new_context(
+                        viewport={"width": size[0], "height": size[1]}, locale="zh-CN"
+                    )
+                    page = context.new_page()
+                    page.goto(f"{base}/console/login")
+                    page.fill("input[name=username]", "duty371102004")
+                    page.fill("input[name=password]", PASSWORD)
+                    page.click("main button[type=submit]")
+                    page.wait_for_selector(".lane-urgent")
+                    page.wait_for_timeout(1200)  # countdowns ticked, first poll done
+                    path = OUT / f"queue-{name}.png"
+                    page.screenshot(path=str(path), full_page=True)
+                    print(f"wrote {path.relative_to(ROOT)}")
+                    context.close()
+                browser.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            database(app).engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
