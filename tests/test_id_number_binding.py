@@ -7,11 +7,12 @@ import threading
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select, text
 
 from server.accounts.models import Account
-from server.db import make_engine
+from server.db import UTCDateTime, make_engine, utcnow
 from server.migrate import alembic_config
 from server.session import database
 from tests import factories
@@ -49,10 +50,18 @@ def test_the_migration_stops_on_an_id_number_bound_twice_and_names_the_accounts(
     url, conn = scratch
     cfg = alembic_config(url, connection=conn)
     command.upgrade(cfg, "0009")
+    # The accounts table as of 0009 (the model has columns of later revisions).
+    accounts_0009 = sa.table(
+        "accounts",
+        sa.column("role"),
+        sa.column("phone"),
+        sa.column("id_number_hash"),
+        sa.column("created_at", UTCDateTime),
+    )
     conn.execute(
-        Account.__table__.insert(),
+        accounts_0009.insert(),
         [
-            {"role": "resident", "phone": phone, "id_number_hash": "a" * 64}
+            {"role": "resident", "phone": phone, "id_number_hash": "a" * 64, "created_at": utcnow()}
             for phone in ("+8613812345601", "+8613812345602")
         ],
     )

@@ -836,9 +836,12 @@ _FLASK_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 def url_map_write_operations(app: Any) -> set[str]:
-    """METHOD path of every write route the app serves (path in OpenAPI form)."""
+    """METHOD path of every write route the API serves (path in OpenAPI form); the console's
+    forms are pages, not API operations (tests/console)."""
     found = set()
     for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/console/"):
+            continue
         for method in rule.methods or ():
             if method.lower() in r.WRITE:
                 path = _FLASK_PARAM.sub(r"{\1}", rule.rule)
