@@ -451,10 +451,10 @@ def test_intake_answers_are_the_case_as_read(app, client, session):  # type: ign
     answers.append((other_h, empty))
     outside = client.post(
         "/api/v1/applications",
-        json={"aid_type": "medical", "reason": "住院", "township_code": "110101001"},
+        json={"aid_type": "medical", "reason": "住院", "township_code": "371121001"},
         headers=other_h,
     )
-    assert outside.status_code == 201 and outside.get_json()["township"]["code"] == "110101001"
+    assert outside.status_code == 201 and outside.get_json()["township"]["code"] == "371121001"
     answers.append((other_h, outside))
     application = client.post(
         "/api/v1/applications",

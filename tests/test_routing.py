@@ -157,3 +157,42 @@ def test_nothing_known_goes_to_city_triage_with_reason(gaz):  # type: ignore[no-
 )
 def test_village_aliases(name, aliases):  # type: ignore[no-untyped-def]
     assert village_aliases(name) == aliases
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        ("北京市朝阳区建外街道", "北京市"),
+        ("青岛市黄岛区王家庄新村", "青岛市"),  # a village name 日照 has too
+        ("山东省临沂市莒南县后马庄一村", "临沂市"),
+        ("广东省深圳市", "广东省、深圳市"),
+    ],
+)
+def test_an_address_outside_the_city_goes_to_city_triage_with_its_reason(gaz, address, named):  # type: ignore[no-untyped-def]
+    found = match_address(address, gaz)
+    assert found.township_code is None and found.via == "elsewhere"
+    decision = route(
+        Evidence(urgent=True, address=address, residence_township_code="371102002"), gaz
+    )
+    assert decision.is_triage and decision.county_code == "3711"
+    assert decision.evidence == "outside"
+    assert f"地址在日照市以外（{named}）" in decision.reason_zh
+    assert "转日照市分拣队列" in decision.reason_zh
+
+
+@pytest.mark.parametrize(
+    ("address", "township"),
+    [
+        ("日照经济技术开发区北京路街道", "371171007"),  # 北京路 is a street name, not 北京市
+        ("山东省日照市东港区秦楼街道青岛路", "371102004"),
+        ("日照市莒县城阳街道（原籍临沂市）", "371122001"),  # names the city: its names decide
+    ],
+)
+def test_other_city_names_inside_a_local_address_do_not_send_it_away(gaz, address, township):  # type: ignore[no-untyped-def]
+    assert match_address(address, gaz).township_code == township
+
+
+def test_an_explicit_code_outside_the_city_never_places_a_case(gaz):  # type: ignore[no-untyped-def]
+    decision = route(Evidence(urgent=True, township_code="110105001"), gaz)
+    assert decision.is_triage and decision.county_code == "3711"
+    assert "提交的乡镇（街道）代码不在日照市" in decision.reason_zh

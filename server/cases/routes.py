@@ -27,10 +27,9 @@ from server.cases.schemas import (
     IntakeCreateSchema,
     UrgentRequestCreateSchema,
 )
-from server.divisions.service import require_township
+from server.divisions.service import require_case_township
 from server.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed
 from server.limits import enforce
-from server.routing.gazetteer import gazetteer
 from server.session import commit_now, db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
@@ -330,11 +329,8 @@ def _limit_new_urgent(resident: Account) -> None:
 def _township(session: Any, code: str | None) -> str | None:
     if not code:
         return None
-    # The deployment city's townships are in the per-process gazetteer; others are looked up.
-    city = current_app.config["DEPLOYMENT_CITY"]
-    if len(code) == 9 and code.startswith(city) and gazetteer(session, city).name(code):
-        return code
-    return require_township(session, code).code
+    who = actor()
+    return require_case_township(session, code, resident=who.role == "resident").code
 
 
 def _duplicate_window() -> dt.timedelta:

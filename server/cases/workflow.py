@@ -28,6 +28,7 @@ from server.cases.events import EVENTS, add_event, event_row
 from server.cases.models import STATUS_LABELS, Case, CaseDocument
 from server.db import DriverStatement, insert_rows, utcnow
 from server.divisions.models import Division
+from server.divisions.service import require_case_township
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.roster.service import pagers_for_township, supervisors_to_alert
 from server.routing.gazetteer import gazetteer
@@ -274,13 +275,6 @@ def flush(session: Session) -> None:
     """Flush; a concurrent change to the same case (row version) becomes a 409."""
     with concurrent_update_is_conflict():
         session.flush()
-
-
-def _township(session: Session, code: str, field: str = "township_code") -> Division:
-    division = session.get(Division, code)
-    if division is None or division.level != "township":
-        raise ValidationFailed(errors={field: ["不是有效的乡镇（街道）代码。"]})
-    return division
 
 
 def _amount_text(fen: int) -> str:
@@ -622,7 +616,7 @@ def _reject(session: Session, actor: Any, case: Case, args: dict, now: dt.dateti
 
 def _transfer(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime) -> None:
     state.target(case.status, "transfer")
-    target = _township(session, args["township_code"])
+    target = require_case_township(session, args["township_code"])
     if target.code == case.township_code:
         raise ValidationFailed(errors={"township_code": ["案件已在该乡镇（街道）。"]})
     previous = case.township_code
@@ -666,7 +660,7 @@ def _assign(session: Session, actor: Any, case: Case, args: dict, now: dt.dateti
             reason_zh="案件已在乡镇队列，请改用转办（transfer）",
             reason_en="the case is in a township queue already; use transfer",
         )
-    target = _township(session, args["township_code"])
+    target = require_case_township(session, args["township_code"])
     _move(
         session,
         case=case,

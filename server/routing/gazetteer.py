@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ def gazetteer(session: Session | Engine | Connection, city_code: str) -> Gazette
     gaz = _cache.get((url, city_code))
     if gaz is None or not gaz.names:
         query = select(Division.code, Division.name, Division.level).where(
-            Division.code.startswith(city_code)
+            or_(Division.code.startswith(city_code), Division.level.in_(("province", "city")))
         )
         if isinstance(session, Engine):
             with session.connect() as conn:

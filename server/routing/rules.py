@@ -31,6 +31,8 @@ _VILLAGE_SUFFIXES = (
     ("委员会", ""),
 )
 _SPACES = re.compile(r"\s+")
+# Suffixes of real province / city names (not placeholders such as 市辖区, 县).
+_FULL_NAME_SUFFIXES = ("省", "市", "自治区", "特别行政区", "自治州", "地区", "盟")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Gazetteer:
     city_name: str = ""
     names: dict[str, str] = field(default_factory=dict)  # code -> official name
     aliases: dict[str, list[Place]] = field(default_factory=dict)  # alias -> places
+    # Full names of the other provinces and cities ("北京市", "青岛市"): an address naming one
+    # is outside the deployment area. Full names only: 北京路 is a street in many cities.
+    elsewhere: set[str] = field(default_factory=set)
 
     def add(self, place: Place, aliases: Iterable[str]) -> None:
         self.names[place.code] = place.name
@@ -81,6 +86,10 @@ def build_gazetteer(city_code: str, divisions: Iterable[tuple[str, str, str]]) -
     gaz = Gazetteer(city_code=city_code)
     for code, name, level in divisions:
         if not code.startswith(city_code):
+            # The city's own province contains it (its code is a prefix of the city's).
+            other = level in ("province", "city") and not city_code.startswith(code)
+            if other and name.endswith(_FULL_NAME_SUFFIXES):
+                gaz.elsewhere.add(name)
             continue
         if level == "city":
             gaz.city_name = name
@@ -107,7 +116,16 @@ class AddressMatch:
     county_code: str | None = None
     matched: str | None = None  # the words that decided
     ambiguous: tuple[str, ...] = ()
-    via: str | None = None  # township | village | county
+    via: str | None = None  # township | village | county | elsewhere
+    elsewhere: tuple[str, ...] = ()  # other provinces / cities the address names
+
+
+def outside_names(text: str, gaz: Gazetteer) -> tuple[str, ...]:
+    """Other provinces and cities a normalised address names, unless it names the deployment
+    city too (then its own names decide)."""
+    if gaz.city_name and gaz.city_name in text:
+        return ()
+    return tuple(sorted(name for name in gaz.elsewhere if name in text))
 
 
 def match_address(address: str, gaz: Gazetteer) -> AddressMatch:
@@ -115,6 +133,10 @@ def match_address(address: str, gaz: Gazetteer) -> AddressMatch:
     text = normalize(address)
     if not text:
         return AddressMatch()
+    outside = outside_names(text, gaz)
+    if outside:
+        # A village or street name that also exists here must not pull the case in.
+        return AddressMatch(via="elsewhere", elsewhere=outside)
     hits: list[tuple[int, int, str]] = []
     for alias in gaz.aliases:
         start = text.find(alias)
@@ -190,7 +212,7 @@ class Decision:
 
     township_code: str | None
     county_code: str  # the township's county, or the triage region (county or city)
-    evidence: str  # explicit_township | address | reporter | residence | hukou | none
+    evidence: str  # explicit_township | address | reporter | residence | hukou | outside | none
     reason_zh: str
 
     @property
@@ -200,18 +222,28 @@ class Decision:
 
 def route(evidence: Evidence, gaz: Gazetteer) -> Decision:
     """Decide the queue of a new case from ``evidence``."""
+    notes: list[str] = []
+    city = gaz.city_name or gaz.city_code
     if evidence.township_code:
         code = evidence.township_code
-        return Decision(
-            code,
-            code[:6],
-            "explicit_township",
-            f"按提交的乡镇（街道）代码分派至{gaz.name(code) or code}。",
-        )
-    notes: list[str] = []
+        if _inside(code, gaz):
+            return Decision(
+                code,
+                code[:6],
+                "explicit_township",
+                f"按提交的乡镇（街道）代码分派至{gaz.name(code)}。",
+            )
+        # Callers refuse such codes (server/divisions/service.py require_case_township); a
+        # case that got here anyway is never placed outside the area: people triage it.
+        notes.append(f"提交的乡镇（街道）代码不在{city}")
     triage_county: str | None = None
     if evidence.address:
         found = match_address(evidence.address, gaz)
+        if found.elsewhere:
+            notes.append(f"地址在{city}以外（{'、'.join(found.elsewhere)}），本服务只覆盖{city}")
+            return Decision(
+                None, gaz.city_code, "outside", _join(notes, f"转{city}分拣队列人工处理。")
+            )
         if found.township_code:
             kind = "乡镇（街道）名称" if found.via == "township" else "村（社区）名称"
             place = "求助所在地" if evidence.urgent else "地址"
