@@ -225,6 +225,7 @@ def _move(
     """Apply ``action`` through the state machine and write its audit entry and timeline
     event (one statement on PostgreSQL). Returns (from, to)."""
     moved = state.apply(case, action)
+    _touch(case)
     rows = _move_rows(
         case=case,
         actor=actor,
@@ -786,6 +787,25 @@ def get_case(session: Session, case_id: uuid.UUID) -> Case:
     return case
 
 
+def case_for_write(session: Session, case_id: uuid.UUID) -> Case:
+    """The case, row-locked for this transaction (404 when absent): every write that depends
+    on its status reads it here, so the status it checks is the one it writes against."""
+    # FOR NO KEY UPDATE on PostgreSQL: concurrent writers of the case queue here and then see
+    # the committed status; the events' foreign-key checks (KEY SHARE) are not blocked.
+    # SQLite serialises write transactions already (server/session.py).
+    with concurrent_update_is_conflict():  # a copy held in the session older than the row
+        case = session.get(Case, case_id, with_for_update={"key_share": True})
+    if case is None:
+        raise NotFound("未找到该案件。", message_en="Case not found.")
+    return case
+
+
+def _touch(case: Any, now: dt.datetime | None = None) -> None:
+    # A write on the case row, so the row-version check guards every status-dependent write
+    # (a note or a document changes nothing else on the row).
+    case.updated_at = now or utcnow()
+
+
 def perform(
     session: Session,
     *,
@@ -797,7 +817,7 @@ def perform(
 ) -> Case:
     """Perform a public action on a case (access, state machine, event, SMS), then flush."""
     now = now or utcnow()
-    case = get_case(session, case_id)
+    case = case_for_write(session, case_id)
     access.require_action(actor, case, action)
     status = case.status
     try:
@@ -832,7 +852,7 @@ def add_document(
 ) -> CaseDocument:
     """Record supplementary material on an open case (the paperwork window included)."""
     now = now or utcnow()
-    case = get_case(session, case_id)
+    case = case_for_write(session, case_id)
     access.require_action(actor, case, "add_document")
     if case.status not in state.DOCUMENT_STATUSES:
         raise state.refuse(
@@ -864,6 +884,7 @@ def add_document(
     )
     with concurrent_update_is_conflict():
         _renew_lease(case, actor, now)
+        _touch(case, now)
         session.flush()
     return document
 
