@@ -89,6 +89,38 @@ def require_view(actor: Any, case: Any) -> Any:
     return case
 
 
+def may_read_contact(actor: Any, case: Any) -> bool:
+    """Whether ``actor`` may read ``case``'s full phone numbers: the staff who may act on it
+    (the holder, the township's duty staff, the county supervisor, the operator who entered
+    it). Everyone else sees them masked."""
+    if not can_view_case(actor, case) or actor.role == "resident":
+        return False
+    if case.claimed_by_id is not None and case.claimed_by_id == actor.id:
+        return True
+    if actor.role == "duty":
+        return bool(case.township_code) and in_scope(actor, case.township_code)
+    if actor.role == "supervisor":
+        return True  # visible to a supervisor: a case of their county (or its triage)
+    if actor.role in {"operator", "grid_worker"}:
+        return case.created_by_id is not None and case.created_by_id == actor.id
+    return False
+
+
+def require_contact(actor: Any, case: Any) -> Any:
+    """Return ``case`` if ``actor`` may read its full phone numbers; NotFound when the case is
+    out of view, Forbidden when it is visible but calling the resident is not theirs to do."""
+    require_view(actor, case)
+    if not may_read_contact(actor, case):
+        raise Forbidden(
+            "只有认领人、本乡镇值班人员、区县督导或登记该案件的坐席可以查看完整联系电话。",
+            message_en=(
+                "Only the holder, the township's duty staff, the county supervisor or the "
+                "operator who entered the case may read its phone numbers."
+            ),
+        )
+    return case
+
+
 # Which roles may perform which case action (the state machine decides *when*).
 ACTION_ROLES: dict[str, frozenset[str]] = {
     "approve": frozenset({"duty", "supervisor"}),

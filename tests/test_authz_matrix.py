@@ -148,6 +148,12 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/cases/<uuid:case_id>"): Row(
         signed_in((OK, HIDE)), path=lambda w, own: {"case_id": w.case(own).id}
     ),
+    # a case's full phones: the staff who may act on it (duty of the township, its county's
+    # supervisors; the holder and the operator who entered it: tests/test_case_contact.py).
+    ("GET", "/api/v1/cases/<uuid:case_id>/contact"): Row(
+        signed_in((DENY, HIDE), duty=(OK, HIDE), supervisor=(OK, HIDE)),
+        path=lambda w, own: {"case_id": w.case(own).id},
+    ),
     ("GET", "/api/v1/cases/<uuid:case_id>/callback-tasks"): Row(
         roles(operator=(OK, HIDE), duty=(OK, HIDE), supervisor=(OK, HIDE), admin=(OK, HIDE)),
         path=lambda w, own: {"case_id": w.case(own).id},

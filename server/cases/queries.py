@@ -340,3 +340,20 @@ def case_json(data: dict[str, Any]) -> dict[str, Any]:
     for item in data["timeline"]:
         item["at"] = local_time(item["at"])
     return data
+
+
+def contact(session: Session, case: Any, *, actor: Any) -> dict[str, Any]:
+    """A case's full phone numbers (``access.require_contact`` decided who); the read is
+    written to the audit trail."""
+    phone = case.subject_phone
+    if not phone:
+        phone = session.scalar(select(Account.phone).where(Account.id == case.resident_id))
+    audit.record(
+        session, actor=actor, action="case.read_contact", target_type="case", target_id=case.id
+    )
+    return {
+        "case_id": case.id,
+        "case_no": case.case_no,
+        "phone": phone,
+        "contact_phone": case.contact_phone,
+    }

@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from server import access
 from server.accounts import idnumbers
 from server.accounts.models import Account
 from server.accounts.service import bind_id_number, get_or_create_resident, normalize_phone
@@ -20,6 +21,7 @@ from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
 from server.cases.schemas import (
     AidTypeSchema,
     ApplicationCreateSchema,
+    CaseContactSchema,
     CaseQueryArgsSchema,
     CaseSchema,
     CaseSummarySchema,
@@ -258,6 +260,20 @@ class CaseById(MethodView):
         session = db_session()
         case = queries.get_case(session, actor=actor(), case_id=case_id)
         return queries.detail(session, case, actor=actor())
+
+
+@blp.route("/cases/<uuid:case_id>/contact")
+class CaseContact(MethodView):
+    @blp.login_required
+    @blp.response(200, CaseContactSchema)
+    @blp.alt_response(403, schema=ErrorSchema, description="可查看案件但无权获取完整电话")
+    @blp.alt_response(404, schema=ErrorSchema, description="不存在或无权查看")
+    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        """The full phone numbers of a case, for the staff who may act on it (audited)."""
+        session = db_session()
+        who = actor()
+        case = access.require_contact(who, queries.get_case(session, actor=who, case_id=case_id))
+        return queries.contact(session, case, actor=who)
 
 
 @blp.route("/aid-types")

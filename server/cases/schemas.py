@@ -172,6 +172,21 @@ class CaseSummarySchema(Schema):
     person = ma.fields.Nested(PersonSchema)
 
 
+class CaseContactSchema(Schema):
+    """A case's full phone numbers, for the staff who may call the resident."""
+
+    case_id = ma.fields.UUID(required=True)
+    case_no = ma.fields.String(required=True)
+    phone = ma.fields.String(
+        allow_none=True, required=True, metadata={"description": "the person's phone"}
+    )
+    contact_phone = ma.fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the contact phone given with the request (someone nearby)"},
+    )
+
+
 class CaseQueryArgsSchema(Schema):
     """Filters of the case list."""
 
