@@ -96,11 +96,18 @@ def redact(row: Any) -> None:
 
 
 def mask_case_no(case_no: str) -> str:
-    """Shorten a case number for SMS: the queue prefix's kind and the day's sequence."""
+    """Shorten a case number for SMS, keeping it unambiguous within the city: the kind, the
+    queue without the city's 4 digits (county 2, township 5; a city queue keeps its code),
+    the month-day and the day's sequence. JJ371102004-20261123-0007 -> JJ02004-1123-0007."""
     parts = str(case_no).split("-")
-    if len(parts) >= 3:
-        return f"{parts[0][:2]}…{parts[-2][-4:]}-{parts[-1]}"
-    return str(case_no)
+    if len(parts) < 3:
+        return str(case_no)
+    head = "".join(parts[:-2])
+    kind, queue = head[:2], head[2:]
+    # Every case of a deployment is queued inside its one city (DEPLOYMENT_CITY): the city
+    # digits say nothing; the rest tells two townships' sequences of the same day apart.
+    queue = queue[4:] if len(queue) > 4 else queue
+    return f"{kind}{queue}-{parts[-2][-4:]}-{parts[-1]}"
 
 
 def placeholders(text: str) -> set[str]:

@@ -59,6 +59,7 @@ def _on_duty(session, account):  # type: ignore[no-untyped-def]
         ("查询", "query"),
         ("查询 我的申请", "query"),
         ("JJ…1123-0007", "case_no"),
+        ("JJ02001-1123-0007", "case_no"),
         ("JJ3711020011123-0007", "case_no"),
         ("1123-0007", "case_no"),
         ("求助", "help"),
@@ -124,11 +125,11 @@ def test_query_replies_with_latest_cases(app, client, session, fake_twilio):  # 
     text_us(client, "查询")
     [reply] = _outbox(session, elder.phone)
     assert reply.template == "inbound_status"
-    assert reply.body == "【指尖办】您的申请：JJ…1123-0007待受理；SQ…1101-0003已发放。"
+    assert reply.body == "【指尖办】您的申请：JJ02001-1123-0007待受理；SQ02001-1101-0003已发放。"
     assert len(reply.body) <= 70
 
-    text_us(client, "SQ…1101-0003")  # the masked number as the resident saw it
-    assert _outbox(session, elder.phone)[-1].body == "【指尖办】您的申请：SQ…1101-0003已发放。"
+    text_us(client, "SQ02001-1101-0003")  # the masked number as the resident saw it
+    assert _outbox(session, elder.phone)[-1].body == "【指尖办】您的申请：SQ02001-1101-0003已发放。"
 
     worker(app, **twilio_config(fake_twilio)).run_once()
     assert [r.form["To"] for r in fake_twilio.requests] == [elder.phone, elder.phone]

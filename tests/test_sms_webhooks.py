@@ -315,7 +315,7 @@ def test_admin_overrides_template_wording(app, client, session):  # type: ignore
     row = notifications.enqueue(
         session, "+8613912345678", "closed", {"case_no": "JJ1-20261123-0001"}
     )
-    assert row.body == "【指尖办】JJ…1123-0001已办结。"
+    assert row.body == "【指尖办】JJ1-1123-0001已办结。"
 
     for bad in ("{amount_yuan}元", "{case_no", "{0}", ""):
         resp = client.put(url, json={"text": bad}, headers=h)

@@ -66,7 +66,7 @@ def test_twilio_request_carries_to_from_body_and_status_callback(app, session, f
     assert req.form["To"] == "+8613900001111"
     assert req.form["From"] == FROM_NUMBER
     assert req.form["Body"] == row.body
-    assert "UR…1123-0042" in req.form["Body"]  # masked case number
+    assert "UR02001-1123-0042" in req.form["Body"]  # masked case number
     assert req.form["StatusCallback"] == (
         f"{PUBLIC_BASE_URL}/api/v1/webhooks/twilio/status?outbox={row.id}"
     )
@@ -317,7 +317,7 @@ def test_template_override_is_used(app, session, fake_twilio):  # type: ignore[n
     session.add(SmsTemplateOverride(name="withdrawn", text="【指尖办】{case_no}已撤回，谢谢。"))
     session.flush()
     row = _enqueue(session, template="withdrawn", case_no="UR-371102001-20261123-0007")
-    assert row.body == "【指尖办】UR…1123-0007已撤回，谢谢。"
+    assert row.body == "【指尖办】UR02001-1123-0007已撤回，谢谢。"
 
 
 # --- crashes ------------------------------------------------------------------------------

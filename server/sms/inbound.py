@@ -26,8 +26,9 @@ from server.errors import ValidationFailed
 
 HELP_WORDS = ("求助", "救助", "救命")
 QUERY_WORDS = ("查询", "查", "进度", "CX")
-# The tail of a case number as residents see it in SMS ("JJ…1123-0007": month-day, sequence).
-CASE_NO_TAIL = re.compile(r"(\d{4})-(\d{4})(?!\d)")
+# The tail of a case number as residents see it in SMS ("JJ02004-1123-0007": month-day,
+# sequence); not the queue's digits before the month-day ("02004-1123").
+CASE_NO_TAIL = re.compile(r"(\d{4})-(\d{4})(?![\d-])")
 MAX_LISTED = 3
 
 
