@@ -779,14 +779,6 @@ _HANDLERS: dict[str, Callable[[Session, Any, Case, dict, dt.datetime], None]] = 
 assert set(_HANDLERS) == set(state.PUBLIC_ACTIONS)
 
 
-def get_case(session: Session, case_id: uuid.UUID) -> Case:
-    """The case, or 404."""
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound("未找到该案件。", message_en="Case not found.")
-    return case
-
-
 def case_for_write(session: Session, case_id: uuid.UUID) -> Case:
     """The case, row-locked for this transaction (404 when absent): every write that depends
     on its status reads it here, so the status it checks is the one it writes against."""
