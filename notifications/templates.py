@@ -30,7 +30,7 @@ TEMPLATES: dict[str, tuple[str, int]] = {
     "referred": ("【指尖办】您的申请{case_no}已转{department}办理。", 5),
     "closed": ("【指尖办】您的申请{case_no}已办结，感谢您的耐心。", 6),
     "withdrawn": ("【指尖办】您的申请{case_no}已撤回。", 6),
-    "duty_page": ("【指尖办】紧急求助{case_no}，{township}，请立即认领处理。", 0),
+    "duty_page": ("【指尖办】{channel}紧急求助{case_no}，{township}，请立即认领处理。", 0),
     # After duty pages: an escalation backlog (a sweep after an outage) must not delay a page.
     "escalation": ("【指尖办】督办：{case_no}（{township}）{problem}，请立即处理。", 1),
     # Several escalations of one SLA sweep to the same supervisor: one message, not one each

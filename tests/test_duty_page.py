@@ -27,8 +27,11 @@ def test_masked_numbers_are_unambiguous_within_the_city(session):  # type: ignor
     assert mask_case_no("JJ371102002-20261201-0001") == "JJ02002-1201-0001"
     assert mask_case_no("JJ371102-20261201-0001") == "JJ02-1201-0001"  # county triage
     assert mask_case_no("JJ3711-20261201-0001") == "JJ3711-1201-0001"  # city triage
-    page = render("duty_page", {"case_no": "JJ371102004-20261201-0001", "township": "秦楼街道"})
-    assert page == "【指尖办】紧急求助JJ02004-1201-0001，秦楼街道，请立即认领处理。"
+    page = render(
+        "duty_page",
+        {"case_no": "JJ371102004-20261201-0001", "township": "秦楼街道", "channel": "12349 热线"},
+    )
+    assert page == "【指尖办】12349 热线紧急求助JJ02004-1201-0001，秦楼街道，请立即认领处理。"
 
 
 def _on_duty(session, township, phone):  # type: ignore[no-untyped-def]
@@ -72,7 +75,48 @@ def test_two_townships_pages_differ_and_name_no_one(app, client, session):  # ty
         body = page.body
         assert mask_case_no(r.json["case_no"]) in body and code[4:] in body
         assert "紧急求助" in body and name in body and len(body) <= 70
+        assert body.startswith("【指尖办】手机应用紧急求助")  # how the need came in
         for personal in ("张", "泰安路", "海滨", "401", "16号", "13911112222", resident.phone[3:]):
             assert personal not in body, (personal, body)
         bodies[code] = body
     assert len(set(bodies.values())) == 2
+
+
+def test_pages_say_how_the_need_came_in_on_intake_and_transfer(app, client, session):  # type: ignore[no-untyped-def]
+    """Urgent aid is one aid type (急难型), so a page tells a hotline call from a tap, here and
+    in the township the case moves to; the notes stay off it."""
+    first = _on_duty(session, "371102004", "+8613900002004")
+    second = _on_duty(session, "371102002", "+8613900002002")
+    op = f.staff(session, role="operator", region="3711")
+    r = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "13812345601",
+            "channel": "hotline",
+            "urgent": True,
+            "aid_type": "medical",
+            "township_code": "371102004",
+            "notes": "来电称老人突发疾病",
+        },
+        headers=f.auth(app, op),
+    )
+    assert r.status_code == 201, r.json
+    case_id = uuid.UUID(r.json["id"])
+    claim = client.post("/api/v1/townships/371102004/queue/claim", headers=f.auth(app, first))
+    assert claim.status_code == 200 and claim.json["id"] == str(case_id)
+    moved = client.post(
+        f"/api/v1/cases/{case_id}/actions",
+        json={"action": "transfer", "township_code": "371102002", "reason": "人在石臼街道"},
+        headers=f.auth(app, first),
+    )
+    assert moved.status_code == 200, moved.json
+    pages = session.scalars(
+        select(SmsOutbox)
+        .where(SmsOutbox.case_id == case_id, SmsOutbox.template == "duty_page")
+        .order_by(SmsOutbox.id)
+    ).all()
+    assert [p.to_phone for p in pages] == [first.phone, second.phone]
+    for page, township in zip(pages, ("秦楼街道", "石臼街道"), strict=True):
+        assert page.body.startswith("【指尖办】12349 热线紧急求助"), page.body
+        assert township in page.body and "老人" not in page.body
+        assert len(page.body) <= 70

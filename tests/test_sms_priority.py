@@ -27,7 +27,11 @@ def _page(session: Any, n: int) -> SmsOutbox:
         session,
         f"+86139100{n:05d}",
         "duty_page",
-        {"case_no": f"UR-371102001-20261201-{n:04d}", "township": "日照街道"},
+        {
+            "case_no": f"UR-371102001-20261201-{n:04d}",
+            "township": "日照街道",
+            "channel": "手机应用",
+        },
     )
 
 
@@ -40,7 +44,11 @@ def _receipt(session: Any, n: int, template: str = "claimed") -> SmsOutbox:
         session,
         f"+86139300{n:05d}",
         template,
-        {"case_no": f"UR-371102001-20261201-{n:04d}", "township": "日照街道"},
+        {
+            "case_no": f"UR-371102001-20261201-{n:04d}",
+            "township": "日照街道",
+            "channel": "手机应用",
+        },
     )
 
 

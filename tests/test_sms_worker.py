@@ -203,6 +203,7 @@ def test_staff_page_failure_makes_no_callback_task(app, session, fake_twilio):  
         case=case,
         case_no=case.case_no,
         township="日照街道",
+        channel="手机应用",
     )
     fake_twilio.answer((400, 21211))
     worker(app, **twilio_config(fake_twilio)).run_once()
@@ -219,6 +220,7 @@ def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-un
         template="duty_page",
         case_no="UR-371102001-20261123-0001",
         township="日照街道",
+        channel="手机应用",
     )
     worker(app, **twilio_config(fake_twilio)).run_once()
     assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002", "+8613900000001"]
@@ -261,6 +263,7 @@ def test_a_code_sealed_with_a_key_the_worker_lacks_fails_alone(app, session, fak
         template="duty_page",
         case_no="UR-371102001-20261123-0009",
         township="日照街道",
+        channel="手机应用",
     )
     other_key = {"SECRET_KEY": "another-secret-key-with-enough-length-for-hs256"}
     worker(app, **twilio_config(fake_twilio), **other_key).run_once()
@@ -298,6 +301,7 @@ def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):
         template="duty_page",
         case_no="UR-371102001-20261123-0009",
         township="日照街道",
+        channel="手机应用",
     )
     worker(app, **twilio_config(fake_twilio)).run_once()
     assert fake_twilio.requests[0].form["To"] == "+8613900000002"

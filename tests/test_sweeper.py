@@ -283,7 +283,10 @@ def test_worker_once_sweeps_then_sends_the_page_before_the_digest(app, session, 
         for _ in range(30)
     ]
     notifications.enqueue(
-        session, p.duty.phone, "duty_page", {"case_no": backlog[0].case_no, "township": "日照街道"}
+        session,
+        p.duty.phone,
+        "duty_page",
+        {"case_no": backlog[0].case_no, "township": "日照街道", "channel": "手机应用"},
     )
     session.commit()
     app.config.update(twilio_config(fake_twilio))

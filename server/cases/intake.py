@@ -71,7 +71,7 @@ from server.accounts.models import Account
 from server.cases import clocks
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
 from server.cases.events import EVENTS, event_row
-from server.cases.models import OPEN_STATUSES, Case, IdempotencyKey, new_case_id
+from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES, Case, IdempotencyKey, new_case_id
 from server.cases.numbers import next_case_no
 from server.db import DriverStatement, insert_rows, utcnow
 from server.errors import Unauthorized, ValidationFailed
@@ -462,11 +462,13 @@ def _create_case(
         template = "urgent_receipt" if urgent else "receipt"
         sms.append(notifications.outbox_row(session, resident.phone, template, params, case_id))
     if urgent:
+        # How the need came in, never who or where exactly: a page is read on a locked screen.
+        page = {**params, "channel": CHANNEL_LABELS[channel]}
         paged = []
         for staff in found.pagers:
             if staff.phone:
                 sms.append(
-                    notifications.outbox_row(session, staff.phone, "duty_page", params, case_id)
+                    notifications.outbox_row(session, staff.phone, "duty_page", page, case_id)
                 )
                 paged.append(staff.id)
         if not paged:

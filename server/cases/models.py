@@ -51,7 +51,15 @@ STATUS_LABELS = {
     "withdrawn": "已撤回",
     "referred": "已转县级部门",
 }
-CHANNELS = ("app", "miniprogram", "hotline", "proactive_discovery", "walk_in", "sms")
+CHANNEL_LABELS = {
+    "app": "手机应用",
+    "miniprogram": "小程序",
+    "hotline": "12349 热线",
+    "proactive_discovery": "主动发现",
+    "walk_in": "窗口受理",
+    "sms": "短信",
+}
+CHANNELS = tuple(CHANNEL_LABELS)
 
 
 def new_case_id() -> uuid.UUID:

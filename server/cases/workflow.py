@@ -25,7 +25,7 @@ from server.accounts.models import ROLE_LABELS, Account
 from server.audit import AUDIT, entry_row, record
 from server.cases import clocks, money, state
 from server.cases.events import EVENTS, add_event, event_row
-from server.cases.models import STATUS_LABELS, Case, CaseDocument
+from server.cases.models import CHANNEL_LABELS, STATUS_LABELS, Case, CaseDocument
 from server.db import DriverStatement, insert_rows, utcnow
 from server.divisions.models import Division
 from server.divisions.service import require_case_township
@@ -167,7 +167,11 @@ def _page_township(session: Session, *, case: Case, now: dt.datetime) -> None:
                 session,
                 account.phone,
                 "duty_page",
-                {"case_no": case.case_no, "township": township},
+                {
+                    "case_no": case.case_no,
+                    "township": township,
+                    "channel": CHANNEL_LABELS[case.channel],
+                },
                 case_id=case.id,
             )
 

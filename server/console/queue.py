@@ -11,21 +11,13 @@ from sqlalchemy import select
 from server import access
 from server.cases import workflow
 from server.cases.aid_types import AID_TYPES
-from server.cases.models import CHANNELS, OPEN_STATUSES, STATUS_LABELS
+from server.cases.models import CHANNEL_LABELS, CHANNELS, OPEN_STATUSES, STATUS_LABELS
 from server.console import bp
 from server.db import utcnow
 from server.divisions.models import Division
 from server.queues import service
 from server.session import db_session
 
-CHANNEL_LABELS = {
-    "app": "手机应用",
-    "miniprogram": "小程序",
-    "hotline": "12349 热线",
-    "proactive_discovery": "主动发现",
-    "walk_in": "窗口受理",
-    "sms": "短信",
-}
 PAGE_SIZE = 100
 # When a countdown turns amber, then red (seconds left).
 PAY_AMBER, PAY_RED = 6 * 3600, 2 * 3600
