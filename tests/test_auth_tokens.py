@@ -74,6 +74,33 @@ def test_retry_after_a_lost_answer_gets_a_new_pair(client, session):  # type: ig
     assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
 
 
+def test_a_token_spent_by_a_retry_is_never_accepted(client, session):  # type: ignore[no-untyped-def]
+    # R0 -> P1 (answer lost), R0 again -> P2: P1 was spent by the retry. If P1 turns up it is a
+    # copy: refused, and the session ends, so no second live pair ever comes out of the family.
+    first = sign_in(client, session, PHONE)
+    p1 = _refresh(client, first["refresh_token"]).get_json()
+    p2 = _refresh(client, first["refresh_token"]).get_json()
+    resp = _refresh(client, p1["refresh_token"])
+    assert resp.status_code == 401 and resp.get_json()["code"] == "refresh_invalid"
+    assert _refresh(client, p2["refresh_token"]).status_code == 401
+    assert _me(client, p2["access_token"]).status_code == 401
+    session.expire_all()
+    assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
+
+
+def test_one_live_refresh_token_per_family_after_a_retry(client, session):  # type: ignore[no-untyped-def]
+    first = sign_in(client, session, PHONE)
+    _refresh(client, first["refresh_token"])
+    p2 = _refresh(client, first["refresh_token"]).get_json()
+    session.expire_all()
+    live = session.scalars(select(RefreshToken).where(RefreshToken.used_at.is_(None))).all()
+    assert len(live) == 1
+    # The rightful client carries on with P2, and P2's successor in turn.
+    p3 = _refresh(client, p2["refresh_token"])
+    assert p3.status_code == 200, p3.get_json()
+    assert _refresh(client, p3.get_json()["refresh_token"]).status_code == 200
+
+
 def test_reuse_after_the_grace_period_revokes(client, session):  # type: ignore[no-untyped-def]
     first = sign_in(client, session, PHONE)
     _refresh(client, first["refresh_token"])

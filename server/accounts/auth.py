@@ -323,7 +323,8 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
     A spent token presented again means it was copied: the whole session is revoked (401),
     so the thief's copy and the rightful client's both stop and the user signs in again.
     Except a retry: within ``REFRESH_REUSE_GRACE_SECONDS`` and before the pair it was
-    exchanged for has been used, the client gets a new pair and the unused one is spent.
+    exchanged for has been used, the client gets a new pair and the unused one is spent
+    (superseded): a superseded token is never a retry, so one family has one live pair.
     """
     now = now or utcnow()
     row = session.scalars(
@@ -334,7 +335,11 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
     auth_session = session.get(AuthSession, row.session_id, with_for_update=True)
     if auth_session is None or auth_session.revoked_at is not None:
         raise _refresh_refused()
-    retry = row.used_at is not None and _retry_of_lost_answer(session, row, now)
+    retry = (
+        row.used_at is not None
+        and row.superseded_at is None
+        and _retry_of_lost_answer(session, row, now)
+    )
     if row.used_at is not None and not retry:
         log.warning("refresh token reused; session %s revoked", auth_session.id)
         revoke_session(session, session_id=auth_session.id, reason="reuse", now=now)
@@ -353,7 +358,7 @@ def refresh(session: Session, *, token: str, now: dt.datetime | None = None) -> 
         session.execute(
             update(RefreshToken)
             .where(RefreshToken.session_id == auth_session.id, RefreshToken.used_at.is_(None))
-            .values(used_at=now)
+            .values(used_at=now, superseded_at=now)
             .execution_options(synchronize_session=False)
         )
     else:

@@ -138,3 +138,6 @@ class RefreshToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Spent without being exchanged: a retry of its predecessor replaced it. Such a token is
+    # never a retry itself; presented again it is a copy.
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
