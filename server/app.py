@@ -14,8 +14,8 @@ from webargs.core import is_json
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from server import accesslog, limits
 from server import config as config_module
-from server import limits
 from server.api import Api
 from server.errors import DomainError, register_error_handlers
 from server.session import WRITE_METHODS
@@ -26,6 +26,14 @@ API_VERSION = "v1"
 
 # Callers that post form-encoded bodies: Twilio webhooks, the console's forms.
 FORM_PATH_PREFIXES = ("/api/v1/webhooks/", "/console/")
+# Answers that carry tokens: no cache (browser, proxy) may keep them.
+TOKEN_PATH_PREFIX = "/api/v1/auth/"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -113,6 +121,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_db(app)
     _check_bodies(app)
+    _security_headers(app)
+    accesslog.install()
     limits.init_app(app)
 
     api = Api(app)
@@ -198,3 +208,14 @@ def _check_bodies(app: Flask) -> None:
             json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise InvalidJSON(errors={"_schema": ["请求内容不是有效的 JSON。"]}) from exc
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):  # type: ignore[no-untyped-def]
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # Tokens, and whatever answers a signed-in caller (personal data), are never cached.
+        if request.path.startswith(TOKEN_PATH_PREFIX) or "Authorization" in request.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
