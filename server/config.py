@@ -87,8 +87,11 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_URGENT_NEW_PER_RESIDENT": env.get("RATELIMIT_URGENT_NEW_PER_RESIDENT", "3/hour"),
         # Reverse proxies in front of the app whose X-Forwarded-For is trusted (client address).
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", 0)),
-        "STAFF_LOCKOUT_THRESHOLD": int(env.get("STAFF_LOCKOUT_THRESHOLD", 5)),
-        "STAFF_LOCKOUT_MINUTES": int(env.get("STAFF_LOCKOUT_MINUTES", 15)),
+        # Failed staff sign-ins per (username, client address): this many are free, then each
+        # further one makes that pair wait BASE seconds, doubling, at most MAX.
+        "STAFF_THROTTLE_FREE_FAILURES": int(env.get("STAFF_THROTTLE_FREE_FAILURES", 5)),
+        "STAFF_THROTTLE_BASE_SECONDS": int(env.get("STAFF_THROTTLE_BASE_SECONDS", 30)),
+        "STAFF_THROTTLE_MAX_SECONDS": int(env.get("STAFF_THROTTLE_MAX_SECONDS", 900)),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", 15 * 60)),
         "REFRESH_TOKEN_TTL": int(env.get("REFRESH_TOKEN_TTL", 30 * 24 * 3600)),
         # A refresh retried this soon after its answer was lost is not taken for a stolen copy.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import func, select
 
 from server.accounts import service
@@ -72,19 +70,29 @@ def test_staff_disable_ends_sessions(app, client, session):  # type: ignore[no-u
     assert _run(app, "staff", "disable", "--username", "nobody").exit_code != 0
 
 
-def test_staff_unlock(app, client, session):  # type: ignore[no-untyped-def]
-    account = factories.staff(
-        session,
-        role="duty",
-        region="371102004",
-        username="duty8",
-        locked_until=utcnow() + dt.timedelta(minutes=10),
-    )
+def test_staff_unlock_lifts_the_sign_in_wait(app, client, session):  # type: ignore[no-untyped-def]
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0
+    factories.staff(session, role="duty", region="371102004", username="duty8")
+    wrong = {"username": "duty8", "password": "wrong"}
+    for address in ("10.0.0.1", "10.0.0.2"):
+        resp = client.post(
+            "/api/v1/auth/staff-token", json=wrong, environ_base={"REMOTE_ADDR": address}
+        )
+        assert resp.status_code == 429
     login = {"username": "duty8", "password": factories._PASSWORD}
-    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 429
-    assert _run(app, "staff", "unlock", "--username", "duty8").exit_code == 0
-    assert client.post("/api/v1/auth/staff-token", json=login).status_code == 200
-    assert account.id
+    for address in ("10.0.0.1", "10.0.0.2"):
+        resp = client.post(
+            "/api/v1/auth/staff-token", json=login, environ_base={"REMOTE_ADDR": address}
+        )
+        assert resp.status_code == 429
+    result = _run(app, "staff", "unlock", "--username", "duty8")
+    assert result.exit_code == 0 and "2 waiting" in result.output, result.output
+    for address in ("10.0.0.1", "10.0.0.2"):
+        resp = client.post(
+            "/api/v1/auth/staff-token", json=login, environ_base={"REMOTE_ADDR": address}
+        )
+        assert resp.status_code == 200, resp.get_json()
+    assert _run(app, "staff", "unlock", "--username", "nobody").exit_code != 0
 
 
 def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: ignore[no-untyped-def]

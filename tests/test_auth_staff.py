@@ -1,13 +1,15 @@
-"""Staff sign-in: argon2 passwords, lockout after repeated failures, disabled accounts."""
+"""Staff sign-in: argon2 passwords, throttling per (username, address), disabled accounts."""
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
+import time
 
 import jwt
 from sqlalchemy import select
 
-from server.accounts.models import Account
+from server.accounts.models import Account, StaffSignInThrottle
 from server.db import utcnow
 from tests import factories
 from tests.signin import bearer
@@ -51,37 +53,144 @@ def test_wrong_password_and_unknown_user_look_alike(client, session):  # type: i
     assert a.get_json()["code"] == "invalid_credentials"
 
 
-def test_lockout_after_repeated_failures(app, client, session):  # type: ignore[no-untyped-def]
-    app.config["STAFF_LOCKOUT_THRESHOLD"] = 3
-    account = factories.staff(session, role="duty", region="371102004", username="duty1")
-    assert _login(client, "duty1", "bad").status_code == 401
-    assert _login(client, "duty1", "bad").status_code == 401
+def _throttle(session, username):  # type: ignore[no-untyped-def]
     session.expire_all()
-    assert session.get(Account, account.id).failed_logins == 2  # survived the 401s
+    return session.scalars(
+        select(StaffSignInThrottle).where(StaffSignInThrottle.username == username)
+    ).all()
+
+
+def _expire_wait(session, username):  # type: ignore[no-untyped-def]
+    for row in _throttle(session, username):
+        row.blocked_until = utcnow() - dt.timedelta(seconds=1)
+    session.flush()
+
+
+def test_failures_slow_that_address_only(app, client, session):  # type: ignore[no-untyped-def]
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 3
+    factories.staff(session, role="duty", region="371102004", username="duty1")
+    for _ in range(3):
+        assert _login(client, "duty1", "bad").status_code == 401
     resp = _login(client, "duty1", "bad")
     assert resp.status_code == 429
-    assert resp.get_json()["code"] == "account_locked"
-    assert 14 * 60 < int(resp.headers["Retry-After"]) <= 15 * 60
-    # Even the right password is refused while locked.
-    resp = _login(client, "duty1")
-    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
-    # When the lock has passed, the right password works and the counters reset.
-    session.expire_all()
-    row = session.get(Account, account.id)
-    row.locked_until = utcnow() - dt.timedelta(seconds=1)
-    session.flush()
+    body = resp.get_json()
+    assert body["code"] == "sign_in_throttled"
+    assert 25 <= int(resp.headers["Retry-After"]) <= 30
+    # Chinese by default, and it says what to do: wait, or ask the supervisor or admin.
+    assert "1 分钟后再试" in body["message"]
+    assert "督导员" in body["message"] and "管理员" in body["message"]
+    # While the wait lasts even the right password is refused from that address ...
+    assert _login(client, "duty1").status_code == 429
+    # ... but whoever typed those passwords cannot keep the officer out elsewhere.
+    elsewhere = client.post(
+        "/api/v1/auth/staff-token",
+        json={"username": "duty1", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.0.7"},
+    )
+    assert elsewhere.status_code == 200, elsewhere.get_json()
+    english = client.post(
+        "/api/v1/auth/staff-token",
+        json={"username": "duty1", "password": PASSWORD},
+        headers={"Accept-Language": "en"},
+    )
+    assert english.status_code == 429 and "supervisor" in english.get_json()["message"]
+
+
+def test_waits_grow_with_each_further_failure(app, client, session):  # type: ignore[no-untyped-def]
+    app.config.update(
+        STAFF_THROTTLE_FREE_FAILURES=2,
+        STAFF_THROTTLE_BASE_SECONDS=30,
+        STAFF_THROTTLE_MAX_SECONDS=100,
+    )
+    factories.staff(session, role="duty", region="371102004", username="duty1")
+    _login(client, "duty1", "bad")
+    _login(client, "duty1", "bad")
+    waits = []
+    for _ in range(4):
+        resp = _login(client, "duty1", "bad")
+        assert resp.status_code == 429
+        waits.append(int(resp.headers["Retry-After"]))
+        _expire_wait(session, "duty1")
+    assert [w // 10 for w in waits] == [3, 6, 10, 10]  # 30, 60, then the 100 s cap
+    # The wait is over: the right password works and the address starts afresh.
     assert _login(client, "duty1").status_code == 200
-    session.expire_all()
-    row = session.get(Account, account.id)
-    assert row.failed_logins == 0 and row.locked_until is None
+    assert _throttle(session, "duty1") == []
 
 
-def test_success_resets_failure_count(client, session):  # type: ignore[no-untyped-def]
-    account = factories.staff(session, role="duty", region="371102004", username="duty1")
+def test_unknown_username_is_throttled_alike(app, client, session):  # type: ignore[no-untyped-def]
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 2
+    factories.staff(session, role="duty", region="371102004", username="duty1")
+    known = [_login(client, "duty1", "bad") for _ in range(4)]
+    unknown = [_login(client, "nobody", "bad") for _ in range(4)]
+    for a, b in zip(known, unknown, strict=True):
+        assert a.status_code == b.status_code
+        assert a.get_json() == b.get_json()
+        assert a.headers.get("Retry-After") == b.headers.get("Retry-After")
+    assert [r.status_code for r in known] == [401, 401, 429, 429]
+
+
+def test_success_resets_failure_count(app, client, session):  # type: ignore[no-untyped-def]
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 2
+    factories.staff(session, role="duty", region="371102004", username="duty1")
+    _login(client, "duty1", "bad")
     _login(client, "duty1", "bad")
     assert _login(client, "duty1").status_code == 200
-    session.expire_all()
-    assert session.get(Account, account.id).failed_logins == 0
+    assert _throttle(session, "duty1") == []
+    assert _login(client, "duty1", "bad").status_code == 401  # two free failures again
+
+
+def test_client_address_is_not_stored_in_clear(client, session):  # type: ignore[no-untyped-def]
+    client.post(
+        "/api/v1/auth/staff-token",
+        json={"username": "duty1", "password": "bad"},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    (row,) = _throttle(session, "duty1")
+    assert row.failures == 1 and "10.1.2.3" not in row.client_hash
+
+
+def test_sign_in_answers_take_the_same_time(app, client, session):  # type: ignore[no-untyped-def]
+    """Unknown user, known user with a wrong password, throttled: all verify one argon2 hash
+    with the production parameters, so their timing tells nothing."""
+    from argon2 import PasswordHasher
+
+    from server.accounts import passwords
+
+    cheap = passwords._hasher
+    passwords._hasher = PasswordHasher()  # the production parameters (64 MiB, 3 passes)
+    try:
+        app.config["STAFF_THROTTLE_FREE_FAILURES"] = 1
+        duty = factories.staff(session, role="duty", region="371102004", username="duty1")
+        duty.password_hash = passwords.hash_password(PASSWORD)
+        session.flush()
+
+        def timed(username: str, address: str) -> tuple[int, float]:
+            started = time.perf_counter()
+            resp = client.post(
+                "/api/v1/auth/staff-token",
+                json={"username": username, "password": "wrong password"},
+                environ_base={"REMOTE_ADDR": address},
+            )
+            return resp.status_code, time.perf_counter() - started
+
+        _login(client, "duty1", "wrong")  # warm up: the dummy hash, caches
+        for _ in range(2):
+            timed("duty1", "10.9.9.9")  # this address is now waiting
+        samples: dict[str, list[float]] = {"known": [], "unknown": [], "throttled": []}
+        for n in range(4):
+            status, took = timed("duty1", f"10.0.1.{n}")
+            assert status == 401
+            samples["known"].append(took)
+            status, took = timed("nobody", f"10.0.2.{n}")
+            assert status == 401
+            samples["unknown"].append(took)
+            status, took = timed("duty1", "10.9.9.9")
+            assert status == 429
+            samples["throttled"].append(took)
+    finally:
+        passwords._hasher = cheap
+    medians = {kind: statistics.median(values) for kind, values in samples.items()}
+    assert max(medians.values()) < 2 * min(medians.values()), medians
 
 
 def test_disabled_staff_cannot_sign_in(client, session):  # type: ignore[no-untyped-def]
@@ -105,17 +214,17 @@ def test_password_not_echoed_on_validation_error(client):  # type: ignore[no-unt
     assert "s3cret-pw" not in resp.get_data(as_text=True)
 
 
-def test_sign_ins_and_lockouts_audited(app, client, session):  # type: ignore[no-untyped-def]
+def test_sign_ins_and_throttles_audited(app, client, session):  # type: ignore[no-untyped-def]
     from server.audit import AuditEntry
 
-    app.config["STAFF_LOCKOUT_THRESHOLD"] = 1
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0
     account = factories.staff(session, role="duty", region="371102004", username="duty1")
     _login(client, "duty1")
     _login(client, "duty1", "bad")
     actions = session.scalars(
         select(AuditEntry.action).where(AuditEntry.target_id == str(account.id))
     ).all()
-    assert sorted(actions) == ["auth.staff_locked", "auth.staff_sign_in"]
+    assert sorted(actions) == ["auth.staff_sign_in", "auth.staff_throttled"]
 
 
 def test_production_hasher_parameters() -> None:

@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from server.accounts.auth import revoke_account_sessions
+from server.accounts.auth import clear_staff_throttle, revoke_account_sessions
 from server.accounts.idnumbers import mask_id_number, validate_id_number
 from server.accounts.models import STAFF_ROLES, Account
 from server.accounts.service import create_staff, unbind_id_number
@@ -71,20 +71,18 @@ def enable(username: str) -> None:
     with database().new_session() as session, session.begin():
         account = _staff(session, username)
         account.active = True
-        account.failed_logins = 0
-        account.locked_until = None
+        clear_staff_throttle(session, username=username)
     click.echo(f"enabled {username}")
 
 
 @staff_cli.command("unlock")
 @click.option("--username", required=True)
 def unlock(username: str) -> None:
-    """Lift a lockout after failed sign-ins (it also expires by itself)."""
+    """Lift the sign-in wait after failed sign-ins, from every address (it also expires)."""
     with database().new_session() as session, session.begin():
-        account = _staff(session, username)
-        account.failed_logins = 0
-        account.locked_until = None
-    click.echo(f"unlocked {username}")
+        _staff(session, username)
+        cleared = clear_staff_throttle(session, username=username)
+    click.echo(f"unlocked {username} ({cleared} waiting address(es) cleared)")
 
 
 @staff_cli.command("unbind-id-number")

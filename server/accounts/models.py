@@ -78,8 +78,6 @@ class Account(Base):
     # Staff scope: township (duty, grid_worker), county (supervisor), city (operator, admin).
     region_code: Mapped[str | None] = mapped_column(String(12), ForeignKey("divisions.code"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Set when an administrator chose the password: the console asks for a new one at sign-in.
     must_change_password: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
@@ -104,6 +102,27 @@ class SignInCode(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffSignInThrottle(Base):
+    """Failed staff sign-ins of one username from one client address, and until when that
+    pair must wait. Per pair, not per account: nobody elsewhere can keep an officer out.
+
+    Rows exist for usernames nobody has (they must behave alike). The client address is
+    kept only as a keyed hash.
+    """
+
+    __tablename__ = "staff_sign_in_throttles"
+    __table_args__ = (
+        Index("ux_staff_sign_in_throttles_user_client", "username", "client_hash", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    client_hash: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuthSession(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -13,14 +15,26 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# A hash of nothing anybody knows, made with the hasher in use: checks that must fail (no such
+# user, a throttled sign-in) verify against it and cost what a real check costs.
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def _dummy_hash() -> str:
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash(secrets.token_urlsafe(32)))
+    return _dummy[1]
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when ``password`` matches; constant-time, never raises on a bad hash."""
-    if not password_hash:
-        # Spend the same time as a real check so usernames cannot be probed by timing.
-        _hasher.hash(password)
-        return False
+    """True when ``password`` matches; constant-time, never raises on a bad hash.
+
+    Without a hash it verifies against a dummy one and returns False, in the same time, so
+    usernames cannot be probed by timing.
+    """
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

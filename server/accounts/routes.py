@@ -86,10 +86,10 @@ class StaffToken(MethodView):
     @auth_blp.alt_response(403, schema=ErrorSchema, description="账号已停用")
     @auth_blp.alt_response(429, **RATE_LIMITED)
     def post(self, data):  # type: ignore[no-untyped-def]
-        """Sign a staff member in with username + password (locks after repeated failures)."""
+        """Sign a staff member in with username + password (slowed after repeated failures)."""
         session = db_session()
         account = auth.authenticate_staff(
-            session, username=data["username"], password=data["password"]
+            session, username=data["username"], password=data["password"], client=client_address()
         )
         return auth.start_session(session, account=account)
 
