@@ -5,7 +5,8 @@ The API is CPU-bound Python between short database round trips, so it scales wit
 those round trips (on SQLite one: server.config.web_threads says why); gthread keeps HTTP
 connections alive (the sync worker closes every connection). Why each choice: ``make bench``
 (bench/results/decisions.md). Override with the environment: WEB_CONCURRENCY
-(processes), GUNICORN_THREADS, GUNICORN_WORKER_CLASS, GUNICORN_BIND.
+(processes), GUNICORN_THREADS, GUNICORN_WORKER_CLASS, GUNICORN_BIND. In production more
+than one process needs REDIS_URL (shared rate limits): gunicorn refuses to start without it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 # collections run every 50,000 allocations instead of 700. GUNICORN_GC_THRESHOLD="" keeps
 # Python's defaults.
 gc_threshold = os.environ.get("GUNICORN_GC_THRESHOLD", "50000,20,100")
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    # Every process keeps its own memory:// rate-limit counters, so N workers multiplied
+    # every limit by N (one phone, four sign-in codes a minute): production refuses to start.
+    from server import limits
+    from server.config import from_env
+
+    limits.require_shared_storage(from_env(), processes=server.cfg.workers)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

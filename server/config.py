@@ -68,9 +68,12 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "SMS_INBOUND_LIMIT": int(env.get("SMS_INBOUND_LIMIT", 5)),
         "SMS_INBOUND_WINDOW_SECONDS": int(env.get("SMS_INBOUND_WINDOW_SECONDS", 600)),
         "REDIS_URL": env.get("REDIS_URL", ""),
+        # Shared by every serving process (required in production with more than one:
+        # server.limits.require_shared_storage); memory:// counts per process.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI")
         or env.get("REDIS_URL")
         or "memory://",
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "aidline"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 256 * 1024)),
         # Rate limits (Flask-Limiter / limits syntax, ";" separates several).
         "RATELIMIT_SMS_PER_PHONE": env.get("RATELIMIT_SMS_PER_PHONE", "1/minute;10/day"),

@@ -16,9 +16,10 @@ Two ways to limit, both answering 429 in the uniform error shape with ``Retry-Af
       enforce(limit, scope="sms-code", key=private_key(phone))
 
 Storage is ``RATELIMIT_STORAGE_URI`` (``memory://`` by default; ``redis://...`` shares counters
-between processes). ``init_app`` gives every app a fresh storage, so each test's app starts with
-empty counters. Keys that identify a person (phone numbers) go through ``private_key`` so they
-never appear in Redis or in the limiter's log lines in clear.
+between processes, and production refuses to serve from several processes without it: see
+``require_shared_storage``). ``init_app`` gives every app a fresh storage, so each test's app
+starts with empty counters. Keys that identify a person (phone numbers) go through
+``private_key`` so they never appear in Redis or in the limiter's log lines in clear.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -93,7 +96,11 @@ def enforce(limit_value: str, *, scope: str, key: str, cost: int = 1) -> None:
                 log.info("rate limit %s exceeded for %s", item, scope)
                 raise _limited(_retry_after(item, *identifiers))
         for item in items:
-            limiter.limiter.hit(item, *identifiers, cost=cost)
+            # The hit itself decides (atomic in the storage): requests in several processes
+            # may all have passed the test above at once.
+            if not limiter.limiter.hit(item, *identifiers, cost=cost):
+                log.info("rate limit %s exceeded for %s", item, scope)
+                raise _limited(_retry_after(item, *identifiers))
     except RateLimited:
         raise
     except Exception:
@@ -102,9 +109,45 @@ def enforce(limit_value: str, *, scope: str, key: str, cost: int = 1) -> None:
         log.warning("rate limit storage unavailable; %s not limited", scope, exc_info=True)
 
 
+def per_process(storage_uri: str) -> bool:
+    """True when counters kept at ``storage_uri`` are seen by one process only."""
+    return storage_uri.split(":", 1)[0].lower() in {"memory", ""}
+
+
+def require_shared_storage(config: Mapping[str, Any], *, processes: int) -> None:
+    """Refuse to serve in production with ``processes`` > 1 and per-process counters.
+
+    With memory:// each process counts alone: under four workers one phone got four sign-in
+    codes in a minute (limit 1). Development keeps working on memory://.
+    """
+    if config.get("ENV_NAME") != "production" or processes <= 1:
+        return
+    if per_process(str(config.get("RATELIMIT_STORAGE_URI") or "memory://")):
+        raise RuntimeError(
+            f"{processes} processes serve but rate limits are kept per process (memory://): "
+            "set REDIS_URL (or RATELIMIT_STORAGE_URI) to a shared storage in production"
+        )
+
+
+def serving_processes(env: Mapping[str, str] | None = None) -> int:
+    """The number of serving processes the environment declares (``WEB_CONCURRENCY``)."""
+    env = os.environ if env is None else env
+    try:
+        return max(1, int(env.get("WEB_CONCURRENCY") or 1))
+    except ValueError:
+        return 1
+
+
 def init_app(app: Flask) -> None:
     """Attach the limiter to ``app`` with fresh storage, and render its 429s uniformly."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    require_shared_storage(app.config, processes=serving_processes())
+    # Keys in a shared storage start with this (limits' own prefix option): deployments, or
+    # test runs, sharing one Redis do not count each other's hits.
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **app.config.get("RATELIMIT_STORAGE_OPTIONS", {}),
+        "key_prefix": app.config.get("RATELIMIT_KEY_PREFIX") or "aidline",
+    }
     # Flask-Limiter keeps ``enabled`` on the shared instance; let each app's config decide.
     limiter.enabled = True
     app.config.setdefault("RATELIMIT_ENABLED", True)
