@@ -4,8 +4,8 @@ Seven wrong passwords locked an account for everyone, so anybody could keep a du
 out of the queue (issue 19, finding 6). Failures are now counted per username and client
 address (hashed), unknown usernames alike, with growing waits; the account's own counters go.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import server.db
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ A refresh retried after a lost answer spends the pair it had been given. That sp
 looked like any exchanged one, so it could itself pass as a retry and yield a second live
 pair. ``superseded_at`` marks it: presented again, it is a copy.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import server.db
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
