@@ -124,6 +124,7 @@ def served(committed_app, database_url, tmp_path) -> Iterator[dict[str, Any]]:  
     store = redis.Redis.from_url(REDIS_URL)
     try:
         _wait_ready(port, proc)
+        _wait_workers(port, access_log)
         yield {"port": port, "access_log": access_log, "redis": store, "prefix": prefix}
     finally:
         proc.terminate()
@@ -138,6 +139,17 @@ def served(committed_app, database_url, tmp_path) -> Iterator[dict[str, Any]]:  
         if keys:
             store.delete(*keys)
         store.close()
+
+
+def _wait_workers(port: int, access_log: Path, timeout: float = 90) -> None:
+    # The first process up answers everything until its siblings have loaded the app.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _all_at_once(6, lambda i: _request(port, "GET", "/healthz"))
+        time.sleep(0.2)
+        if len(_pids(access_log, "/healthz")) >= 2:
+            return
+    raise AssertionError("only one gunicorn worker ever answered")
 
 
 def _pids(access_log: Path, path: str) -> set[str]:
