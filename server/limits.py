@@ -105,7 +105,7 @@ def enforce(limit_value: str, *, scope: str, key: str, cost: int = 1) -> None:
         raise
     except Exception:
         # The limiter's storage is down: fail open. The checks that guard secrets (tries per
-        # code, staff lockout) live in the database and still hold.
+        # code, staff sign-in throttle) live in the database and still hold.
         log.warning("rate limit storage unavailable; %s not limited", scope, exc_info=True)
 
 
