@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ def app_env(database_url: str, secret_key: str, extra: dict[str, str] | None = N
         SMS_BACKEND="console",
         ACCESS_TOKEN_TTL="7200",
         PYTHONUNBUFFERED="1",
+        # Production with several workers needs shared rate-limit counters; each run its own
+        # keys, so runs and tests sharing the Redis server never count each other's hits.
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        RATELIMIT_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:12]}",
     )
     env.update(extra or {})
     return env
