@@ -14,7 +14,7 @@ from webargs.core import is_json
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from server import accesslog, limits
+from server import accesslog, docs, limits
 from server import config as config_module
 from server.api import Api
 from server.errors import DomainError, register_error_handlers
@@ -94,12 +94,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
         OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/api/v1/docs" if app.config["SERVE_DOCS"] else None,
+        OPENAPI_URL_PREFIX=docs.DOCS_PREFIX if app.config["SERVE_DOCS"] else None,
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/swagger",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        # Served by the app itself (server/docs.py): intranets block CDNs. No ReDoc page, as
+        # no Python package ships ReDoc's script.
+        OPENAPI_SWAGGER_UI_URL=docs.SWAGGER_UI_ASSETS_URL,
         API_SPEC_OPTIONS={
             "info": {
                 "description": "指尖办社会救助后端：一键求助、救助申请、乡镇队列、短信通知。"
@@ -130,6 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
     app.extensions["aidline.api"] = api
+    docs.init_app(app)
 
     from server import console
 
