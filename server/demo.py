@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from server.accounts.models import Account
+from server.accounts.passwords import generate_password
 from server.accounts.service import create_staff
 from server.cases.money import seed_demo_standards
 from server.db import utcnow
@@ -66,7 +66,7 @@ def seed() -> None:
         for n, (role, username, region, name) in enumerate(wanted, start=1):
             if username in existing:
                 continue
-            password = secrets.token_urlsafe(9)
+            password = generate_password()
             account = create_staff(
                 session,
                 username=username,

@@ -1,4 +1,4 @@
-"""``flask staff create/disable/enable/unlock`` and ``flask demo seed``."""
+"""``flask staff create/disable/enable/unlock/reset-password`` and ``flask demo seed``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from server.accounts import service
 from server.accounts.models import Account
 from server.accounts.passwords import verify_password
+from server.audit import AuditEntry
 from server.db import utcnow
 from server.divisions.models import Division
 from server.roster.service import pagers_for_township
@@ -125,3 +126,58 @@ def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: 
     assert second.exit_code == 0
     assert "already present" in second.output
     assert password not in second.output
+
+
+def _reset(app, username):  # type: ignore[no-untyped-def]
+    result = _run(app, "staff", "reset-password", "--username", username)
+    assert result.exit_code == 0, result.output
+    password = result.output.splitlines()[1].strip()
+    assert len(password) >= 10
+    return result, password
+
+
+def test_staff_reset_password(app, client, session, caplog):  # type: ignore[no-untyped-def]
+    free_failures = app.config["STAFF_THROTTLE_FREE_FAILURES"]
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0
+    account = factories.staff(session, role="duty", region="371102004", username="duty6")
+    headers = factories.auth(app, account)
+    wrong = {"username": "duty6", "password": "wrong"}
+    assert client.post("/api/v1/auth/staff-token", json=wrong).status_code == 429
+    app.config["STAFF_THROTTLE_FREE_FAILURES"] = free_failures
+    old_hash = account.password_hash
+
+    result, password = _reset(app, "duty6")
+
+    session.refresh(account)
+    assert account.must_change_password is True
+    assert account.password_hash != old_hash and password not in account.password_hash
+    # Its sessions ended; the sign-in wait from the failures above is lifted.
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    old = {"username": "duty6", "password": factories._PASSWORD}
+    assert client.post("/api/v1/auth/staff-token", json=old).status_code == 401
+    new = {"username": "duty6", "password": password}
+    resp = client.post("/api/v1/auth/staff-token", json=new)
+    assert resp.status_code == 200, resp.get_json()
+    entry = session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.action == "account.password_reset",
+            AuditEntry.target_id == str(account.id),
+        )
+    ).one()
+    # Printed once, and nowhere else: not in the audit entry, not in the logs.
+    assert result.output.count(password) == 1
+    assert password not in repr(entry.data)
+    assert password not in caplog.text
+    # A second reset prints a new one; the first is never shown again and stops working.
+    again, second = _reset(app, "duty6")
+    assert second != password and password not in again.output
+    assert client.post("/api/v1/auth/staff-token", json=new).status_code == 401
+
+
+def test_staff_reset_password_refusals(app, session):  # type: ignore[no-untyped-def]
+    result = _run(app, "staff", "reset-password", "--username", "nobody")
+    assert result.exit_code != 0
+    assert "no such staff account: nobody" in result.output
+    factories.resident(session, username="resident5")
+    result = _run(app, "staff", "reset-password", "--username", "resident5")
+    assert result.exit_code != 0

@@ -9,7 +9,9 @@ from sqlalchemy import select
 from server.accounts.auth import clear_staff_throttle, revoke_account_sessions
 from server.accounts.idnumbers import mask_id_number, validate_id_number
 from server.accounts.models import STAFF_ROLES, Account
+from server.accounts.passwords import generate_password, hash_password
 from server.accounts.service import create_staff, unbind_id_number
+from server.audit import record
 from server.errors import DomainError
 from server.session import database
 
@@ -83,6 +85,33 @@ def unlock(username: str) -> None:
         _staff(session, username)
         cleared = clear_staff_throttle(session, username=username)
     click.echo(f"unlocked {username} ({cleared} waiting address(es) cleared)")
+
+
+@staff_cli.command("reset-password")
+@click.option("--username", required=True)
+def reset_password(username: str) -> None:
+    """Give a staff account a new one-time password, printed once (lost demo credentials, a
+    forgotten password): changed at next sign-in, sessions ended, sign-in wait lifted."""
+    password = generate_password()
+    with database().new_session() as session, session.begin():
+        account = _staff(session, username)
+        account.password_hash = hash_password(password)
+        account.must_change_password = True
+        revoke_account_sessions(session, account_id=account.id, reason="password_reset")
+        clear_staff_throttle(session, username=username)
+        record(
+            session,
+            actor=None,
+            action="account.password_reset",
+            target_type="account",
+            target_id=account.id,
+            data={"via": "cli"},
+        )
+        active = account.active
+    click.echo(f"new one-time password for {username} (shown once; changed at next sign-in):")
+    click.echo(f"  {password}")
+    if not active:
+        click.echo(f"{username} is disabled: `staff enable --username {username}` to let it in")
 
 
 @staff_cli.command("unbind-id-number")

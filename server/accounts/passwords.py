@@ -10,6 +10,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 
 
+def generate_password() -> str:
+    """A random one-time password (72 bits, 12 URL-safe characters) for an administrator to
+    hand over: the demo seed's and ``staff reset-password``'s."""
+    return secrets.token_urlsafe(9)
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password``."""
     return _hasher.hash(password)
