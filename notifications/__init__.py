@@ -63,11 +63,6 @@ class _OverrideCache:
 _overrides = _OverrideCache()
 
 
-def clear_template_cache() -> None:
-    """Forget the cached template overrides (the next message reads them again)."""
-    _overrides.clear()
-
-
 def _override_text(session: Session, template: str) -> str | None:
     if (
         session.info.get(_OVERRIDES_WRITTEN)

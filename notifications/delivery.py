@@ -3,7 +3,8 @@
 Receipts arrive in any order and may repeat; a row's status only moves forward
 (pending < sending < sent < delivered/undelivered/failed), ``delivered`` is never overwritten,
 and the first final failure wins. A resident-facing message that finally fails becomes a
-call-back task on its case for the duty staff, with a (staff-only) timeline entry.
+call-back task on its case for the duty staff; the case side, told through
+``hooks.on_final_failure``, adds a staff-only timeline entry.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifications import templates
+from notifications import hooks, templates
 from notifications.models import FINAL_STATUSES, CallbackTask, SmsAttempt, SmsOutbox, SmsReceipt
 from notifications.retry import RetryPolicy
 from notifications.senders import TRANSIENT_CODES
-from server.cases.events import add_event
-from server.cases.models import Case
 from server.masking import mask_phone
 
 log = logging.getLogger(__name__)
@@ -57,12 +56,9 @@ def create_callback_task(session: Session, row: SmsOutbox) -> CallbackTask | Non
     existing = session.scalar(select(CallbackTask).where(CallbackTask.outbox_id == row.id))
     if existing is not None:
         return existing
-    case = session.get(Case, row.case_id)
-    if case is None:
-        return None
     code = row.last_error_code or "-"
     task = CallbackTask(
-        case_id=case.id,
+        case_id=row.case_id,
         outbox_id=row.id,
         phone=row.to_phone,
         reason=f"短信未送达（错误码 {code}），请电话告知居民：{row.body}",
@@ -70,19 +66,16 @@ def create_callback_task(session: Session, row: SmsOutbox) -> CallbackTask | Non
     )
     session.add(task)
     session.flush()
-    add_event(
+    hooks.final_failure(
         session,
-        case=case,
-        actor=None,
-        action="sms_undelivered",
-        text_zh=f"短信未能送达居民（{mask_phone(row.to_phone)}），已生成电话回访任务。",
-        data={
-            "outbox_id": row.id,
-            "template": row.template,
-            "error_code": row.last_error_code,
-            "callback_task_id": task.id,
-        },
-        resident_visible=False,
+        hooks.FinalFailure(
+            case_id=row.case_id,
+            outbox_id=row.id,
+            template=row.template,
+            error_code=row.last_error_code,
+            phone_masked=mask_phone(row.to_phone),
+            callback_task_id=task.id,
+        ),
     )
     return task
 
@@ -148,17 +141,11 @@ def record_receipt(
     return row
 
 
-def apply_early_receipts(
-    session: Session, row: SmsOutbox, *, now: dt.datetime, policy: RetryPolicy
-) -> None:
-    """Apply receipts that arrived for ``row.provider_sid`` before the SID was recorded."""
-    apply_early_receipts_many(session, [row], now=now, policy=policy)
-
-
 def apply_early_receipts_many(
     session: Session, rows: Sequence[SmsOutbox], *, now: dt.datetime, policy: RetryPolicy
 ) -> None:
-    """``apply_early_receipts`` for several rows with one query."""
+    """Apply receipts that arrived for the rows' ``provider_sid`` before the SID was recorded
+    (one query for all of them)."""
     by_sid = {row.provider_sid: row for row in rows if row.provider_sid}
     if not by_sid:
         return

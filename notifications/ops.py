@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifications import templates
+from notifications import hooks, templates
 from notifications.delivery import clear_claim
 from notifications.models import OUTBOX_STATUSES, CallbackTask, SmsOutbox, SmsTemplateOverride
-from server.cases.events import add_event
 
 FAILED_STATUSES = ("failed", "undelivered")
 
@@ -85,26 +84,20 @@ def close_callback_task(
     session: Session,
     *,
     task: CallbackTask,
-    case: Any,
     actor: Any,
     note: str | None,
     now: dt.datetime,
 ) -> CallbackTask:
-    """Mark a call-back task done, with a staff-only timeline entry (idempotent)."""
+    """Mark a call-back task done and tell the case side (``hooks``); idempotent."""
     if task.status == "done":
         return task
     task.status = "done"
     task.closed_at = now
     task.closed_by_id = actor.id
     task.note = note
-    add_event(
+    hooks.callback_done(
         session,
-        case=case,
-        actor=actor,
-        action="callback_done",
-        text_zh="已电话联系居民（短信未送达的回访）。" + (f"备注：{note}" if note else ""),
-        data={"callback_task_id": task.id},
-        resident_visible=False,
+        hooks.CallbackDone(case_id=task.case_id, callback_task_id=task.id, actor=actor, note=note),
     )
     session.flush()
     return task

@@ -136,7 +136,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     console.init_app(app)
 
+    from server.cases import sms_hooks
     from server.cases.sweeper import periodic_job
+
+    sms_hooks.register()
 
     app.extensions.setdefault("aidline.periodic_jobs", []).append(
         periodic_job(app.config["URGENT_CLAIM_MINUTES"])

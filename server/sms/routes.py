@@ -310,5 +310,5 @@ def callback_task_done(body: dict[str, Any], case_id: uuid.UUID, task_id: int): 
     if task is None or task.case_id != case.id:
         raise NotFound("未找到该回访任务。", message_en="Call-back task not found.")
     return ops.close_callback_task(
-        session, task=task, case=case, actor=actor(), note=body.get("note"), now=utcnow()
+        session, task=task, actor=actor(), note=body.get("note"), now=utcnow()
     )
