@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import has_request_context, request
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -34,12 +35,7 @@ AUDIT = AuditEntry.__table__
 
 
 def _request_ip() -> str | None:
-    try:
-        from flask import has_request_context, request
-
-        return request.remote_addr if has_request_context() else None
-    except ImportError:  # pragma: no cover - notifications worker without Flask
-        return None
+    return request.remote_addr if has_request_context() else None
 
 
 def entry_row(

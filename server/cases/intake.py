@@ -74,14 +74,13 @@ from server.cases.events import EVENTS, event_row
 from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES, Case, IdempotencyKey, new_case_id
 from server.cases.numbers import next_case_no
 from server.db import DriverStatement, insert_rows, utcnow
+from server.divisions.service import deployment_city
 from server.errors import Unauthorized, ValidationFailed
 from server.roster.service import pagers_params, pagers_query, pick_pagers
 from server.routing.gazetteer import gazetteer
 from server.routing.rules import Decision, Evidence, Gazetteer, route
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CITY = "3711"
 
 NOTE_RETRY = "重复提交，已返回原案件。"
 NOTE_OPEN_URGENT = "您已有一件正在办理的紧急求助，已为您返回该案件，工作人员会尽快联系您。"
@@ -131,17 +130,6 @@ def request_fingerprint(endpoint: str, payload: dict[str, Any]) -> str:
     would give away to a few thousand guesses."""
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return idnumbers.keyed_hash(f"{endpoint}\n{canonical}")
-
-
-def _deployment_city() -> str:
-    try:
-        from flask import current_app, has_app_context
-
-        if has_app_context():
-            return current_app.config.get("DEPLOYMENT_CITY", DEFAULT_CITY)
-    except ImportError:  # pragma: no cover
-        pass
-    return DEFAULT_CITY
 
 
 # --- the person, locked -----------------------------------------------------------------
@@ -647,7 +635,7 @@ def _submit(
         _lock_account_id(session, actor.id)  # the key owner: the person, or the operator
     if subject_id_hash:
         _lock_subject(session, subject_id_hash)
-    gaz = gazetteer(session, _deployment_city())
+    gaz = gazetteer(session, deployment_city())
     decision = route(
         Evidence(
             urgent=urgent,

@@ -25,7 +25,7 @@ from server.accounts.models import ROLE_LABELS, Account
 from server.audit import AUDIT, entry_row, record
 from server.cases import clocks, money, state
 from server.cases.events import EVENTS, add_event, event_row
-from server.cases.models import CHANNEL_LABELS, STATUS_LABELS, Case, CaseDocument
+from server.cases.models import CHANNEL_LABELS, Case, CaseDocument
 from server.db import DriverStatement, insert_rows, utcnow
 from server.divisions.models import Division
 from server.divisions.service import require_case_township
@@ -883,8 +883,3 @@ def add_document(
         _touch(case, now)
         session.flush()
     return document
-
-
-def status_label(status: str) -> str:
-    """The Chinese label of a status."""
-    return STATUS_LABELS.get(status, status)

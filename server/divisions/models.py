@@ -36,11 +36,6 @@ def ancestor_codes(code: str) -> list[str]:
     return [code[:n] for n in (2, 4, 6, 9) if n < len(code)]
 
 
-def county_of(code: str) -> str | None:
-    """The county-level code of a township or village code."""
-    return code[:6] if len(code) >= 6 else None
-
-
 def within(scope: str, code: str | None) -> bool:
     """True when division ``code`` lies inside (or is) ``scope``; codes nest by prefix."""
     return bool(code) and code.startswith(scope)

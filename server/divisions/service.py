@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,13 +52,8 @@ DEFAULT_CITY = "3711"
 
 def deployment_city() -> str:
     """The city (4-digit code) this deployment serves: config DEPLOYMENT_CITY."""
-    try:
-        from flask import current_app, has_app_context
-
-        if has_app_context():
-            return str(current_app.config.get("DEPLOYMENT_CITY", DEFAULT_CITY))
-    except ImportError:  # pragma: no cover - scripts without Flask
-        pass
+    if has_app_context():
+        return str(current_app.config.get("DEPLOYMENT_CITY", DEFAULT_CITY))
     return DEFAULT_CITY
 
 

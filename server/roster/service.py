@@ -30,26 +30,6 @@ def add_shift(
     return shift
 
 
-def on_duty(
-    session: Session, *, region_code: str, at: dt.datetime, roles: Iterable[str] = ("duty",)
-) -> list[Account]:
-    """Active staff of ``roles`` scoped exactly to ``region_code`` with a shift covering ``at``."""
-    query = (
-        select(Account)
-        .join(DutyShift, DutyShift.account_id == Account.id)
-        .where(
-            Account.region_code == region_code,
-            Account.role.in_(tuple(roles)),
-            Account.active.is_(True),
-            DutyShift.starts_at <= at,
-            DutyShift.ends_at > at,
-        )
-        .order_by(Account.id)
-        .distinct()
-    )
-    return list(session.scalars(query))
-
-
 # --- whom to page ---------------------------------------------------------------------------
 #
 # The rule, in tiers (the first tier with anyone in it is paged):
