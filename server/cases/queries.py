@@ -6,7 +6,6 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -18,15 +17,11 @@ from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
 from server.db import DriverStatement
 from server.divisions.models import Division
+from server.divisions.service import deployment_city
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
 from server.routing.gazetteer import gazetteer
 from server.session import database
-
-
-def _deployment_city() -> str:
-    return current_app.config["DEPLOYMENT_CITY"]
-
 
 # Prepared once: the resident's status read is the hottest path; plain Core rows skip the
 # ORM's identity map and per-call statement construction.
@@ -88,7 +83,7 @@ def list_cases(
 def _names(session: Session, codes: set[str]) -> dict[str, str]:
     """Division names: the deployment city's from the per-process gazetteer, others queried."""
     codes.discard("")
-    gaz = gazetteer(session, _deployment_city())
+    gaz = gazetteer(session, deployment_city())
     names = {code: name for code in codes if (name := gaz.name(code))}
     missing = codes - names.keys()
     if missing:
@@ -315,7 +310,7 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
     if resident is None:
         return None
     code = first.township_code or first.county_code or ""
-    name = gazetteer(bind, _deployment_city()).name(code) if code else ""
+    name = gazetteer(bind, deployment_city()).name(code) if code else ""
     if name is None:  # a division outside the deployment city
         with database().new_session() as session:
             name = _names(session, {code}).get(code, code)
