@@ -156,6 +156,12 @@ class Case(Base):
 
     __mapper_args__ = {"version_id_col": version}
 
+    @property
+    def queue_county(self) -> str:
+        """The county the case belongs to: its county code, else its township's county ("" if
+        neither is set)."""
+        return self.county_code or (self.township_code or "")[:6]
+
 
 # In the claim order (server/cases/workflow.py QUEUE_ORDER): the next case of a township queue
 # is the first index entry, whatever the queue's length (migration 0006, bench/README.md).

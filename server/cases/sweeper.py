@@ -120,7 +120,7 @@ class Digest:
                 case_id=case.id,
                 case_no=case.case_no,
                 kind=kind,
-                county=case.county_code or (case.township_code or "")[:6],
+                county=case.queue_county,
                 township=township or "区县分流",
                 escalation=escalation,
             )

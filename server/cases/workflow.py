@@ -134,7 +134,7 @@ def tell_resident(
 
 def alert_supervisors(session: Session, *, case: Case, problem: str, now: dt.datetime) -> int:
     """SMS the county supervisor(s) on duty about ``case``; returns how many were queued."""
-    county = case.county_code or (case.township_code or "")[:6]
+    county = case.queue_county
     if not county:
         return 0
     township = division_name(session, case.township_code or case.accountable_township_code)
@@ -460,7 +460,7 @@ def claim_next(
 
 def _approve(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime) -> None:
     state.target(case.status, "approve")
-    county = case.county_code or (case.township_code or "")[:6]
+    county = case.queue_county
     standard = money.require_standard(session, county)
     if case.status == "pending_county_approval":
         # The county decides (一事一议): it may confirm or change the proposed amount, but the
@@ -529,9 +529,7 @@ def _pay(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime)
                 reason_zh="非急难型案件须先审批（approve）再发放",
                 reason_en="only urgent cases are paid before approval",
             )
-        standard = money.require_standard(
-            session, case.county_code or (case.township_code or "")[:6]
-        )
+        standard = money.require_standard(session, case.queue_county)
         money.check_emergency_payment(standard=standard, amount_fen=amount)
     else:
         money.check_approved_payment(approved_fen=case.approved_amount_fen, amount_fen=amount)
@@ -686,7 +684,7 @@ def _assign(session: Session, actor: Any, case: Case, args: dict, now: dt.dateti
 
 def _refer(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime) -> None:
     department = args["department"]
-    county = division_name(session, case.county_code or (case.township_code or "")[:6])
+    county = division_name(session, case.queue_county)
     label = f"{county}{DEPARTMENTS[department]}"
     _move(
         session,
