@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.cases.models import Case, CaseEvent
 from server.divisions.models import within
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 # Staff roles that see cases in their region.
 CASE_READERS = frozenset({"operator", "grid_worker", "duty", "supervisor", "admin"})
@@ -217,6 +217,18 @@ def require_admin(actor: Any, code: str | None = None) -> None:
     _require_role(actor, frozenset({"admin"}))
     if code is not None:
         require_region(actor, code)
+
+
+# Who enters a case for someone else: the 12349 hotline and grid workers.
+INTAKE_ROLES = ("operator", "grid_worker")
+
+
+def require_intake(actor: Any, channel: str) -> str | None:
+    """A staff intake on ``channel`` is allowed (else 422); returns the township a grid worker
+    reports from (routing evidence), None for an operator."""
+    if actor.role == "operator" and channel == "proactive_discovery":
+        raise ValidationFailed(errors={"channel": ["主动发现由网格员登记。"]})
+    return actor.region_code if actor.role == "grid_worker" else None
 
 
 def require_region(actor: Any, code: str) -> None:

@@ -264,6 +264,23 @@ def test_grid_worker_report_goes_to_their_township(app, client, session):  # typ
     assert resp.get_json()["routing"]["evidence"] == "reporter"
 
 
+def test_operator_cannot_enter_a_proactive_discovery(app, client, session):  # type: ignore[no-untyped-def]
+    op = f.staff(session, role="operator", region="3711")
+    resp = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "13812340002",
+            "channel": "proactive_discovery",
+            "aid_type": "extreme_poverty",
+            "reason": "独居老人",
+        },
+        headers=f.auth(app, op),
+    )
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {"channel": ["主动发现由网格员登记。"]}
+    assert session.scalar(select(func.count()).select_from(Case)) == 0
+
+
 def test_intake_requires_aid_type_unless_urgent(app, client, session):  # type: ignore[no-untyped-def]
     op = f.staff(session, role="operator", region="3711")
     resp = client.post(
