@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 UTC = dt.UTC
@@ -65,7 +65,7 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             raise ValueError("naive datetime: Aidline stores timezone-aware times only")
         value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
+        if not is_postgresql(dialect):
             return value.replace(tzinfo=None)
         return value
 
@@ -242,7 +242,7 @@ def insert_rows(
     if session.new:
         session.flush()  # ORM objects these rows may refer to (a Core statement does not autoflush)
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
+    if is_postgresql(conn):
         shape = tuple((table, tuple(rows[0])) for table, rows in inserts)
         key = ("postgresql", shape, notify)
         stmt = _INSERTS.get(key)
@@ -273,10 +273,12 @@ def insert_rows(
 _CHUNK = 50
 
 
-def is_sqlite(engine_or_session: Any) -> bool:
-    """True when the bound database is SQLite."""
-    bind = getattr(engine_or_session, "bind", engine_or_session)
-    return bind.dialect.name == "sqlite"
+def is_postgresql(bind: Any) -> bool:
+    """True when ``bind`` (a Session, Connection, Engine or Dialect) is PostgreSQL, the one
+    other database than SQLite."""
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    return getattr(bind, "dialect", bind).name == "postgresql"
 
 
 # --- hot statements straight on the driver ----------------------------------------------------
@@ -413,7 +415,7 @@ class DriverStatement:
         # A pooled driver connection (the pool's checkout and checkin events still run), in
         # autocommit on PostgreSQL for the one statement: no BEGIN and ROLLBACK round trips.
         pooled = bind.raw_connection()
-        autocommit = bind.dialect.name == "postgresql"
+        autocommit = is_postgresql(bind)
         try:
             if autocommit:
                 pooled.driver_connection.autocommit = True

@@ -73,7 +73,7 @@ from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
 from server.cases.events import EVENTS, event_row
 from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES, Case, IdempotencyKey, new_case_id
 from server.cases.numbers import next_case_no
-from server.db import DriverStatement, insert_rows, utcnow
+from server.db import DriverStatement, insert_rows, is_postgresql, utcnow
 from server.divisions.service import deployment_city
 from server.errors import Unauthorized, ValidationFailed
 from server.roster.service import pagers_params, pagers_query, pick_pagers
@@ -173,10 +173,6 @@ _PERSON_READS = {True: DriverStatement(_PERSON_LOCKED), False: DriverStatement(_
 _LOCK = select(_ACCOUNTS.c.id).where(_BY_ID).with_for_update(key_share=True)
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _locked(session: Session) -> set[int]:
     # Accounts locked by this transaction; keyed weakly by it, so the next one locks anew.
     by_txn = session.info.setdefault("locked_accounts", weakref.WeakKeyDictionary())
@@ -185,7 +181,7 @@ def _locked(session: Session) -> set[int]:
 
 def _lock_account_id(session: Session, account_id: int) -> None:
     """Lock an account row for this transaction (PostgreSQL; SQLite serialises writers)."""
-    if not _postgres(session):
+    if not is_postgresql(session):
         return
     locked = _locked(session)
     if account_id not in locked:
@@ -196,7 +192,7 @@ def _lock_account_id(session: Session, account_id: int) -> None:
 def _lock_subject(session: Session, subject_id_hash: str) -> None:
     """Serialise the requests naming one ID number, until this transaction ends (PostgreSQL;
     SQLite serialises writers). Taken after the person's and the key owner's row locks."""
-    if _postgres(session):
+    if is_postgresql(session):
         key = int(subject_id_hash[:15], 16)  # 60 bits of the keyed hash: a bigint
         session.connection().execute(select(func.pg_advisory_xact_lock(key)))
 
@@ -209,7 +205,7 @@ def _person(session: Session, resident: Any) -> Any:
             session.flush()  # a resident created by this request: the lock needs its row
         _lock_account_id(session, resident.id)
         return resident
-    postgres = _postgres(session)
+    postgres = is_postgresql(session)
     values = _PERSON_READS[postgres].fetch(session.connection(), {"account_id": resident}).first()
     if values is None or not values.pop("active"):
         raise Unauthorized(code="token_invalid")

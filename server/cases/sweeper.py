@@ -44,7 +44,7 @@ from server.cases.events import add_event
 from server.cases.models import Case
 from server.cases.workflow import division_name
 from server.cases.workflow_models import Escalation
-from server.db import is_sqlite
+from server.db import is_postgresql
 from server.roster.service import supervisors_to_alert
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _not_fired(kind: str, ref: Any = "") -> Any:
 def _candidates(session: Session, query: Any) -> list[Case]:
     # On PostgreSQL, concurrent sweepers (several workers) skip each other's rows.
     query = query.order_by(Case.created_at).limit(BATCH)
-    if not is_sqlite(session):
+    if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query.execution_options(populate_existing=True)))
 

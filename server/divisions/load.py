@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.db import is_postgresql
 from server.divisions.models import Division, ancestor_codes
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -46,8 +47,7 @@ def load_divisions(session: Session, *, prefix: str | None = None) -> dict[str, 
     if prefix is not None and not prefix.isdigit():
         raise ValueError("prefix must be digits, e.g. 3711")
     keep_ancestors = set(ancestor_codes(prefix)) if prefix else set()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
     stored = {
         code: (name, level, parent)
         for code, name, level, parent in session.execute(
