@@ -6,6 +6,7 @@ The database is SQLite (a temporary file) unless ``TEST_DATABASE_URL`` names ano
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
+from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ import server.models  # noqa: F401
 from server.app import create_app
 from server.db import Base, make_engine
 from server.divisions.load import load_divisions
+from server.limits import limiter
 from server.migrate import alembic_config
 from server.session import database
 
@@ -92,21 +95,70 @@ def connection(engine: Engine) -> Iterator:
     conn.close()
 
 
+# --- the app: one per run (per configuration), reset to how it was built before each test ---
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
+    "RATELIMIT_STORAGE_URI": "memory://",
+}
+
+
+class _Pristine:
+    """What a test may change on a shared app, as it was when the app was built.
+
+    ``create_app`` costs more than most tests, so each configuration is built once per run;
+    before every test its settings, extensions and rate-limit counters go back to this, so a
+    test sees the app as if it had just been created. A test that needs something
+    ``create_app`` decides once (other routes, other middleware) builds its own app.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.config = copy.deepcopy(dict(app.config))
+        self.extensions = dict(app.extensions)
+        # The limiter is one instance for every app (server.limits); its storage, and whether
+        # it fell back from a dead one, are what create_app last gave it.
+        self.limiter = dict(limiter.__dict__)
+
+    def restore(self) -> Flask:
+        """The app as built: settings, extensions, empty rate-limit counters."""
+        app = self.app
+        app.config.clear()
+        app.config.update(copy.deepcopy(self.config))
+        app.extensions.clear()
+        app.extensions.update(
+            {k: list(v) if isinstance(v, list) else v for k, v in self.extensions.items()}
+        )
+        limiter.__dict__.update(self.limiter)
+        limiter.reset()
+        if limiter._fallback_storage is not None:
+            limiter._fallback_storage.reset()
+        return app
+
+
+@pytest.fixture(scope="session")
+def _rolled_back_app(database_url: str) -> Iterator[_Pristine]:
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, "ID_ENCRYPTION_KEYS": ""})
+    yield _Pristine(app)
+    database(app).engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _committing_app(database_url: str) -> Iterator[_Pristine]:
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+    yield _Pristine(app)
+    database(app).engine.dispose()
+
+
 @pytest.fixture
-def app(database_url: str, connection):  # type: ignore[no-untyped-def]
+def app(_rolled_back_app: _Pristine, connection):  # type: ignore[no-untyped-def]
     """The app, its sessions joined to the test's outer transaction (savepoints)."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "ID_ENCRYPTION_KEYS": "",
-            "RATELIMIT_STORAGE_URI": "memory://",
-        }
-    )
+    app = _rolled_back_app.restore()
     db = database(app)
     db.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
     yield app
+    db.sessionmaker.configure(bind=db.engine, join_transaction_mode="conservative_savepoint")
     db.engine.dispose()
 
 
@@ -124,16 +176,9 @@ def session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def committed_app(database_url: str, engine: Engine):  # type: ignore[no-untyped-def]
+def committed_app(_committing_app: _Pristine, engine: Engine):  # type: ignore[no-untyped-def]
     """An app whose requests really commit (for concurrency tests); cleaned afterwards."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "RATELIMIT_STORAGE_URI": "memory://",
-        }
-    )
+    app = _committing_app.restore()
     yield app
     database(app).engine.dispose()
     _truncate(engine)
