@@ -10,7 +10,9 @@ import copy
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from alembic import command
@@ -19,6 +21,7 @@ from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
 
 import server.accounts.passwords as _passwords
 import server.models  # noqa: F401
@@ -182,6 +185,18 @@ def committed_app(_committing_app: _Pristine, engine: Engine):  # type: ignore[n
     yield app
     database(app).engine.dispose()
     _truncate(engine)
+
+
+@pytest.fixture
+def live(committed_app: Any) -> Iterator[str]:
+    """The committed app served over HTTP by a threaded server on a free port."""
+    server = make_server("127.0.0.1", 0, committed_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.daemon = True
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
 
 def _truncate(engine: Engine) -> None:

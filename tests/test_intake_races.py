@@ -15,13 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from notifications.models import SmsOutbox
 from server.accounts.idnumbers import check_digit, id_number_hash
@@ -38,18 +36,6 @@ TOWNSHIP = "371102004"
 FINAL = ("closed", "rejected", "withdrawn", "referred")
 ROUNDS_B = 30  # ten of each ending action
 ROUNDS_C = 16
-
-
-@pytest.fixture
-def live(committed_app: Any) -> Iterator[str]:
-    """The committed app served over HTTP by a threaded server on a free port."""
-    server = make_server("127.0.0.1", 0, committed_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-    thread.daemon = True
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def _add(app: Any, *rows: Any) -> None:

@@ -6,13 +6,11 @@ leaves a screenshot and the page's HTML in ``test-artifacts/console/``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from server.accounts.models import Account
 from server.accounts.passwords import hash_password
@@ -47,18 +45,6 @@ def browser() -> Iterator[Any]:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def live(committed_app: Any) -> Iterator[str]:
-    """The committed app served over HTTP by a threaded server on a free port."""
-    server = make_server("127.0.0.1", 0, committed_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-    thread.daemon = True
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
