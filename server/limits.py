@@ -79,15 +79,27 @@ def _retry_after(item: RateLimitItem, *identifiers: str) -> int:
     return max(1, math.ceil(reset - time.time()))
 
 
-def _limited(retry_after: int) -> RateLimited:
-    return RateLimited(headers={"Retry-After": str(retry_after)})
-
-
-def enforce(limit_value: str, *, scope: str, key: str, cost: int = 1) -> None:
+def enforce(
+    limit_value: str,
+    *,
+    scope: str,
+    key: str,
+    cost: int = 1,
+    message: str | None = None,
+    message_en: str | None = None,
+) -> None:
     """Count one hit of ``key`` against every limit in ``limit_value``; 429 when exceeded.
 
-    Nothing is counted when any of the limits is already exhausted.
+    Nothing is counted when any of the limits is already exhausted. ``message`` (and
+    ``message_en``) replace the generic refusal, e.g. to tell a resident where help still is.
     """
+
+    def _limited(retry_after: int) -> RateLimited:
+        headers = {"Retry-After": str(retry_after)}
+        if message is None:
+            return RateLimited(headers=headers)
+        return RateLimited(message, message_en=message_en, headers=headers)
+
     items = parse_many(limit_value)
     identifiers = (KEY_PREFIX, scope, key)
     try:

@@ -30,7 +30,7 @@ from server.cases.schemas import (
     UrgentRequestCreateSchema,
 )
 from server.divisions.service import require_case_township
-from server.errors import Forbidden, RateLimited, Unauthorized
+from server.errors import Forbidden, Unauthorized
 from server.limits import enforce
 from server.session import commit_now, db_session
 
@@ -304,20 +304,12 @@ NEW_URGENT_LIMITED_EN = (
 )
 
 
-def _enforce(limit: str, *, scope: str, key: str, message: str, message_en: str) -> None:
-    # enforce's 429 is generic; a resident refused help is told where help still is.
-    try:
-        enforce(limit, scope=scope, key=key)
-    except RateLimited as exc:
-        raise RateLimited(message, message_en=message_en, headers=exc.headers) from None
-
-
 # Taps by a resident who already has an open urgent case only add to that case; more than
 # this many are someone (or something) hammering the button. Never applied to a person's
 # first urgent request, nor to the retries of one tap (same Idempotency-Key).
 def _limit_repeated_taps(resident: Account) -> None:
     """Throttle taps from a resident who already has an open urgent case (never the first)."""
-    _enforce(
+    enforce(
         current_app.config["RATELIMIT_URGENT_PER_RESIDENT"],
         scope="urgent-tap",
         key=str(resident.id),
@@ -331,7 +323,7 @@ def _limit_repeated_taps(resident: Account) -> None:
 # hotline, which is not limited, stays open to a person turned away.
 def _limit_new_urgent(resident: Account) -> None:
     """Throttle new urgent cases (and so pages) opened by one resident's own taps."""
-    _enforce(
+    enforce(
         current_app.config["RATELIMIT_URGENT_NEW_PER_RESIDENT"],
         scope="urgent-new",
         key=str(resident.id),
