@@ -15,7 +15,7 @@ from sqlalchemy.orm.util import identity_key
 
 from notifications import templates
 from notifications.models import SmsOutbox, SmsTemplateOverride
-from server.db import utcnow
+from server.db import is_postgresql, utcnow
 
 # PostgreSQL channel the worker LISTENs on; enqueue NOTIFYs it (delivered on commit only).
 NOTIFY_CHANNEL = "aidline_sms_outbox"
@@ -88,7 +88,7 @@ def outbox_row(
     transaction NOTIFYs the workers when it commits (see ``take_notify``). ``enqueue`` writes
     one; a caller writing several rows with others in one statement uses this."""
     now = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
         # workers at once (an urgent page leaves within a second, not at the next poll).
         # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).

@@ -60,7 +60,7 @@ from notifications.delivery import apply_early_receipts_many, clear_claim, fail,
 from notifications.models import SmsAttempt, SmsOutbox
 from notifications.retry import RetryPolicy
 from notifications.senders import Sender, SendError
-from server.db import utcnow
+from server.db import is_postgresql, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class Worker:
 
     def _session(self) -> Session:
         session = self.sessions()
-        if session.get_bind().dialect.name == "sqlite":
+        if not is_postgresql(session):
             # Serialise claimers: take the write lock before reading what is due.
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         return session
@@ -479,7 +479,7 @@ class Worker:
         # 'pending' as a literal: a partial index (WHERE status = 'pending') serves only a
         # query that names the value itself, not a bound parameter.
         terms = (SmsOutbox.status == literal_column("'pending'"), SmsOutbox.next_attempt_at <= now)
-        if session.get_bind().dialect.name == "sqlite":
+        if not is_postgresql(session):
             # Without statistics (SQLite gathers none unless told) the planner took the range
             # on ix_sms_outbox_due and sorted the whole backlog per claim: "both terms hold for
             # most rows" makes the index in send order the cheaper plan.
@@ -612,7 +612,7 @@ class Worker:
             return
         now = now or self.clock()
         with self._session() as session:
-            if self.settings.async_record and session.get_bind().dialect.name == "postgresql":
+            if self.settings.async_record and is_postgresql(session):
                 session.execute(text("SET LOCAL synchronous_commit = off"))
             # Rows first, in id order (the receipt webhook also locks the row before its
             # attempt): no deadlock with it or with another worker.
@@ -790,6 +790,6 @@ class PgWaiter(Waiter):
 
 def waiter_for(engine: Engine, stop: threading.Event) -> Waiter:
     """LISTEN/NOTIFY on PostgreSQL, plain polling elsewhere."""
-    if engine.dialect.name == "postgresql":
+    if is_postgresql(engine):
         return PgWaiter(stop, engine)
     return Waiter(stop)

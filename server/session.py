@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.db import make_engine
+from server.db import is_postgresql, make_engine
 from server.errors import Conflict, error_body, localize
 
 log = logging.getLogger(__name__)
@@ -136,14 +136,10 @@ class Database:
         self.engine: Engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.writers: WriterQueue | None = None
-        if self.is_sqlite:
+        if not is_postgresql(self.engine):
             path = self.engine.url.database
             in_memory = not path or path == ":memory:" or path.startswith("file::memory:")
             self.writers = WriterQueue(None if in_memory else os.path.abspath(path))
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
 
     def new_session(self) -> Session:
         """A session outside any request (CLI, worker, tests)."""

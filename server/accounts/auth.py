@@ -39,7 +39,7 @@ from server.accounts.passwords import hash_password, needs_rehash, verify_passwo
 from server.accounts.service import get_or_create_resident
 from server.accounts.tokens import issue_access_token
 from server.audit import record
-from server.db import utcnow
+from server.db import is_postgresql, utcnow
 from server.errors import Forbidden, RateLimited, Unauthorized
 from server.limits import client_address, enforce, private_key
 from server.session import keep_on_error
@@ -260,9 +260,7 @@ def _count_failure(
     table = StaffSignInThrottle.__table__
     # Housekeeping, indexed: a pair quiet for a day starts afresh (and unknown names go).
     session.execute(delete(table).where(table.c.last_failure_at < now - THROTTLE_MEMORY))
-    dialect_insert = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
     insert = dialect_insert(table).values(
         username=username, client_hash=client_hash, failures=1, last_failure_at=now
     )
