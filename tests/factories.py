@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from server.accounts.models import Account, AuthSession
 from server.accounts.passwords import hash_password
 from server.accounts.tokens import issue_access_token
+from server.roster.models import DutyShift
 from server.session import database
 
 _seq = itertools.count(1)
@@ -121,3 +123,17 @@ def aid_standard(session: Session, county: str = COUNTY, **fen: int) -> Any:
     from server.cases.money import DEMO_STANDARDS_FEN, set_standard
 
     return set_standard(session, county_code=county, **{**DEMO_STANDARDS_FEN, **fen})
+
+
+def on_duty(session: Session, account: Account, hours: int = 8) -> Account:
+    """Put ``account`` on the roster from an hour ago for ``hours`` more; flush only."""
+    now = dt.datetime.now(dt.UTC)
+    session.add(
+        DutyShift(
+            account_id=account.id,
+            starts_at=now - dt.timedelta(hours=1),
+            ends_at=now + dt.timedelta(hours=hours),
+        )
+    )
+    session.flush()
+    return account

@@ -74,3 +74,23 @@ def sleeping_worker(app: Flask, fake_twilio: Any) -> Iterator[None]:
                 notifications.enqueue(s, "+8613700000005", "withdrawn", {"case_no": "A-B-C"})
         thread.join(35)
     assert not thread.is_alive()
+
+
+def drain_together(workers: list[Any], *, timeout: float) -> None:
+    """Start ``workers`` at one barrier, each draining the outbox in its own thread."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(workers))
+
+    def run(w: Any) -> None:
+        try:
+            start.wait()
+            w.drain()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not errors, errors

@@ -3,14 +3,12 @@ the page names the township and the kind of need, never the person."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from sqlalchemy import select
 
 from notifications.models import SmsOutbox
 from notifications.templates import mask_case_no, render
-from server.roster.models import DutyShift
 from server.routing.gazetteer import gazetteer
 from tests import factories as f
 
@@ -35,17 +33,7 @@ def test_masked_numbers_are_unambiguous_within_the_city(session):  # type: ignor
 
 
 def _on_duty(session, township, phone):  # type: ignore[no-untyped-def]
-    duty = f.staff(session, role="duty", region=township, phone=phone)
-    now = dt.datetime.now(dt.UTC)
-    session.add(
-        DutyShift(
-            account_id=duty.id,
-            starts_at=now - dt.timedelta(hours=1),
-            ends_at=now + dt.timedelta(hours=8),
-        )
-    )
-    session.flush()
-    return duty
+    return f.on_duty(session, f.staff(session, role="duty", region=township, phone=phone))
 
 
 def test_two_townships_pages_differ_and_name_no_one(app, client, session):  # type: ignore[no-untyped-def]

@@ -22,22 +22,10 @@ def _sms(session, case_id, template):  # type: ignore[no-untyped-def]
     ).all()
 
 
-def _on_duty(session, account, hours=8):  # type: ignore[no-untyped-def]
-    now = dt.datetime.now(dt.UTC)
-    session.add(
-        DutyShift(
-            account_id=account.id,
-            starts_at=now - dt.timedelta(hours=1),
-            ends_at=now + dt.timedelta(hours=hours),
-        )
-    )
-    session.flush()
-
-
 def test_one_tap_with_township_creates_routed_case(app, client, session):  # type: ignore[no-untyped-def]
     me = f.resident(session)
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000001")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     resp = client.post(
         "/api/v1/urgent-requests",
         json={"township_code": "371102004"},
@@ -378,8 +366,8 @@ def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: 
     duty1 = f.staff(session, role="duty", region="371122001", phone="+8613900000011")
     duty2 = f.staff(session, role="duty", region="371122001", phone="+8613900000012")
     off = f.staff(session, role="duty", region="371122001", phone="+8613900000013")
-    _on_duty(session, duty1)
-    _on_duty(session, duty2)
+    f.on_duty(session, duty1)
+    f.on_duty(session, duty2)
     _ = off  # not on the roster
     me = f.resident(session)
     h = {**f.auth(app, me), "Idempotency-Key": "once"}
@@ -434,7 +422,7 @@ def test_intake_answers_are_the_case_as_read(app, client, session):  # type: ign
     """Pins the response of every intake path (new case, retry, open case, duplicate, staff
     entry, triage, a township outside the deployment city) to the case read back by GET."""
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000031")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     f.staff(session, role="supervisor", region="371122", phone="+8613900000032")
     me = f.resident(session, residence_township_code="371121001")
     other = f.resident(session)
@@ -508,7 +496,7 @@ def test_a_tap_takes_few_statements(app, client, session, connection):  # type: 
     from sqlalchemy import event
 
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000041")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     me = f.resident(session)
     headers = {**f.auth(app, me), "Idempotency-Key": "count-me"}
     warm = f.auth(app, f.resident(session))  # a first tap warms the per-process caches
@@ -547,7 +535,7 @@ def test_the_duty_roster_look_up_skips_shifts_already_over(session):  # type: ig
             )
             for day in range(1, 400)
         )
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     # Residents have no region: with the statistics of a city's accounts, the planner must
     # still start from the region's staff, not from every rostered officer's shifts.
     session.execute(

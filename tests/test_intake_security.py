@@ -4,7 +4,6 @@ that joined a case which has since ended."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import uuid
@@ -15,7 +14,6 @@ from notifications.models import SmsOutbox
 from server.accounts.models import Account
 from server.audit import AuditEntry
 from server.cases.models import Case, CaseEvent, IdempotencyKey
-from server.roster.models import DutyShift
 from tests import factories as f
 from tests.conftest import SENSITIVE
 
@@ -23,18 +21,6 @@ ID = "371102199001011232"
 SENSITIVE.add(ID)
 LANSHAN = "371103001"  # 岚山头街道, 岚山区
 GRID_TOWNSHIP = "371102001"  # 日照街道, 东港区
-
-
-def _on_duty(session, account):  # type: ignore[no-untyped-def]
-    now = dt.datetime.now(dt.UTC)
-    session.add(
-        DutyShift(
-            account_id=account.id,
-            starts_at=now - dt.timedelta(hours=1),
-            ends_at=now + dt.timedelta(hours=8),
-        )
-    )
-    session.flush()
 
 
 def _events(session, case_id):  # type: ignore[no-untyped-def]
@@ -80,7 +66,7 @@ def test_grid_worker_never_joins_or_sees_an_open_case_in_another_district(app, c
     assert theirs.status_code == 201
     old_id = theirs.get_json()["id"]
     duty = f.staff(session, role="duty", region=GRID_TOWNSHIP, phone="+8613900000111")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     grid = f.staff(session, role="grid_worker", region=GRID_TOWNSHIP)
     resp = client.post(
         "/api/v1/intake",
@@ -164,7 +150,7 @@ def test_hotline_entry_for_the_real_person_is_not_captured_by_an_impostor(app, c
     assert claimed.status_code == 200
     trap_id = _tap(client, app, impostor, township_code=LANSHAN).get_json()["id"]
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000121")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     op = f.staff(session, role="operator", region="3711")
     resp = client.post(
         "/api/v1/intake",
@@ -200,7 +186,7 @@ def test_hotline_entry_for_the_real_person_is_not_captured_by_an_impostor(app, c
 
 def test_same_id_number_on_two_phones_gives_two_linked_cases_both_paged(app, client, session):  # type: ignore[no-untyped-def]
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000131")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     op = f.staff(session, role="operator", region="3711")
     ids = []
     for phone in ("13812340031", "13812340032"):
@@ -269,7 +255,7 @@ def test_unbind_id_number_command_frees_it_for_its_holder(app, client, session):
 
 def test_tap_withdraw_loop_pages_at_most_the_configured_number_of_times(app, client, session):  # type: ignore[no-untyped-def]
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000151")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     me = f.resident(session)
     limit = int(app.config["RATELIMIT_URGENT_NEW_PER_RESIDENT"].split("/")[0])
     answers = []
@@ -341,7 +327,7 @@ def test_request_fingerprint_is_keyed_and_hides_the_id_number(app, client, sessi
 
 def test_retry_of_a_tap_that_joined_a_case_since_ended_opens_a_new_case(app, client, session):  # type: ignore[no-untyped-def]
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000181")
-    _on_duty(session, duty)
+    f.on_duty(session, duty)
     me = f.resident(session)
     first = _tap(client, app, me, key="k1", township_code="371102004")
     case_a = first.get_json()["id"]

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -22,7 +21,7 @@ from notifications.models import SmsAttempt, SmsOutbox
 from server.db import utcnow
 from server.session import database
 from tests.fake_twilio import twilio_config
-from tests.sms_helpers import sleeping_worker, worker
+from tests.sms_helpers import drain_together, sleeping_worker, worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,22 +44,7 @@ def test_parallel_workers_send_each_message_once(committed_app, fake_twilio):  #
     ids = _enqueue_many(committed_app, 30)
     cfg = twilio_config(fake_twilio, SMS_BATCH_SIZE=3)
     workers = [worker(committed_app, worker_id=f"w{i}", **cfg) for i in range(3)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(workers))
-
-    def run(w):  # type: ignore[no-untyped-def]
-        try:
-            start.wait()
-            w.drain()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors
+    drain_together(workers, timeout=30)
     sent = collections.Counter(
         int(r.form["StatusCallback"].rsplit("=", 1)[1]) for r in fake_twilio.requests
     )

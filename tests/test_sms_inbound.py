@@ -10,7 +10,6 @@ from sqlalchemy import select
 from notifications.models import SmsInbound, SmsOutbox
 from server.accounts.models import Account
 from server.cases.models import Case
-from server.roster.models import DutyShift
 from server.sms.inbound import classify
 from tests import factories
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign, twilio_config
@@ -41,18 +40,6 @@ def _outbox(session, to):  # type: ignore[no-untyped-def]
     ).all()
 
 
-def _on_duty(session, account):  # type: ignore[no-untyped-def]
-    now = dt.datetime.now(dt.UTC)
-    session.add(
-        DutyShift(
-            account_id=account.id,
-            starts_at=now - dt.timedelta(hours=1),
-            ends_at=now + dt.timedelta(hours=8),
-        )
-    )
-    session.flush()
-
-
 @pytest.mark.parametrize(
     ("text", "intent"),
     [
@@ -78,7 +65,7 @@ def test_help_creates_urgent_case_routed_by_residence_and_pages_duty(
 ):  # type: ignore[no-untyped-def]
     elder = factories.resident(session, phone="+8613955556666", residence_township_code=TOWNSHIP)
     duty = factories.staff(session, role="duty", region=TOWNSHIP, phone="+8613900000001")
-    _on_duty(session, duty)
+    factories.on_duty(session, duty)
     session.commit()
 
     resp = text_us(client, "求助 老伴摔倒了")

@@ -4,7 +4,6 @@ them), receipts still moving (the share by age), a pool of senders each paced, n
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from notifications.models import SmsAttempt, SmsOutbox
 from notifications.worker import Pacer
 from server.session import database
 from tests.fake_twilio import twilio_config
-from tests.sms_helpers import worker
+from tests.sms_helpers import drain_together, worker
 
 POOL = "+15005550001,+15005550002,+15005550003"
 
@@ -224,22 +223,7 @@ def test_parallel_workers_lose_nothing_with_priorities_and_share(
     ids = _enqueue_mixed(committed_app, 60)
     cfg = twilio_config(fake_twilio, TWILIO_FROM=POOL, SMS_BATCH_SIZE=4, SMS_FAIR_SHARE=3)
     workers = [worker(committed_app, worker_id=f"w{i}", **cfg) for i in range(3)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(workers))
-
-    def run(w):  # type: ignore[no-untyped-def]
-        try:
-            start.wait()
-            w.drain()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    drain_together(workers, timeout=60)
     sent = collections.Counter(
         int(r.form["StatusCallback"].rsplit("=", 1)[1]) for r in fake_twilio.requests
     )
