@@ -39,7 +39,7 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 gc_threshold = os.environ.get("GUNICORN_GC_THRESHOLD", "50000,20,100")
 
 
-def on_starting(server):  # type: ignore[no-untyped-def]
+def on_starting(server):
     # Every process keeps its own memory:// rate-limit counters, so N workers multiplied
     # every limit by N (one phone, four sign-in codes a minute): production refuses to start.
     from server import limits
@@ -48,7 +48,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     limits.require_shared_storage(from_env(), processes=server.cfg.workers)
 
 
-def post_worker_init(worker):  # type: ignore[no-untyped-def]
+def post_worker_init(worker):
     if not gc_threshold:
         return
     import gc

@@ -52,7 +52,7 @@ def capturing(engine: Engine) -> Iterator[list[tuple[str, Any, bool]]]:
     """Collect ``(statement, parameters, executemany)`` of everything sent to the database."""
     captured: list[tuple[str, Any, bool]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def capture(conn, cursor, statement, parameters, context, executemany):
         captured.append((statement, parameters, executemany))
 
     event.listen(engine, "before_cursor_execute", capture)

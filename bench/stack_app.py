@@ -47,7 +47,7 @@ class StackTap(MethodView):
     @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
     @blp.arguments(UrgentRequestCreateSchema())
     @blp.response(201)
-    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):
         """The tap's framework work and its SQL, nothing else."""
         claims = request_claims()  # PyJWT: signature, expiry, claims
         if claims.get("role") != "resident":
@@ -82,7 +82,7 @@ class StackTap(MethodView):
 
 @blp.route("/stack-read/<uuid:case_id>")
 class StackRead(MethodView):
-    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def get(self, case_id: uuid.UUID):
         """The status read's framework work and its SQL, nothing else: a two-field answer."""
         claims = request_claims()
         if claims.get("role") != "resident":

@@ -34,7 +34,7 @@ TOWNSHIP = "371102004"
 PASSWORD = "screenshot-password"
 
 
-def seed(app) -> None:  # type: ignore[no-untyped-def]
+def seed(app) -> None:
     now = utcnow()
     with database(app).new_session() as s, s.begin():
         load_divisions(s, prefix="3711")

@@ -102,7 +102,7 @@ class CommonErrorsPlugin(BasePlugin):
     ``default`` response, which documents nothing a client (or the spec fuzzer) can check.
     """
 
-    def operation_helper(self, path=None, operations=None, **kwargs):  # type: ignore[no-untyped-def]
+    def operation_helper(self, path=None, operations=None, **kwargs):
         for operation in (operations or {}).values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
@@ -121,10 +121,10 @@ class Api(flask_smorest.Api):
 
     ERROR_SCHEMA = ErrorSchema
 
-    def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
+    def handle_http_exception(self, error):
         return render_http_exception(error)
 
-    def init_app(self, app, *, spec_kwargs=None):  # type: ignore[no-untyped-def]
+    def init_app(self, app, *, spec_kwargs=None):
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs.setdefault("extra_plugins", []).append(CommonErrorsPlugin())
         super().init_app(app, spec_kwargs=spec_kwargs)

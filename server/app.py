@@ -116,7 +116,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Behind N reverse proxies, the client address is the Nth from the right in
         # X-Forwarded-For; without this every client would share the proxy's address.
         n = int(app.config["TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
 
     register_error_handlers(app)
     init_db(app)
@@ -216,7 +216,7 @@ def _check_bodies(app: Flask) -> None:
 
 def _security_headers(app: Flask) -> None:
     @app.after_request
-    def _headers(response):  # type: ignore[no-untyped-def]
+    def _headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         # Tokens, and whatever answers a signed-in caller (personal data), are never cached.

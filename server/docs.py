@@ -29,7 +29,7 @@ blp = Blueprint("swagger_ui_assets", __name__)
 
 
 @blp.get(f"{SWAGGER_UI_ASSETS_URL}<string:filename>")
-def swagger_ui_asset(filename: str):  # type: ignore[no-untyped-def]
+def swagger_ui_asset(filename: str):
     """A file of the Swagger UI bundle."""
     if filename not in SWAGGER_UI_ASSETS:
         raise NotFound("文件不存在。", message_en="No such file.")

@@ -316,13 +316,13 @@ def register_error_handlers(app: Flask) -> None:
     """Install the handlers that render every failure in the uniform shape."""
 
     @app.errorhandler(DomainError)
-    def _domain(error: DomainError):  # type: ignore[no-untyped-def]
+    def _domain(error: DomainError):
         message = localize(error.code, error.message, error.message_en, **error.params)
         return error_body(error.code, message, error.errors), error.status, error.headers
 
     @app.errorhandler(sa_exc.OperationalError)
     @app.errorhandler(sa_exc.InterfaceError)
-    def _database_down(error: Exception):  # type: ignore[no-untyped-def]
+    def _database_down(error: Exception):
         sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
         if sqlstate in RETRYABLE_SQLSTATES:
             log.warning("transaction conflict (%s), client may retry", sqlstate)
@@ -335,7 +335,7 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(error: Exception):
         if isinstance(error, HTTPException):
             return render_http_exception(error)
         log.exception("unhandled error")

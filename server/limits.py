@@ -168,7 +168,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
 
     @app.errorhandler(RateLimitExceeded)
-    def _exceeded(error: RateLimitExceeded):  # type: ignore[no-untyped-def]
+    def _exceeded(error: RateLimitExceeded):
         current = limiter.current_limit
         retry = (
             max(1, math.ceil(current.window.reset_time - time.time()))

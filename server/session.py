@@ -235,7 +235,7 @@ def init_app(app: Flask) -> None:
     app.extensions["aidline.db"] = Database(app.config["DATABASE_URL"])
 
     @app.after_request
-    def _commit(response):  # type: ignore[no-untyped-def]
+    def _commit(response):
         session: Session | None = g.get("_db_session")
         if session is None:
             return response
@@ -244,7 +244,7 @@ def init_app(app: Flask) -> None:
         finally:
             _release_writer()
 
-    def _end(session: Session, response):  # type: ignore[no-untyped-def]
+    def _end(session: Session, response):
         if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
             return response  # committed already (commit_now), or nothing was ever done
         if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
@@ -261,7 +261,7 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.teardown_request
-    def _close(_exc):  # type: ignore[no-untyped-def]
+    def _close(_exc):
         session: Session | None = g.pop("_db_session", None)
         try:
             if session is not None:

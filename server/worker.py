@@ -62,7 +62,7 @@ def build_worker(app: Flask, *, worker_id: str | None = None) -> Worker:
 @click.option("--worker-id", default=None, help="Name in attempt records (default host:pid).")
 def worker_cli(once: bool, worker_id: str | None) -> None:
     """Send due SMS from the outbox and run periodic jobs (the SLA sweep)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()
     try:
         worker = build_worker(app, worker_id=worker_id)
     except ValueError as exc:

@@ -44,7 +44,7 @@ _passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 _real_connect = socket.socket.connect
 
 
-def _guarded_connect(self, address):  # type: ignore[no-untyped-def]
+def _guarded_connect(self, address):
     host = address[0] if isinstance(address, tuple) else address
     if isinstance(host, str) and not (
         host.startswith("127.") or host in {"localhost", "::1"} or host.startswith("/")
@@ -53,7 +53,7 @@ def _guarded_connect(self, address):  # type: ignore[no-untyped-def]
     return _real_connect(self, address)
 
 
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect = _guarded_connect
 
 
 # --- database ---------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def _committing_app(database_url: str) -> Iterator[_Pristine]:
 
 
 @pytest.fixture
-def app(_rolled_back_app: _Pristine, connection):  # type: ignore[no-untyped-def]
+def app(_rolled_back_app: _Pristine, connection):
     """The app, its sessions joined to the test's outer transaction (savepoints)."""
     app = _rolled_back_app.restore()
     db = database(app)
@@ -166,12 +166,12 @@ def app(_rolled_back_app: _Pristine, connection):  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
+def session(app) -> Iterator[Session]:
     """A session in the test's transaction, for factories and assertions."""
     s = database(app).new_session()
     yield s
@@ -179,7 +179,7 @@ def session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def committed_app(_committing_app: _Pristine, engine: Engine):  # type: ignore[no-untyped-def]
+def committed_app(_committing_app: _Pristine, engine: Engine):
     """An app whose requests really commit (for concurrency tests); cleaned afterwards."""
     app = _committing_app.restore()
     yield app
@@ -256,7 +256,7 @@ def _collect_logs() -> Iterator[None]:
     root.setLevel(old_level)
 
 
-def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+def pytest_collection_modifyitems(config, items):
     # The privacy scan of the captured logs runs after everything else.
     last = [i for i in items if i.get_closest_marker("privacy_scan")]
     items[:] = [i for i in items if not i.get_closest_marker("privacy_scan")] + last

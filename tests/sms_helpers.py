@@ -42,7 +42,7 @@ def make_case(session: Session, resident: Any, **fields: Any) -> Case:
     return case
 
 
-def worker(app: Flask, *, worker_id: str | None = None, **config: Any):  # type: ignore[no-untyped-def]
+def worker(app: Flask, *, worker_id: str | None = None, **config: Any):
     """A worker for ``app`` after applying ``config``."""
     app.config.update(config)
     return build_worker(app, worker_id=worker_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.limits import enforce, limiter
 
 
-def test_restore_undoes_what_a_test_changes(_rolled_back_app, app) -> None:  # type: ignore[no-untyped-def]
+def test_restore_undoes_what_a_test_changes(_rolled_back_app, app) -> None:
     app.config["RATELIMIT_SMS_PER_CLIENT"] = "1/hour"
     app.config["RATELIMIT_STORAGE_OPTIONS"]["key_prefix"] = "changed"
     app.config["SOMETHING_NEW"] = 1

@@ -16,11 +16,11 @@ from tests.signin import bearer, latest_code, request_code, sign_in
 PHONE = "+8613812345678"
 
 
-def _token(client, phone, code):  # type: ignore[no-untyped-def]
+def _token(client, phone, code):
     return client.post("/api/v1/auth/token", json={"phone": phone, "code": code})
 
 
-def test_happy_path_creates_resident_once(client, session):  # type: ignore[no-untyped-def]
+def test_happy_path_creates_resident_once(client, session):
     resp = client.post("/api/v1/auth/sms-code", json={"phone": "13812345678"})
     assert resp.status_code == 202
     body = resp.get_json()
@@ -54,7 +54,7 @@ def test_happy_path_creates_resident_once(client, session):  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("raw", ["13812345678", "+86 138 1234 5678", "008613812345678"])
-def test_phone_formats_normalised(client, session, raw):  # type: ignore[no-untyped-def]
+def test_phone_formats_normalised(client, session, raw):
     code = request_code(client, session, raw, e164=PHONE)
     resp = _token(client, raw, code)
     assert resp.status_code == 200
@@ -64,14 +64,14 @@ def test_phone_formats_normalised(client, session, raw):  # type: ignore[no-unty
 @pytest.mark.parametrize(
     "raw", ["12345", "1381234567a", "+1 202 555 0100", "", "010-1234", "+86 10 6552 9988"]
 )
-def test_invalid_phone_is_field_error(client, raw):  # type: ignore[no-untyped-def]
+def test_invalid_phone_is_field_error(client, raw):
     resp = client.post("/api/v1/auth/sms-code", json={"phone": raw})
     assert resp.status_code == 422
     body = resp.get_json()
     assert body["code"] == "validation_error" and "phone" in body["errors"]
 
 
-def test_missing_and_malformed_fields(client):  # type: ignore[no-untyped-def]
+def test_missing_and_malformed_fields(client):
     assert client.post("/api/v1/auth/sms-code", json={}).status_code == 422
     resp = _token(client, PHONE, "12ab56")
     assert resp.status_code == 422 and "code" in resp.get_json()["errors"]
@@ -79,7 +79,7 @@ def test_missing_and_malformed_fields(client):  # type: ignore[no-untyped-def]
     assert resp.status_code == 422 and "x" in resp.get_json()["errors"]
 
 
-def test_code_is_stored_hashed_with_expiry(client, session):  # type: ignore[no-untyped-def]
+def test_code_is_stored_hashed_with_expiry(client, session):
     code = request_code(client, session, PHONE)
     row = session.scalars(select(SignInCode).where(SignInCode.phone == PHONE)).one()
     assert code not in row.code_hash and len(row.code_hash) == 64
@@ -91,7 +91,7 @@ def test_code_is_stored_hashed_with_expiry(client, session):  # type: ignore[no-
     assert code not in str(sms.params)  # sealed, even while the SMS waits to be sent
 
 
-def test_wrong_code_counts_and_kills_after_five(client, session):  # type: ignore[no-untyped-def]
+def test_wrong_code_counts_and_kills_after_five(client, session):
     code = request_code(client, session, PHONE)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for left in (4, 3, 2, 1):
@@ -111,7 +111,7 @@ def test_wrong_code_counts_and_kills_after_five(client, session):  # type: ignor
     assert session.scalar(select(Account.id).where(Account.phone == PHONE)) is None
 
 
-def test_expired_code_refused(client, session):  # type: ignore[no-untyped-def]
+def test_expired_code_refused(client, session):
     code = request_code(client, session, PHONE)
     session.execute(
         update(SignInCode)
@@ -124,19 +124,19 @@ def test_expired_code_refused(client, session):  # type: ignore[no-untyped-def]
     assert resp.get_json()["code"] == "code_expired"
 
 
-def test_code_single_use(client, session):  # type: ignore[no-untyped-def]
+def test_code_single_use(client, session):
     code = request_code(client, session, PHONE)
     assert _token(client, PHONE, code).status_code == 200
     resp = _token(client, PHONE, code)
     assert resp.status_code == 401 and resp.get_json()["code"] == "code_expired"
 
 
-def test_no_code_requested(client):  # type: ignore[no-untyped-def]
+def test_no_code_requested(client):
     resp = _token(client, PHONE, "123456")
     assert resp.status_code == 401 and resp.get_json()["code"] == "code_expired"
 
 
-def test_new_code_replaces_old(client, session):  # type: ignore[no-untyped-def]
+def test_new_code_replaces_old(client, session):
     from server.limits import limiter
 
     first = request_code(client, session, PHONE)
@@ -147,7 +147,7 @@ def test_new_code_replaces_old(client, session):  # type: ignore[no-untyped-def]
     assert _token(client, PHONE, second).status_code == 200
 
 
-def test_code_bound_to_phone(client, session):  # type: ignore[no-untyped-def]
+def test_code_bound_to_phone(client, session):
     code = request_code(client, session, PHONE)
     other = "+8613912345678"
     request_code(client, session, other)
@@ -158,14 +158,14 @@ def test_code_bound_to_phone(client, session):  # type: ignore[no-untyped-def]
         assert resp.status_code == 401
 
 
-def test_disabled_resident_cannot_sign_in(client, session):  # type: ignore[no-untyped-def]
+def test_disabled_resident_cannot_sign_in(client, session):
     factories.resident(session, phone=PHONE, active=False)
     code = request_code(client, session, PHONE)
     resp = _token(client, PHONE, code)
     assert resp.status_code == 403 and resp.get_json()["code"] == "account_disabled"
 
 
-def test_english_messages(client, session):  # type: ignore[no-untyped-def]
+def test_english_messages(client, session):
     request_code(client, session, PHONE)
     resp = client.post(
         "/api/v1/auth/token",

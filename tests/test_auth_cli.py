@@ -14,13 +14,13 @@ from server.roster.service import pagers_for_township
 from tests import factories
 
 
-def _run(app, *args):  # type: ignore[no-untyped-def]
+def _run(app, *args):
     return app.test_cli_runner().invoke(args=list(args))
 
 
 def _create(
     app, username="duty9", password="a-long-password", role="duty", region="371102004", *extra
-):  # type: ignore[no-untyped-def]
+):
     return _run(
         app,
         "staff",
@@ -37,7 +37,7 @@ def _create(
     )
 
 
-def test_staff_create(app, session):  # type: ignore[no-untyped-def]
+def test_staff_create(app, session):
     result = _create(app, "duty9", "a-long-password", "duty", "371102004", "--phone", "13812345678")
     assert result.exit_code == 0, result.output
     assert "a-long-password" not in result.output
@@ -47,7 +47,7 @@ def test_staff_create(app, session):  # type: ignore[no-untyped-def]
     assert verify_password(account.password_hash, "a-long-password")
 
 
-def test_staff_create_refusals(app, session):  # type: ignore[no-untyped-def]
+def test_staff_create_refusals(app, session):
     assert _create(app).exit_code == 0
     assert _create(app).exit_code != 0  # username taken
     assert _create(app, "s1", "a-long-password", "supervisor", "371102004").exit_code != 0
@@ -57,7 +57,7 @@ def test_staff_create_refusals(app, session):  # type: ignore[no-untyped-def]
     assert _create(app, "s5", "a-long-password", "admin", "3711").exit_code == 0
 
 
-def test_staff_disable_ends_sessions(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_disable_ends_sessions(app, client, session):
     account = factories.staff(session, role="duty", region="371102004", username="duty7")
     headers = factories.auth(app, account)
     assert client.get("/api/v1/me", headers=headers).status_code == 200
@@ -71,7 +71,7 @@ def test_staff_disable_ends_sessions(app, client, session):  # type: ignore[no-u
     assert _run(app, "staff", "disable", "--username", "nobody").exit_code != 0
 
 
-def test_staff_unlock_lifts_the_sign_in_wait(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_unlock_lifts_the_sign_in_wait(app, client, session):
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0
     factories.staff(session, role="duty", region="371102004", username="duty8")
     wrong = {"username": "duty8", "password": "wrong"}
@@ -96,7 +96,7 @@ def test_staff_unlock_lifts_the_sign_in_wait(app, client, session):  # type: ign
     assert _run(app, "staff", "unlock", "--username", "nobody").exit_code != 0
 
 
-def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: ignore[no-untyped-def]
+def test_demo_seed_prints_credentials_once(app, session, monkeypatch):
     # argon2 for ~70 accounts would dominate the suite; the hashing itself is tested elsewhere.
     monkeypatch.setattr(service, "hash_password", lambda p: f"plain:{p}")
     first = _run(app, "demo", "seed")
@@ -128,7 +128,7 @@ def test_demo_seed_prints_credentials_once(app, session, monkeypatch):  # type: 
     assert password not in second.output
 
 
-def _reset(app, username):  # type: ignore[no-untyped-def]
+def _reset(app, username):
     result = _run(app, "staff", "reset-password", "--username", username)
     assert result.exit_code == 0, result.output
     password = result.output.splitlines()[1].strip()
@@ -136,7 +136,7 @@ def _reset(app, username):  # type: ignore[no-untyped-def]
     return result, password
 
 
-def test_staff_reset_password(app, client, session, caplog):  # type: ignore[no-untyped-def]
+def test_staff_reset_password(app, client, session, caplog):
     free_failures = app.config["STAFF_THROTTLE_FREE_FAILURES"]
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0
     account = factories.staff(session, role="duty", region="371102004", username="duty6")
@@ -174,7 +174,7 @@ def test_staff_reset_password(app, client, session, caplog):  # type: ignore[no-
     assert client.post("/api/v1/auth/staff-token", json=new).status_code == 401
 
 
-def test_staff_reset_password_refusals(app, session):  # type: ignore[no-untyped-def]
+def test_staff_reset_password_refusals(app, session):
     result = _run(app, "staff", "reset-password", "--username", "nobody")
     assert result.exit_code != 0
     assert "no such staff account: nobody" in result.output

@@ -9,7 +9,7 @@ from tests.signin import request_code
 PHONE = "+8613812345678"
 
 
-def _assert_429(resp, max_retry: int) -> None:  # type: ignore[no-untyped-def]
+def _assert_429(resp, max_retry: int) -> None:
     assert resp.status_code == 429, resp.get_json()
     body = resp.get_json()
     assert body["code"] == "rate_limited" and body["message"]
@@ -18,7 +18,7 @@ def _assert_429(resp, max_retry: int) -> None:  # type: ignore[no-untyped-def]
     assert 1 <= retry <= max_retry
 
 
-def test_send_limited_per_phone_per_minute(client, session):  # type: ignore[no-untyped-def]
+def test_send_limited_per_phone_per_minute(client, session):
     request_code(client, session, PHONE)
     resp = client.post("/api/v1/auth/sms-code", json={"phone": "138 1234 5678"})
     _assert_429(resp, 60)
@@ -26,14 +26,14 @@ def test_send_limited_per_phone_per_minute(client, session):  # type: ignore[no-
     assert client.post("/api/v1/auth/sms-code", json={"phone": "13912345678"}).status_code == 202
 
 
-def test_send_limited_per_phone_per_day(app, client):  # type: ignore[no-untyped-def]
+def test_send_limited_per_phone_per_day(app, client):
     app.config["RATELIMIT_SMS_PER_PHONE"] = "100/minute;3/day"
     for _ in range(3):
         assert client.post("/api/v1/auth/sms-code", json={"phone": PHONE}).status_code == 202
     _assert_429(client.post("/api/v1/auth/sms-code", json={"phone": PHONE}), 86400)
 
 
-def test_send_limited_per_client(app, client):  # type: ignore[no-untyped-def]
+def test_send_limited_per_client(app, client):
     app.config["RATELIMIT_SMS_PER_CLIENT"] = "2/hour"
     phones = ["13812345678", "13812345679", "13812345670"]
     assert client.post("/api/v1/auth/sms-code", json={"phone": phones[0]}).status_code == 202
@@ -48,7 +48,7 @@ def test_send_limited_per_client(app, client):  # type: ignore[no-untyped-def]
     assert other.status_code == 202
 
 
-def test_rejected_sends_do_not_queue_sms(app, client, session):  # type: ignore[no-untyped-def]
+def test_rejected_sends_do_not_queue_sms(app, client, session):
     from sqlalchemy import func, select
 
     from notifications.models import SmsOutbox
@@ -58,7 +58,7 @@ def test_rejected_sends_do_not_queue_sms(app, client, session):  # type: ignore[
     assert session.scalar(select(func.count()).select_from(SmsOutbox)) == 1
 
 
-def test_verify_limited_per_phone(app, client, session):  # type: ignore[no-untyped-def]
+def test_verify_limited_per_phone(app, client, session):
     app.config["RATELIMIT_VERIFY_PER_PHONE"] = "3/hour"
     code = request_code(client, session, PHONE)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
@@ -71,7 +71,7 @@ def test_verify_limited_per_phone(app, client, session):  # type: ignore[no-unty
     _assert_429(resp, 3600)
 
 
-def test_verify_limited_per_client(app, client):  # type: ignore[no-untyped-def]
+def test_verify_limited_per_client(app, client):
     app.config["RATELIMIT_VERIFY_PER_CLIENT"] = "2/minute"
     for n in range(2):
         resp = client.post("/api/v1/auth/token", json={"phone": f"1381234567{n}", "code": "123456"})
@@ -80,7 +80,7 @@ def test_verify_limited_per_client(app, client):  # type: ignore[no-untyped-def]
     _assert_429(resp, 60)
 
 
-def test_staff_login_limited_per_client(app, client):  # type: ignore[no-untyped-def]
+def test_staff_login_limited_per_client(app, client):
     app.config["RATELIMIT_STAFF_LOGIN_PER_CLIENT"] = "2/minute"
     for _ in range(2):
         resp = client.post("/api/v1/auth/staff-token", json={"username": "x", "password": "y"})
@@ -90,7 +90,7 @@ def test_staff_login_limited_per_client(app, client):  # type: ignore[no-untyped
     )
 
 
-def test_english_rate_limit_message(client, session):  # type: ignore[no-untyped-def]
+def test_english_rate_limit_message(client, session):
     request_code(client, session, PHONE)
     resp = client.post(
         "/api/v1/auth/sms-code", json={"phone": PHONE}, headers={"Accept-Language": "en"}
@@ -99,8 +99,8 @@ def test_english_rate_limit_message(client, session):  # type: ignore[no-untyped
     assert resp.get_json()["message"] == "Too many requests; try again later."
 
 
-def test_each_app_starts_with_fresh_counters(database_url, connection):  # type: ignore[no-untyped-def]
-    def make():  # type: ignore[no-untyped-def]
+def test_each_app_starts_with_fresh_counters(database_url, connection):
+    def make():
         from server.session import database
 
         app = create_app(
@@ -124,7 +124,7 @@ def test_each_app_starts_with_fresh_counters(database_url, connection):  # type:
         enforce("1/hour", scope="t", key="k")  # would raise if counters were shared
 
 
-def test_trusted_proxy_address(database_url, connection):  # type: ignore[no-untyped-def]
+def test_trusted_proxy_address(database_url, connection):
     from server.limits import client_address
 
     for proxies, expected in ((0, "127.0.0.1"), (1, "203.0.113.7")):
@@ -139,7 +139,7 @@ def test_trusted_proxy_address(database_url, connection):  # type: ignore[no-unt
         seen: dict[str, str] = {}
 
         @app.get("/probe")
-        def probe(seen=seen):  # type: ignore[no-untyped-def]
+        def probe(seen=seen):
             seen["addr"] = client_address()
             return {}
 
@@ -152,7 +152,7 @@ def test_trusted_proxy_address(database_url, connection):  # type: ignore[no-unt
     limiter.reset()
 
 
-def test_redis_storage_configured_and_outage_tolerated(database_url, connection):  # type: ignore[no-untyped-def]
+def test_redis_storage_configured_and_outage_tolerated(database_url, connection):
     from server.session import database
 
     app = create_app(
@@ -171,7 +171,7 @@ def test_redis_storage_configured_and_outage_tolerated(database_url, connection)
     assert resp.status_code == 202, resp.get_json()
 
 
-def test_next_app_after_outage_uses_its_own_storage(app, client, session):  # type: ignore[no-untyped-def]
+def test_next_app_after_outage_uses_its_own_storage(app, client, session):
     # Runs after the outage test above (file order): the app fixture's limiter is healthy.
     assert type(limiter.storage).__name__ == "MemoryStorage"
     assert not limiter._storage_dead

@@ -15,13 +15,13 @@ from tests.signin import bearer
 PASSWORD = factories._PASSWORD
 
 
-def _login(client, username, password=PASSWORD):  # type: ignore[no-untyped-def]
+def _login(client, username, password=PASSWORD):
     return client.post(
         "/api/v1/auth/staff-token", json={"username": username, "password": password}
     )
 
 
-def test_staff_sign_in_carries_role_and_region(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_sign_in_carries_role_and_region(app, client, session):
     duty = factories.staff(session, role="duty", region="371102004", username="duty1")
     resp = _login(client, "duty1")
     assert resp.status_code == 200, resp.get_json()
@@ -36,13 +36,13 @@ def test_staff_sign_in_carries_role_and_region(app, client, session):  # type: i
     assert me["username"] == "duty1" and me["region_code"] == "371102004"
 
 
-def test_password_is_argon2(session):  # type: ignore[no-untyped-def]
+def test_password_is_argon2(session):
     factories.staff(session, role="admin", region="3711", username="adm")
     stored = session.scalar(select(Account.password_hash).where(Account.username == "adm"))
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
 
-def test_wrong_password_and_unknown_user_look_alike(client, session):  # type: ignore[no-untyped-def]
+def test_wrong_password_and_unknown_user_look_alike(client, session):
     factories.staff(session, role="duty", region="371102004", username="duty1")
     a = _login(client, "duty1", "wrong password")
     b = _login(client, "nobody", "wrong password")
@@ -51,20 +51,20 @@ def test_wrong_password_and_unknown_user_look_alike(client, session):  # type: i
     assert a.get_json()["code"] == "invalid_credentials"
 
 
-def _throttle(session, username):  # type: ignore[no-untyped-def]
+def _throttle(session, username):
     session.expire_all()
     return session.scalars(
         select(StaffSignInThrottle).where(StaffSignInThrottle.username == username)
     ).all()
 
 
-def _expire_wait(session, username):  # type: ignore[no-untyped-def]
+def _expire_wait(session, username):
     for row in _throttle(session, username):
         row.blocked_until = utcnow() - dt.timedelta(seconds=1)
     session.flush()
 
 
-def test_failures_slow_that_address_only(app, client, session):  # type: ignore[no-untyped-def]
+def test_failures_slow_that_address_only(app, client, session):
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 3
     factories.staff(session, role="duty", region="371102004", username="duty1")
     for _ in range(3):
@@ -94,7 +94,7 @@ def test_failures_slow_that_address_only(app, client, session):  # type: ignore[
     assert english.status_code == 429 and "supervisor" in english.get_json()["message"]
 
 
-def test_waits_grow_with_each_further_failure(app, client, session):  # type: ignore[no-untyped-def]
+def test_waits_grow_with_each_further_failure(app, client, session):
     app.config.update(
         STAFF_THROTTLE_FREE_FAILURES=2,
         STAFF_THROTTLE_BASE_SECONDS=30,
@@ -115,7 +115,7 @@ def test_waits_grow_with_each_further_failure(app, client, session):  # type: ig
     assert _throttle(session, "duty1") == []
 
 
-def test_unknown_username_is_throttled_alike(app, client, session):  # type: ignore[no-untyped-def]
+def test_unknown_username_is_throttled_alike(app, client, session):
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 2
     factories.staff(session, role="duty", region="371102004", username="duty1")
     known = [_login(client, "duty1", "bad") for _ in range(4)]
@@ -127,7 +127,7 @@ def test_unknown_username_is_throttled_alike(app, client, session):  # type: ign
     assert [r.status_code for r in known] == [401, 401, 429, 429]
 
 
-def test_success_resets_failure_count(app, client, session):  # type: ignore[no-untyped-def]
+def test_success_resets_failure_count(app, client, session):
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 2
     factories.staff(session, role="duty", region="371102004", username="duty1")
     _login(client, "duty1", "bad")
@@ -137,7 +137,7 @@ def test_success_resets_failure_count(app, client, session):  # type: ignore[no-
     assert _login(client, "duty1", "bad").status_code == 401  # two free failures again
 
 
-def test_client_address_is_not_stored_in_clear(client, session):  # type: ignore[no-untyped-def]
+def test_client_address_is_not_stored_in_clear(client, session):
     client.post(
         "/api/v1/auth/staff-token",
         json={"username": "duty1", "password": "bad"},
@@ -147,7 +147,7 @@ def test_client_address_is_not_stored_in_clear(client, session):  # type: ignore
     assert row.failures == 1 and "10.1.2.3" not in row.client_hash
 
 
-def test_sign_in_answers_do_the_same_work(app, client, session):  # type: ignore[no-untyped-def]
+def test_sign_in_answers_do_the_same_work(app, client, session):
     """Unknown user, known user with a wrong password, throttled: each verifies exactly one
     argon2 hash made with the parameters in use, so their timing tells nothing. (Counted, not
     timed: wall-clock comparisons are unreliable on a shared machine.)"""
@@ -158,8 +158,8 @@ def test_sign_in_answers_do_the_same_work(app, client, session):  # type: ignore
     real = passwords._hasher
     verified: list[str] = []
 
-    class Spy(type(real)):  # type: ignore[misc]
-        def verify(self, hash, password):  # type: ignore[no-untyped-def]
+    class Spy(type(real)):
+        def verify(self, hash, password):
             verified.append(hash)
             return super().verify(hash, password)
 
@@ -199,7 +199,7 @@ def test_sign_in_answers_do_the_same_work(app, client, session):  # type: ignore
         assert extract_parameters(hashes[0]) == spy._parameters, kind
 
 
-def test_disabled_staff_cannot_sign_in(client, session):  # type: ignore[no-untyped-def]
+def test_disabled_staff_cannot_sign_in(client, session):
     factories.staff(session, role="duty", region="371102004", username="duty1", active=False)
     resp = _login(client, "duty1")
     assert resp.status_code == 403 and resp.get_json()["code"] == "account_disabled"
@@ -207,12 +207,12 @@ def test_disabled_staff_cannot_sign_in(client, session):  # type: ignore[no-unty
     assert _login(client, "duty1", "bad").get_json()["code"] == "invalid_credentials"
 
 
-def test_residents_have_no_password_sign_in(client, session):  # type: ignore[no-untyped-def]
+def test_residents_have_no_password_sign_in(client, session):
     factories.resident(session, phone="+8613812345678", username="res", password_hash="x")
     assert _login(client, "res", "x").status_code == 401
 
 
-def test_password_not_echoed_on_validation_error(client):  # type: ignore[no-untyped-def]
+def test_password_not_echoed_on_validation_error(client):
     resp = client.post(
         "/api/v1/auth/staff-token", json={"username": "a", "password": "s3cret-pw", "x": 1}
     )
@@ -220,7 +220,7 @@ def test_password_not_echoed_on_validation_error(client):  # type: ignore[no-unt
     assert "s3cret-pw" not in resp.get_data(as_text=True)
 
 
-def test_sign_ins_and_throttles_audited(app, client, session):  # type: ignore[no-untyped-def]
+def test_sign_ins_and_throttles_audited(app, client, session):
     from server.audit import AuditEntry
 
     app.config["STAFF_THROTTLE_FREE_FAILURES"] = 0

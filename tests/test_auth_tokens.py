@@ -23,15 +23,15 @@ PHONE = "+8613812345678"
 KEY = "test-secret-key-with-enough-length-for-hs256"
 
 
-def _refresh(client, token):  # type: ignore[no-untyped-def]
+def _refresh(client, token):
     return client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
 
-def _me(client, token):  # type: ignore[no-untyped-def]
+def _me(client, token):
     return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
-def test_refresh_rotates(client, session):  # type: ignore[no-untyped-def]
+def test_refresh_rotates(client, session):
     first = sign_in(client, session, PHONE)
     resp = _refresh(client, first["refresh_token"])
     assert resp.status_code == 200
@@ -44,7 +44,7 @@ def test_refresh_rotates(client, session):  # type: ignore[no-untyped-def]
     assert third.status_code == 200
 
 
-def test_reuse_revokes_the_whole_family(client, session):  # type: ignore[no-untyped-def]
+def test_reuse_revokes_the_whole_family(client, session):
     first = sign_in(client, session, PHONE)
     second = _refresh(client, first["refresh_token"]).get_json()
     third = _refresh(client, second["refresh_token"]).get_json()
@@ -59,7 +59,7 @@ def test_reuse_revokes_the_whole_family(client, session):  # type: ignore[no-unt
     assert revoked == ["reuse"]
 
 
-def test_retry_after_a_lost_answer_gets_a_new_pair(client, session):  # type: ignore[no-untyped-def]
+def test_retry_after_a_lost_answer_gets_a_new_pair(client, session):
     first = sign_in(client, session, PHONE)
     lost = _refresh(client, first["refresh_token"]).get_json()  # never reached the phone
     retry = _refresh(client, first["refresh_token"])
@@ -74,7 +74,7 @@ def test_retry_after_a_lost_answer_gets_a_new_pair(client, session):  # type: ig
     assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
 
 
-def test_a_token_spent_by_a_retry_is_never_accepted(client, session):  # type: ignore[no-untyped-def]
+def test_a_token_spent_by_a_retry_is_never_accepted(client, session):
     # R0 -> P1 (answer lost), R0 again -> P2: P1 was spent by the retry. If P1 turns up it is a
     # copy: refused, and the session ends, so no second live pair ever comes out of the family.
     first = sign_in(client, session, PHONE)
@@ -88,7 +88,7 @@ def test_a_token_spent_by_a_retry_is_never_accepted(client, session):  # type: i
     assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
 
 
-def test_one_live_refresh_token_per_family_after_a_retry(client, session):  # type: ignore[no-untyped-def]
+def test_one_live_refresh_token_per_family_after_a_retry(client, session):
     first = sign_in(client, session, PHONE)
     _refresh(client, first["refresh_token"])
     p2 = _refresh(client, first["refresh_token"]).get_json()
@@ -101,7 +101,7 @@ def test_one_live_refresh_token_per_family_after_a_retry(client, session):  # ty
     assert _refresh(client, p3.get_json()["refresh_token"]).status_code == 200
 
 
-def test_reuse_after_the_grace_period_revokes(client, session):  # type: ignore[no-untyped-def]
+def test_reuse_after_the_grace_period_revokes(client, session):
     first = sign_in(client, session, PHONE)
     _refresh(client, first["refresh_token"])
     spent = session.scalar(select(RefreshToken).where(RefreshToken.used_at.is_not(None)))
@@ -112,7 +112,7 @@ def test_reuse_after_the_grace_period_revokes(client, session):  # type: ignore[
     assert session.scalars(select(AuthSession.revoked_reason)).all() == ["reuse"]
 
 
-def test_reuse_leaves_other_devices_alone(client, session):  # type: ignore[no-untyped-def]
+def test_reuse_leaves_other_devices_alone(client, session):
     from server.limits import limiter
 
     phone_a = sign_in(client, session, PHONE)
@@ -125,7 +125,7 @@ def test_reuse_leaves_other_devices_alone(client, session):  # type: ignore[no-u
     assert _refresh(client, phone_b["refresh_token"]).status_code == 200
 
 
-def test_unknown_and_expired_refresh(client, session):  # type: ignore[no-untyped-def]
+def test_unknown_and_expired_refresh(client, session):
     assert _refresh(client, "not-a-token").status_code == 401
     tokens = sign_in(client, session, PHONE)
     for row in session.scalars(select(RefreshToken)):
@@ -134,13 +134,13 @@ def test_unknown_and_expired_refresh(client, session):  # type: ignore[no-untype
     assert _refresh(client, tokens["refresh_token"]).status_code == 401
 
 
-def test_refresh_tokens_stored_as_hashes(client, session):  # type: ignore[no-untyped-def]
+def test_refresh_tokens_stored_as_hashes(client, session):
     tokens = sign_in(client, session, PHONE)
     hashes = session.scalars(select(RefreshToken.token_hash)).all()
     assert len(hashes) == 1 and tokens["refresh_token"] not in hashes[0]
 
 
-def test_logout_revokes(client, session):  # type: ignore[no-untyped-def]
+def test_logout_revokes(client, session):
     tokens = sign_in(client, session, PHONE)
     resp = client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
     assert resp.status_code == 204
@@ -150,7 +150,7 @@ def test_logout_revokes(client, session):  # type: ignore[no-untyped-def]
     assert client.post("/api/v1/auth/logout", json={"refresh_token": "x"}).status_code == 204
 
 
-def test_logout_with_bearer_only(client, session):  # type: ignore[no-untyped-def]
+def test_logout_with_bearer_only(client, session):
     tokens = sign_in(client, session, PHONE)
     resp = client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens))
     assert resp.status_code == 204
@@ -158,7 +158,7 @@ def test_logout_with_bearer_only(client, session):  # type: ignore[no-untyped-de
     assert _refresh(client, tokens["refresh_token"]).status_code == 401
 
 
-def test_disabled_account_stops_at_once(client, session):  # type: ignore[no-untyped-def]
+def test_disabled_account_stops_at_once(client, session):
     tokens = sign_in(client, session, PHONE)
     account = session.scalars(select(Account).where(Account.phone == PHONE)).one()
     account.active = False
@@ -167,7 +167,7 @@ def test_disabled_account_stops_at_once(client, session):  # type: ignore[no-unt
     assert _refresh(client, tokens["refresh_token"]).status_code == 401
 
 
-def test_role_change_invalidates_token(app, client, session):  # type: ignore[no-untyped-def]
+def test_role_change_invalidates_token(app, client, session):
     staff = factories.staff(session, role="duty", region="371102004")
     headers = factories.auth(app, staff)
     assert client.get("/api/v1/me", headers=headers).status_code == 200
@@ -179,7 +179,7 @@ def test_role_change_invalidates_token(app, client, session):  # type: ignore[no
 # --- forged and broken access tokens ----------------------------------------------------
 
 
-def _claims(app, session):  # type: ignore[no-untyped-def]
+def _claims(app, session):
     account = factories.resident(session)
     headers = factories.auth(app, account)
     token = headers["Authorization"].split()[1]
@@ -191,12 +191,12 @@ def _b64(data: dict | bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def test_valid_token_accepted(app, client, session):  # type: ignore[no-untyped-def]
+def test_valid_token_accepted(app, client, session):
     claims = _claims(app, session)
     assert _me(client, jwt.encode(claims, KEY, algorithm="HS256")).status_code == 200
 
 
-def test_alg_none_rejected(app, client, session):  # type: ignore[no-untyped-def]
+def test_alg_none_rejected(app, client, session):
     claims = _claims(app, session)
     token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
     resp = _me(client, token)
@@ -204,26 +204,26 @@ def test_alg_none_rejected(app, client, session):  # type: ignore[no-untyped-def
     assert _me(client, jwt.encode(claims, None, algorithm="none")).status_code == 401
 
 
-def test_other_algorithm_rejected(app, client, session):  # type: ignore[no-untyped-def]
+def test_other_algorithm_rejected(app, client, session):
     claims = _claims(app, session)
     long_key = KEY * 2  # HS512 wants a longer key; still the server's secret material
     assert _me(client, jwt.encode(claims, long_key, algorithm="HS512")).status_code == 401
 
 
-def test_wrong_key_rejected(app, client, session):  # type: ignore[no-untyped-def]
+def test_wrong_key_rejected(app, client, session):
     claims = _claims(app, session)
     token = jwt.encode(claims, "another-secret-key-with-enough-length-x", algorithm="HS256")
     assert _me(client, token).status_code == 401
 
 
-def test_expired_rejected(app, client, session):  # type: ignore[no-untyped-def]
+def test_expired_rejected(app, client, session):
     claims = _claims(app, session)
     past = int((utcnow() - dt.timedelta(hours=1)).timestamp())
     claims.update(iat=past - 900, exp=past)
     assert _me(client, jwt.encode(claims, KEY, algorithm="HS256")).status_code == 401
 
 
-def test_remembered_token_still_expires(app, client, session, monkeypatch):  # type: ignore[no-untyped-def]
+def test_remembered_token_still_expires(app, client, session, monkeypatch):
     """Verified claims are kept per process (server/accounts/tokens.py); their expiry is not."""
     claims = _claims(app, session)
     soon = int(time.time()) + 60
@@ -247,7 +247,7 @@ def test_remembered_token_still_expires(app, client, session, monkeypatch):  # t
             app.config["SECRET_KEY"] = KEY
 
 
-def test_tampered_rejected(app, client, session):  # type: ignore[no-untyped-def]
+def test_tampered_rejected(app, client, session):
     claims = _claims(app, session)
     token = jwt.encode(claims, KEY, algorithm="HS256")
     header, payload, signature = token.split(".")
@@ -257,7 +257,7 @@ def test_tampered_rejected(app, client, session):  # type: ignore[no-untyped-def
     assert _me(client, f"{header}.{payload}.{flipped}").status_code == 401
 
 
-def test_claims_checked(app, client, session):  # type: ignore[no-untyped-def]
+def test_claims_checked(app, client, session):
     claims = _claims(app, session)
     for bad in (
         {"typ": "refresh"},
@@ -273,7 +273,7 @@ def test_claims_checked(app, client, session):  # type: ignore[no-untyped-def]
         assert _me(client, jwt.encode(partial, KEY, algorithm="HS256")).status_code == 401
 
 
-def test_malformed_headers(client):  # type: ignore[no-untyped-def]
+def test_malformed_headers(client):
     for value in ("", "Bearer", "Bearer ", "Basic abc", "Bearer a.b.c", "Bearer x" * 100):
         resp = client.get("/api/v1/me", headers={"Authorization": value} if value else {})
         assert resp.status_code == 401

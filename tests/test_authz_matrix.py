@@ -349,7 +349,7 @@ def _api_rules(app: Any) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_endpoint_has_a_row(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_endpoint_has_a_row(app) -> None:
     rules = _api_rules(app)
     missing = sorted(rules - MATRIX.keys())
     assert not missing, (
@@ -378,7 +378,7 @@ def _matches(expected: Any, status: int) -> bool:
 
 
 @pytest.mark.parametrize("key", sorted(MATRIX), ids=lambda k: f"{k[0]} {k[1]}")
-def test_matrix(app, session, connection, key) -> None:  # type: ignore[no-untyped-def]
+def test_matrix(app, session, connection, key) -> None:
     from server.limits import limiter
 
     method, rule = key
@@ -429,7 +429,7 @@ def _replace_param(rule: str, name: str, value: str) -> str:
     raise AssertionError(f"{rule} has no parameter {name}")
 
 
-def test_world_targets_agree_with_access_rules(app, session) -> None:  # type: ignore[no-untyped-def]
+def test_world_targets_agree_with_access_rules(app, session) -> None:
     # "own" and "other" mean what server/access.py decides, for every role.
     from server.access import can_view_case
     from server.accounts.tokens import Actor

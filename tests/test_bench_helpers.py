@@ -171,7 +171,7 @@ def test_replay_sends_a_read_as_captured() -> None:
     assert replay.params(0, {}) == {"a": 1, "b": [1, 2]}
 
 
-def test_a_taken_port_stops_the_run_before_a_server_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_taken_port_stops_the_run_before_a_server_starts(tmp_path) -> None:
     # A server left from an earlier run would answer the readiness check and every request.
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))

@@ -32,7 +32,7 @@ STAFF_ONLY = {
     ],
     ids=["withdraw-claimed", "withdraw-queued", "supply_info"],
 )
-def test_a_residents_action_answers_the_residents_view(app, client, session, status, body):  # type: ignore[no-untyped-def]
+def test_a_residents_action_answers_the_residents_view(app, client, session, status, body):
     p = people(session)
     case = case_in(session, status, p)
     headers = auth(app, p.resident)
@@ -45,7 +45,7 @@ def test_a_residents_action_answers_the_residents_view(app, client, session, sta
     assert answer == read.get_json()
 
 
-def test_staff_actions_still_answer_the_queue_view(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_actions_still_answer_the_queue_view(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p)
     resp = client.post(

@@ -15,11 +15,11 @@ PHONE = "+8613812345678"  # the resident of workflow_support.people
 CONTACT = "+8613911112222"
 
 
-def _contact(client, app, who, case):  # type: ignore[no-untyped-def]
+def _contact(client, app, who, case):
     return client.get(f"/api/v1/cases/{case.id}/contact", headers=auth(app, who))
 
 
-def _reads(session, case):  # type: ignore[no-untyped-def]
+def _reads(session, case):
     return session.scalars(
         select(AuditEntry.actor_id).where(
             AuditEntry.target_id == str(case.id), AuditEntry.action == "case.read_contact"
@@ -27,7 +27,7 @@ def _reads(session, case):  # type: ignore[no-untyped-def]
     ).all()
 
 
-def test_the_staff_who_may_act_get_the_full_phones_and_each_call_is_audited(app, client, session):  # type: ignore[no-untyped-def]
+def test_the_staff_who_may_act_get_the_full_phones_and_each_call_is_audited(app, client, session):
     p = people(session)
     operator = factories.staff(session, role="operator", region="3711")
     holder = factories.staff(session, role="duty", region=TOWNSHIP)
@@ -57,7 +57,7 @@ def test_the_staff_who_may_act_get_the_full_phones_and_each_call_is_audited(app,
     assert PHONE[3:] not in r.get_data(as_text=True)
 
 
-def test_everyone_else_is_refused_and_nothing_is_audited(app, client, session):  # type: ignore[no-untyped-def]
+def test_everyone_else_is_refused_and_nothing_is_audited(app, client, session):
     p = people(session)
     entered_by = factories.staff(session, role="operator", region="3711")
     case = case_in(session, "queued", p, subject_phone=PHONE, created_by_id=entered_by.id)
@@ -82,7 +82,7 @@ def test_everyone_else_is_refused_and_nothing_is_audited(app, client, session): 
     assert _reads(session, case) == []
 
 
-def test_a_triage_case_is_the_supervisors(app, client, session):  # type: ignore[no-untyped-def]
+def test_a_triage_case_is_the_supervisors(app, client, session):
     p = people(session)
     case = case_in(session, "queued", p, triage=True, subject_phone=PHONE)
     assert case.county_code == COUNTY

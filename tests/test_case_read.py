@@ -162,7 +162,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("make", CASES.values(), ids=CASES.keys())
-def test_same_bytes_as_the_case_schema(app, client, session, monkeypatch, lean, make) -> None:  # type: ignore[no-untyped-def]
+def test_same_bytes_as_the_case_schema(app, client, session, monkeypatch, lean, make) -> None:
     owner = factories.resident(session, name="张三")
     case = make(session, owner)
     headers = factories.auth(app, owner)
@@ -176,7 +176,7 @@ def test_same_bytes_as_the_case_schema(app, client, session, monkeypatch, lean, 
     assert all(set(item) == {"at", "action", "status", "text"} for item in body["timeline"])
 
 
-def test_the_shape_of_a_resident_read(app, client, session, lean) -> None:  # type: ignore[no-untyped-def]
+def test_the_shape_of_a_resident_read(app, client, session, lean) -> None:
     """What the byte comparison stands on, spelled out once."""
     owner = factories.resident(session)
     case = _urgent_in_township(session, owner)
@@ -199,14 +199,14 @@ def test_the_shape_of_a_resident_read(app, client, session, lean) -> None:  # ty
     assert body["duplicate_of"] is None and body["note"] is None
 
 
-def test_one_statement(app, client, session, connection, lean) -> None:  # type: ignore[no-untyped-def]
+def test_one_statement(app, client, session, connection, lean) -> None:
     owner = factories.resident(session)
     case = _urgent_in_township(session, owner)
     headers = factories.auth(app, owner)
     client.get(f"/api/v1/cases/{case.id}", headers=headers)  # the gazetteer, once per process
     seen: list[str] = []
 
-    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def count(conn, cursor, statement, *args):
         if statement.lstrip().upper().startswith("SELECT"):
             seen.append(statement)
 
@@ -256,7 +256,7 @@ def _refusals(app: Any, session: Session) -> Iterator[tuple[str, str, dict, int]
     yield "role changed", f"/api/v1/cases/{case.id}", headers, 401
 
 
-def test_refusals_are_the_full_paths(app, client, session, monkeypatch, lean) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_the_full_paths(app, client, session, monkeypatch, lean) -> None:
     for name, path, headers, status in _refusals(app, session):
         fast, full = _both(client, monkeypatch, path, headers)
         assert fast.status_code == full.status_code == status, name
@@ -264,7 +264,7 @@ def test_refusals_are_the_full_paths(app, client, session, monkeypatch, lean) ->
     assert not any(lean), "the lean path answered a request it must leave alone"
 
 
-def test_staff_reads_stay_audited(app, client, session, lean) -> None:  # type: ignore[no-untyped-def]
+def test_staff_reads_stay_audited(app, client, session, lean) -> None:
     owner = factories.resident(session, name="张三")
     case = _urgent_in_township(session, owner)
     duty = factories.staff(session, role="duty", region="371102004")
@@ -283,7 +283,7 @@ def test_staff_reads_stay_audited(app, client, session, lean) -> None:  # type: 
     assert [(r.actor_id, r.actor_role) for r in reads] == [(duty.id, "duty")]
 
 
-def test_with_real_commits(committed_app, monkeypatch, lean) -> None:  # type: ignore[no-untyped-def]
+def test_with_real_commits(committed_app, monkeypatch, lean) -> None:
     """Outside the tests' outer transaction the lean read checks out a connection of its own
     (autocommit on PostgreSQL): same bytes, every connection back in the pool reset to
     transactions, and a staff read or a refusal after it still goes the full way."""
@@ -298,7 +298,7 @@ def test_with_real_commits(committed_app, monkeypatch, lean) -> None:  # type: i
     path = f"/api/v1/cases/{case.id}"
     modes: list[Any] = []
 
-    def mode(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def mode(conn, cursor, statement, *args):
         if "LEFT OUTER JOIN case_events" in statement:
             driver = cursor.connection  # the statement runs on the pooled driver connection
             postgres = db.engine.dialect.name == "postgresql"

@@ -84,7 +84,7 @@ def _inconsistencies(session: Any, case: Case) -> list[str]:
 
 
 @pytest.mark.parametrize("race", sorted(RACES))
-def test_status_dependent_writes_race_the_move_that_ends_the_case(committed_app, race):  # type: ignore[no-untyped-def]
+def test_status_dependent_writes_race_the_move_that_ends_the_case(committed_app, race):
     start, (path, body), move = RACES[race]
     with database(committed_app).new_session() as s, s.begin():
         p = people(s)

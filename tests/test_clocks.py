@@ -31,11 +31,11 @@ def local(text: str) -> dt.datetime:
         ("2026-06-06T22:00", "2026-06-12T22:00"),
     ],
 )
-def test_working_days_in_known_years(paid, due):  # type: ignore[no-untyped-def]
+def test_working_days_in_known_years(paid, due):
     assert add_working_days(local(paid), 5) == local(due)
 
 
-def test_examples_agree_with_installed_calendar():  # type: ignore[no-untyped-def]
+def test_examples_agree_with_installed_calendar():
     assert chinese_calendar.is_workday(dt.date(2026, 10, 10))  # 调休
     assert chinese_calendar.is_workday(dt.date(2026, 10, 8))
     assert not chinese_calendar.is_workday(dt.date(2026, 10, 7))
@@ -43,7 +43,7 @@ def test_examples_agree_with_installed_calendar():  # type: ignore[no-untyped-de
     assert chinese_calendar.is_workday(dt.date(2026, 2, 14))
 
 
-def test_local_time_decides_the_day():  # type: ignore[no-untyped-def]
+def test_local_time_decides_the_day():
     # 2026-10-09 16:30 UTC is already Saturday 10-10 00:30 in Shanghai; counting from the
     # local date gives 10-12..10-16 (from the UTC date it would wrongly end on 10-15).
     paid = dt.datetime(2026, 10, 9, 16, 30, tzinfo=dt.UTC)
@@ -52,7 +52,7 @@ def test_local_time_decides_the_day():  # type: ignore[no-untyped-def]
     assert due.astimezone(SHANGHAI) == local("2026-10-16T00:30")
 
 
-def test_unknown_year_falls_back_with_warning(log_records):  # type: ignore[no-untyped-def]
+def test_unknown_year_falls_back_with_warning(log_records):
     due = add_working_days(local("2026-12-28T10:00"), 5)
     # 12-29, 12-30, 12-31, then Mon–Fri of 2027: 01-01 (Fri) and 01-04 (Mon).
     assert due == local("2027-01-04T10:00")
@@ -60,7 +60,7 @@ def test_unknown_year_falls_back_with_warning(log_records):  # type: ignore[no-u
     assert any("2027" in r.getMessage() for r in warnings)
 
 
-def test_overrides_win_in_unknown_and_known_years():  # type: ignore[no-untyped-def]
+def test_overrides_win_in_unknown_and_known_years():
     overrides = {dt.date(2027, 1, 1): False}  # 元旦 entered by an administrator
     assert add_working_days(local("2026-12-28T10:00"), 5, overrides) == local("2027-01-05T10:00")
     # A make-up Saturday entered for a known year counts too.
@@ -69,28 +69,28 @@ def test_overrides_win_in_unknown_and_known_years():  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("year", [1990, 2003, 2099, 9998])
-def test_never_raises_for_any_year(year):  # type: ignore[no-untyped-def]
+def test_never_raises_for_any_year(year):
     due = add_working_days(local(f"{year}-03-02T08:00"), 5)
     assert due > local(f"{year}-03-02T08:00")
 
 
-def test_paperwork_due_reads_overrides_from_database(session):  # type: ignore[no-untyped-def]
+def test_paperwork_due_reads_overrides_from_database(session):
     session.add(CalendarOverride(day=dt.date(2027, 1, 1), workday=False, note="元旦"))
     session.add(CalendarOverride(day=dt.date(2026, 1, 1), workday=True, note="old, ignored"))
     session.flush()
     assert paperwork_due_at(session, local("2026-12-28T10:00")) == local("2027-01-05T10:00")
 
 
-def test_pay_due_is_24_hours():  # type: ignore[no-untyped-def]
+def test_pay_due_is_24_hours():
     assert clocks.pay_due_at(local("2026-02-16T23:30")) == local("2026-02-17T23:30")
 
 
-def test_local_text():  # type: ignore[no-untyped-def]
+def test_local_text():
     assert clocks.local_text(dt.datetime(2026, 10, 13, 2, 0, tzinfo=dt.UTC)) == "10月13日 10:00"
     assert clocks.local_text(None) == ""
 
 
-def test_calendar_api_and_cli(app, client, session):  # type: ignore[no-untyped-def]
+def test_calendar_api_and_cli(app, client, session):
     admin = factories.staff(session, role="admin", region="3711")
     duty = factories.staff(session, role="duty", region=factories.TOWNSHIP)
     headers = factories.auth(app, admin)

@@ -30,7 +30,7 @@ def _audit(i: int, at: dt.datetime) -> dict:
     }
 
 
-def test_rows_of_several_tables_in_order(session, connection):  # type: ignore[no-untyped-def]
+def test_rows_of_several_tables_in_order(session, connection):
     resident = factories.resident(session)
     case = Case(
         id=uuid.uuid4(),
@@ -46,7 +46,7 @@ def test_rows_of_several_tables_in_order(session, connection):  # type: ignore[n
     audits = [_audit(i, at) for i in range(120)]  # more than one SQLite chunk
     seen: list[str] = []
 
-    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def log(conn, cursor, statement, *args):
         seen.append(statement)
 
     event.listen(connection, "before_cursor_execute", log)
@@ -72,14 +72,14 @@ def test_rows_of_several_tables_in_order(session, connection):  # type: ignore[n
     assert rows[5].at == at
 
 
-def test_naive_times_are_refused(session):  # type: ignore[no-untyped-def]
+def test_naive_times_are_refused(session):
     naive = utcnow().replace(tzinfo=None)
     # PostgreSQL: refused while encoding the rows; SQLite: by the column type (UTCDateTime).
     with pytest.raises((ValueError, StatementError), match="naive"):
         insert_rows(session, [(AUDIT, [_audit(1, naive)])])
 
 
-def _pooled_pid(engine) -> int:  # type: ignore[no-untyped-def]
+def _pooled_pid(engine) -> int:
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
@@ -87,7 +87,7 @@ def _pooled_pid(engine) -> int:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("idle_threshold", [0.0, 3600.0])
 def test_idle_pooled_connection_is_checked_before_use(
     database_url, engine, monkeypatch, idle_threshold
-):  # type: ignore[no-untyped-def]
+):
     """A pooled connection killed while idle (a database restart in a quiet spell) is replaced
     before use once it has been idle PING_AFTER_IDLE_SECONDS; a busy one is not pinged."""
     if engine.dialect.name != "postgresql":
@@ -113,7 +113,7 @@ def test_idle_pooled_connection_is_checked_before_use(
         pooled.dispose()
 
 
-def test_driver_statement_converts_only_what_is_read(engine, session):  # type: ignore[no-untyped-def]
+def test_driver_statement_converts_only_what_is_read(engine, session):
     """DriverStatement's values are those of a Core execute, for the columns asked for."""
     from server.db import DriverStatement
 
@@ -135,7 +135,7 @@ def test_driver_statement_converts_only_what_is_read(engine, session):  # type: 
     assert none.rows == [] and none.first() is None
 
 
-def test_driver_statement_writes_as_core_does(session):  # type: ignore[no-untyped-def]
+def test_driver_statement_writes_as_core_does(session):
     """A write on the driver's cursor stores what a Core execute stores (the types' bind
     processors: aware time, JSON), and RETURNING comes back converted."""
     from sqlalchemy import insert
@@ -165,7 +165,7 @@ def test_driver_statement_writes_as_core_does(session):  # type: ignore[no-untyp
     assert len({tuple(map(str, r)) for r in raw}) == 1  # the same bytes in the table
 
 
-def test_driver_statement_on_a_dead_connection(database_url, engine, monkeypatch):  # type: ignore[no-untyped-def]
+def test_driver_statement_on_a_dead_connection(database_url, engine, monkeypatch):
     """A pooled connection that died under DriverStatement fails that statement with
     SQLAlchemy's error (a 503 at the request boundary) and is not handed out again."""
     if engine.dialect.name != "postgresql":
@@ -193,7 +193,7 @@ def test_driver_statement_on_a_dead_connection(database_url, engine, monkeypatch
         pooled.dispose()
 
 
-def test_a_sqlite_file_checkpoints_its_wal_every_4000_pages(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_sqlite_file_checkpoints_its_wal_every_4000_pages(tmp_path):
     # SQLite's default (1,000 pages) copies the WAL inside a tap's commit more often.
     from server.db import make_engine
 
@@ -206,7 +206,7 @@ def test_a_sqlite_file_checkpoints_its_wal_every_4000_pages(tmp_path):  # type: 
         engine.dispose()
 
 
-def test_a_sqlite_wal_shrinks_back_after_a_bulk_write(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_sqlite_wal_shrinks_back_after_a_bulk_write(tmp_path, monkeypatch):
     # A bulk load's WAL would otherwise stay on disk at its full size (1.4 GB after the bench's).
     from server import db
 

@@ -19,11 +19,11 @@ BEIJING = "110105001"  # 建外街道, 北京市朝阳区: a real township, outs
 NO_SUCH = "371102999"
 
 
-def _count(session, model):  # type: ignore[no-untyped-def]
+def _count(session, model):
     return session.scalar(select(func.count()).select_from(model))
 
 
-def _refused_outside(r, *, resident: bool) -> None:  # type: ignore[no-untyped-def]
+def _refused_outside(r, *, resident: bool) -> None:
     assert r.status_code == 422, r.json
     assert r.json["code"] == "outside_deployment_area"
     assert "日照市" in r.json["message"] and "township_code" in r.json["errors"]
@@ -40,7 +40,7 @@ def _refused_outside(r, *, resident: bool) -> None:  # type: ignore[no-untyped-d
         ),
     ],
 )
-def test_a_resident_cannot_place_a_case_outside_the_city(app, client, session, path, body):  # type: ignore[no-untyped-def]
+def test_a_resident_cannot_place_a_case_outside_the_city(app, client, session, path, body):
     resident = factories.resident(session)
     before = (_count(session, Case), _count(session, SmsOutbox))
     r = client.post(path, json=body, headers=auth(app, resident))
@@ -52,7 +52,7 @@ def test_a_resident_cannot_place_a_case_outside_the_city(app, client, session, p
     assert "covers 日照市 only" in english.json["message"]
 
 
-def test_an_operator_cannot_enter_a_case_outside_the_city(app, client, session):  # type: ignore[no-untyped-def]
+def test_an_operator_cannot_enter_a_case_outside_the_city(app, client, session):
     operator = factories.staff(session, role="operator", region="3711")
     before = _count(session, Case)
     body = {"phone": "13812340000", "channel": "hotline", "urgent": True, "township_code": BEIJING}
@@ -64,7 +64,7 @@ def test_an_operator_cannot_enter_a_case_outside_the_city(app, client, session):
 
 @pytest.mark.parametrize("action", ["transfer", "assign"])
 @pytest.mark.parametrize("code", [BEIJING, NO_SUCH])
-def test_no_transfer_or_assign_outside_the_city(app, client, session, action, code):  # type: ignore[no-untyped-def]
+def test_no_transfer_or_assign_outside_the_city(app, client, session, action, code):
     p = people(session)
     triage = action == "assign"
     case = case_in(session, "queued" if triage else "claimed", p, triage=triage)
@@ -85,7 +85,7 @@ def test_no_transfer_or_assign_outside_the_city(app, client, session, action, co
     assert events(session, case) == [] and sms(session, case) == []
 
 
-def test_the_one_validator(app, session):  # type: ignore[no-untyped-def]
+def test_the_one_validator(app, session):
     with app.app_context():
         assert require_case_township(session, "371102001").name == "日照街道"
         assert require_case_township(session, "371121001").name == "洪凝街道"
@@ -104,7 +104,7 @@ def test_the_one_validator(app, session):  # type: ignore[no-untyped-def]
         assert require_case_township(session, BEIJING, city="1101").name == "建外街道"
 
 
-def test_sms_name_the_township_never_its_code(app, client, session):  # type: ignore[no-untyped-def]
+def test_sms_name_the_township_never_its_code(app, client, session):
     p = people(session)
     case = case_in(session, "queued", p, triage=True)
     r = client.post(

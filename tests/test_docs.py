@@ -10,7 +10,7 @@ from server.app import create_app
 SWAGGER = "/api/v1/docs/swagger"
 
 
-def test_swagger_ui_references_only_files_the_app_serves(app, client):  # type: ignore[no-untyped-def]
+def test_swagger_ui_references_only_files_the_app_serves(app, client):
     page = client.get(SWAGGER)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -28,14 +28,14 @@ def test_swagger_ui_references_only_files_the_app_serves(app, client):  # type: 
     assert client.get(urljoin(SWAGGER, spec_url)).status_code == 200
 
 
-def test_swagger_ui_serves_only_its_own_assets(client):  # type: ignore[no-untyped-def]
+def test_swagger_ui_serves_only_its_own_assets(client):
     resp = client.get("/api/v1/docs/swagger-ui/index.html")
     assert resp.status_code == 404 and resp.get_json()["code"] == "not_found"
     assert client.get("/api/v1/docs/swagger-ui/..%2Fpyproject.toml").status_code == 404
     assert client.get("/api/v1/docs/redoc").status_code == 404
 
 
-def test_no_docs_and_no_assets_when_docs_are_off(database_url):  # type: ignore[no-untyped-def]
+def test_no_docs_and_no_assets_when_docs_are_off(database_url):
     app = create_app(
         {
             "TESTING": True,

@@ -13,7 +13,7 @@ from server.routing.gazetteer import gazetteer
 from tests import factories as f
 
 
-def test_masked_numbers_are_unambiguous_within_the_city(session):  # type: ignore[no-untyped-def]
+def test_masked_numbers_are_unambiguous_within_the_city(session):
     gaz = gazetteer(session, "3711")
     queues = [c for c in gaz.names if len(c) in (4, 6, 9)]  # the city, counties, townships
     assert len(queues) > 60
@@ -32,11 +32,11 @@ def test_masked_numbers_are_unambiguous_within_the_city(session):  # type: ignor
     assert page == "【指尖办】12349 热线紧急求助JJ02004-1201-0001，秦楼街道，请立即认领处理。"
 
 
-def _on_duty(session, township, phone):  # type: ignore[no-untyped-def]
+def _on_duty(session, township, phone):
     return f.on_duty(session, f.staff(session, role="duty", region=township, phone=phone))
 
 
-def test_two_townships_pages_differ_and_name_no_one(app, client, session):  # type: ignore[no-untyped-def]
+def test_two_townships_pages_differ_and_name_no_one(app, client, session):
     taps = {
         "371102004": ("秦楼街道", "东港区秦楼街道泰安路88号3单元401"),
         "371102002": ("石臼街道", "东港区石臼街道海滨二路16号"),
@@ -70,7 +70,7 @@ def test_two_townships_pages_differ_and_name_no_one(app, client, session):  # ty
     assert len(set(bodies.values())) == 2
 
 
-def test_pages_say_how_the_need_came_in_on_intake_and_transfer(app, client, session):  # type: ignore[no-untyped-def]
+def test_pages_say_how_the_need_came_in_on_intake_and_transfer(app, client, session):
     """Urgent aid is one aid type (急难型), so a page tells a hotline call from a tap, here and
     in the township the case moves to; the notes stay off it."""
     first = _on_duty(session, "371102004", "+8613900002004")

@@ -15,7 +15,7 @@ from server.app import create_app
 from server.errors import Conflict, error_body
 
 
-def _probe_app(database_url):  # type: ignore[no-untyped-def]
+def _probe_app(database_url):
     """An app with one extra JSON endpoint, to drive the error pipeline end to end."""
     app = create_app(
         {
@@ -40,7 +40,7 @@ def _probe_app(database_url):  # type: ignore[no-untyped-def]
     class Probe(MethodView):
         @blp.arguments(ProbeSchema)
         @blp.response(201, ProbeSchema)
-        def post(self, data):  # type: ignore[no-untyped-def]
+        def post(self, data):
             if data["name"] == "conflict":
                 raise Conflict()
             return data
@@ -50,11 +50,11 @@ def _probe_app(database_url):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def probe(database_url):  # type: ignore[no-untyped-def]
+def probe(database_url):
     return _probe_app(database_url).test_client()
 
 
-def assert_shape(resp, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+def assert_shape(resp, status: int, code: str) -> dict:
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert resp.mimetype == "application/json"
     body = resp.get_json()
@@ -64,7 +64,7 @@ def assert_shape(resp, status: int, code: str) -> dict:  # type: ignore[no-untyp
     return body
 
 
-def test_valid_request_passes(probe):  # type: ignore[no-untyped-def]
+def test_valid_request_passes(probe):
     resp = probe.post("/api/v1/probe", json={"name": "老王😀𠀀", "count": 3})
     assert resp.status_code == 201
     assert resp.get_json() == {"name": "老王😀𠀀", "count": 3}
@@ -75,7 +75,7 @@ def test_valid_request_passes(probe):  # type: ignore[no-untyped-def]
     [b"{", b'{"name": ', b"\xff\xfe", b"[" * 100_0 + b"]" * 100_0, b"nul\x00l"],
     ids=["truncated", "half", "invalid-utf8", "deeply-nested", "nul"],
 )
-def test_malformed_json_is_400(probe, body):  # type: ignore[no-untyped-def]
+def test_malformed_json_is_400(probe, body):
     resp = probe.post("/api/v1/probe", data=body, content_type="application/json")
     if resp.status_code == 413:  # the nested one may exceed the probe's 1 KiB limit
         assert_shape(resp, 413, "payload_too_large")
@@ -83,7 +83,7 @@ def test_malformed_json_is_400(probe, body):  # type: ignore[no-untyped-def]
         assert_shape(resp, 400, "invalid_json")
 
 
-def test_deeply_nested_json_within_size_limit(database_url):  # type: ignore[no-untyped-def]
+def test_deeply_nested_json_within_size_limit(database_url):
     app = _probe_app(database_url)
     app.config["MAX_CONTENT_LENGTH"] = 1_000_000
     resp = app.test_client().post(
@@ -93,77 +93,77 @@ def test_deeply_nested_json_within_size_limit(database_url):  # type: ignore[no-
 
 
 @pytest.mark.parametrize("body", [[], "text", None, 5], ids=["array", "string", "null", "number"])
-def test_json_of_wrong_type_is_422(probe, body):  # type: ignore[no-untyped-def]
+def test_json_of_wrong_type_is_422(probe, body):
     resp = probe.post("/api/v1/probe", json=body)
     errors = assert_shape(resp, 422, "validation_error")["errors"]
     assert errors
 
 
-def test_wrong_field_types_name_the_fields(probe):  # type: ignore[no-untyped-def]
+def test_wrong_field_types_name_the_fields(probe):
     resp = probe.post("/api/v1/probe", json={"name": 5, "count": "many", "extra": 1})
     errors = assert_shape(resp, 422, "validation_error")["errors"]
     assert set(errors) == {"name", "count", "extra"}
     assert errors["extra"] == ["不支持的字段。"]
 
 
-def test_missing_fields_and_whitespace(probe):  # type: ignore[no-untyped-def]
+def test_missing_fields_and_whitespace(probe):
     errors = assert_shape(
         probe.post("/api/v1/probe", json={"name": "   "}), 422, "validation_error"
     )["errors"]
     assert errors == {"name": ["不能为空。"], "count": ["必填项。"]}
 
 
-def test_control_characters_refused(probe):  # type: ignore[no-untyped-def]
+def test_control_characters_refused(probe):
     resp = probe.post("/api/v1/probe", json={"name": "a\u0007b", "count": 1})
     assert "name" in assert_shape(resp, 422, "validation_error")["errors"]
 
 
-def test_english_on_request(probe):  # type: ignore[no-untyped-def]
+def test_english_on_request(probe):
     resp = probe.post("/api/v1/probe", json={"count": 1}, headers={"Accept-Language": "en-US"})
     body = assert_shape(resp, 422, "validation_error")
     assert body["message"] == "Some fields are invalid."
     assert body["errors"] == {"name": ["Missing data for required field."]}
 
 
-def test_chinese_by_default(probe):  # type: ignore[no-untyped-def]
+def test_chinese_by_default(probe):
     body = assert_shape(probe.post("/api/v1/probe", json={"count": 1}), 422, "validation_error")
     assert body["message"] == "提交的信息有误，请检查后重试。"
 
 
-def test_wrong_content_type_is_415(probe):  # type: ignore[no-untyped-def]
+def test_wrong_content_type_is_415(probe):
     resp = probe.post(
         "/api/v1/probe", data="name=x&count=1", content_type="application/x-www-form-urlencoded"
     )
     assert_shape(resp, 415, "unsupported_media_type")
 
 
-def test_oversize_body_is_413(probe):  # type: ignore[no-untyped-def]
+def test_oversize_body_is_413(probe):
     resp = probe.post("/api/v1/probe", json={"name": "x" * 5000, "count": 1})
     assert_shape(resp, 413, "payload_too_large")
 
 
-def test_domain_error_is_rendered(probe):  # type: ignore[no-untyped-def]
+def test_domain_error_is_rendered(probe):
     assert_shape(
         probe.post("/api/v1/probe", json={"name": "conflict", "count": 1}), 409, "conflict"
     )
 
 
-def test_unknown_route_is_json_404(client):  # type: ignore[no-untyped-def]
+def test_unknown_route_is_json_404(client):
     assert_shape(client.get("/api/v1/nowhere"), 404, "not_found")
     assert_shape(client.get("/"), 404, "not_found")
 
 
-def test_wrong_method_is_json_405(client):  # type: ignore[no-untyped-def]
+def test_wrong_method_is_json_405(client):
     resp = client.delete("/healthz")
     assert_shape(resp, 405, "method_not_allowed")
     assert "GET" in resp.headers["Allow"]
 
 
-def test_unexpected_exception_is_json_500_without_details(database_url):  # type: ignore[no-untyped-def]
+def test_unexpected_exception_is_json_500_without_details(database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x" * 40})
 
     @app.route("/boom")
-    def boom():  # type: ignore[no-untyped-def]
+    def boom():
         raise RuntimeError("secret internals")
 
     resp = app.test_client().get("/boom")
@@ -172,7 +172,7 @@ def test_unexpected_exception_is_json_500_without_details(database_url):  # type
     assert body["errors"] == {}
 
 
-def test_enum_range_and_date_messages_are_chinese_by_default(probe):  # type: ignore[no-untyped-def]
+def test_enum_range_and_date_messages_are_chinese_by_default(probe):
     body = {"name": "x", "count": 1, "colour": "green", "size": 9, "day": "2026-02-30"}
     errors = assert_shape(probe.post("/api/v1/probe", json=body), 422, "validation_error")["errors"]
     assert errors == {
@@ -182,7 +182,7 @@ def test_enum_range_and_date_messages_are_chinese_by_default(probe):  # type: ig
     }
 
 
-def test_enum_range_and_date_messages_are_english_on_request(probe):  # type: ignore[no-untyped-def]
+def test_enum_range_and_date_messages_are_english_on_request(probe):
     body = {"name": "x", "count": 1, "colour": "green", "size": 9, "day": "2026-02-30"}
     resp = probe.post("/api/v1/probe", json=body, headers={"Accept-Language": "en"})
     assert assert_shape(resp, 422, "validation_error")["errors"] == {
@@ -261,7 +261,7 @@ def _builtin_messages() -> set[str]:
 _CJK = re.compile("[\u4e00-\u9fff]")
 
 
-def test_every_builtin_validation_message_reads_in_chinese(app):  # type: ignore[no-untyped-def]
+def test_every_builtin_validation_message_reads_in_chinese(app):
     """Whatever built-in message a field or validator produces comes back in Chinese by
     default (a new marshmallow message fails here until it has a translation)."""
     messages = _builtin_messages()
@@ -274,7 +274,7 @@ def test_every_builtin_validation_message_reads_in_chinese(app):  # type: ignore
     assert not untranslated, untranslated
 
 
-def test_unencodable_text_never_breaks_the_error_body(app):  # type: ignore[no-untyped-def]
+def test_unencodable_text_never_breaks_the_error_body(app):
     """A lone surrogate that reaches an error (a field named by it) is shown escaped."""
     with app.test_request_context():
         body = error_body("validation_error", "m", {"\ud800": ["x\udfff"]})
@@ -297,7 +297,7 @@ def test_unencodable_text_never_breaks_the_error_body(app):  # type: ignore[no-u
         ),
     ],
 )
-def test_out_of_range_dates_say_the_range(probe, language, since, at):  # type: ignore[no-untyped-def]
+def test_out_of_range_dates_say_the_range(probe, language, since, at):
     body = {"name": "x", "count": 1, "since": "9999-12-31", "at": "9999-12-31T23:00:00-05:00"}
     resp = probe.post("/api/v1/probe", json=body, headers={"Accept-Language": language})
     assert assert_shape(resp, 422, "validation_error")["errors"] == {"since": [since], "at": [at]}

@@ -5,13 +5,13 @@ from __future__ import annotations
 from tests import factories
 
 
-def test_healthz(client):  # type: ignore[no-untyped-def]
+def test_healthz(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200
     assert resp.get_json() == {"status": "ok"}
 
 
-def test_readyz_reports_database_at_head(client, engine):  # type: ignore[no-untyped-def]
+def test_readyz_reports_database_at_head(client, engine):
     resp = client.get("/readyz")
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
@@ -20,7 +20,7 @@ def test_readyz_reports_database_at_head(client, engine):  # type: ignore[no-unt
     assert body["details"]["revision"] == body["details"]["head"]
 
 
-def test_readyz_503_when_not_migrated(tmp_path):  # type: ignore[no-untyped-def]
+def test_readyz_503_when_not_migrated(tmp_path):
     from server.app import create_app
 
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "x" * 40})
@@ -29,7 +29,7 @@ def test_readyz_503_when_not_migrated(tmp_path):  # type: ignore[no-untyped-def]
     assert resp.get_json()["code"] == "not_ready"
 
 
-def test_readyz_shows_nothing_internal_to_anyone_in_production(app, client, session):  # type: ignore[no-untyped-def]
+def test_readyz_shows_nothing_internal_to_anyone_in_production(app, client, session):
     app.config["ENV_NAME"] = "production"
     resp = client.get("/readyz")
     assert resp.status_code == 200
@@ -49,7 +49,7 @@ def test_readyz_shows_nothing_internal_to_anyone_in_production(app, client, sess
     }
 
 
-def test_readyz_details_for_an_admin_in_production(app, client, session):  # type: ignore[no-untyped-def]
+def test_readyz_details_for_an_admin_in_production(app, client, session):
     app.config["ENV_NAME"] = "production"
     admin = factories.staff(session, role="admin", region="3711")
     body = client.get("/readyz", headers=factories.auth(app, admin)).get_json()
@@ -58,7 +58,7 @@ def test_readyz_details_for_an_admin_in_production(app, client, session):  # typ
     assert "pending" in body["details"]["sms_outbox"]
 
 
-def test_readyz_not_ready_in_production_says_only_that(tmp_path):  # type: ignore[no-untyped-def]
+def test_readyz_not_ready_in_production_says_only_that(tmp_path):
     from server.app import create_app
 
     app = create_app(

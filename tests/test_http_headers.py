@@ -22,13 +22,13 @@ FRAME_AND_SNIFF = {
 }
 
 
-def _assert_protected(resp) -> None:  # type: ignore[no-untyped-def]
+def _assert_protected(resp) -> None:
     for name, value in FRAME_AND_SNIFF.items():
         assert resp.headers.get(name) == value, (name, resp.status_code)
     assert "frame-ancestors 'none'" in resp.headers.get("Content-Security-Policy", "")
 
 
-def test_every_answer_carries_the_security_headers(client):  # type: ignore[no-untyped-def]
+def test_every_answer_carries_the_security_headers(client):
     for resp in (
         client.get("/healthz"),
         client.get("/readyz"),
@@ -41,7 +41,7 @@ def test_every_answer_carries_the_security_headers(client):  # type: ignore[no-u
         _assert_protected(resp)
 
 
-def test_token_answers_are_never_cached(app, client, session):  # type: ignore[no-untyped-def]
+def test_token_answers_are_never_cached(app, client, session):
     sent = client.post("/api/v1/auth/sms-code", json={"phone": PHONE})
     assert sent.status_code == 202 and sent.headers["Cache-Control"] == "no-store"
     from server.limits import limiter
@@ -90,7 +90,7 @@ def test_request_lines_unchanged_without_personal_data() -> None:
     assert mask_request_line(line) == line
 
 
-def test_development_server_logs_phones_masked(app, caplog):  # type: ignore[no-untyped-def]
+def test_development_server_logs_phones_masked(app, caplog):
     # The werkzeug server `make run` uses writes its request lines through the masking filter.
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

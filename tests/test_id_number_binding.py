@@ -23,7 +23,7 @@ SENSITIVE.add(ID)
 
 
 @pytest.fixture
-def scratch(database_url, tmp_path):  # type: ignore[no-untyped-def]
+def scratch(database_url, tmp_path):
     """A connection to an empty database of the suite's kind (a scratch PG schema)."""
     schema = None
     url = database_url
@@ -46,7 +46,7 @@ def scratch(database_url, tmp_path):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def test_the_migration_stops_on_an_id_number_bound_twice_and_names_the_accounts(scratch):  # type: ignore[no-untyped-def]
+def test_the_migration_stops_on_an_id_number_bound_twice_and_names_the_accounts(scratch):
     url, conn = scratch
     cfg = alembic_config(url, connection=conn)
     command.upgrade(cfg, "0009")
@@ -83,14 +83,14 @@ def test_the_migration_stops_on_an_id_number_bound_twice_and_names_the_accounts(
     conn.rollback()
 
 
-def _claim(app, barrier, headers, codes, i):  # type: ignore[no-untyped-def]
+def _claim(app, barrier, headers, codes, i):
     client = app.test_client()
     barrier.wait()
     resp = client.patch("/api/v1/me", json={"id_number": ID}, headers=headers)
     codes[i] = (resp.status_code, resp.get_json().get("code"))
 
 
-def test_two_accounts_claiming_one_id_number_at_once_end_with_one_holder(committed_app):  # type: ignore[no-untyped-def]
+def test_two_accounts_claiming_one_id_number_at_once_end_with_one_holder(committed_app):
     app = committed_app
     for r in range(6):
         accounts = [Account(role="resident", phone=f"+86137300{r:03d}{i:02d}") for i in range(2)]

@@ -28,7 +28,7 @@ CITY_ONLY = "371199200002290012"  # an unknown county of 日照市, born on a le
 SENSITIVE.update({VALID, VALID_X, OLD_COUNTY, CITY_ONLY})
 
 
-def _fails(raw: str, field: str = "id_number", **kw) -> str:  # type: ignore[no-untyped-def]
+def _fails(raw: str, field: str = "id_number", **kw) -> str:
     with pytest.raises(ValidationFailed) as info:
         validate_id_number(raw, field=field, **kw)
     messages = info.value.errors[field]
@@ -82,7 +82,7 @@ def test_field_name_used() -> None:
     _fails("123", field="subject_id_number")
 
 
-def test_region_added_to_table_accepted(session) -> None:  # type: ignore[no-untyped-def]
+def test_region_added_to_table_accepted(session) -> None:
     from server.divisions.models import Division
 
     first17 = "37990119900101123"
@@ -99,7 +99,7 @@ def test_mask() -> None:
     assert len(mask_id_number(VALID)) == 18
 
 
-def test_protect_round_trip(app) -> None:  # type: ignore[no-untyped-def]
+def test_protect_round_trip(app) -> None:
     with app.app_context():
         enc, digest, masked = protect_id_number(VALID)
         assert VALID.encode() not in enc
@@ -112,7 +112,7 @@ def test_protect_round_trip(app) -> None:  # type: ignore[no-untyped-def]
         assert protect_id_number(VALID)[1] == digest
 
 
-def test_hash_is_keyed(app) -> None:  # type: ignore[no-untyped-def]
+def test_hash_is_keyed(app) -> None:
     with app.app_context():
         default = id_number_hash(VALID)
         app.config["ID_HASH_KEY"] = "a-configured-hash-key"
@@ -121,7 +121,7 @@ def test_hash_is_keyed(app) -> None:  # type: ignore[no-untyped-def]
         assert len({default, keyed, id_number_hash(VALID)}) == 3
 
 
-def test_key_rotation(app) -> None:  # type: ignore[no-untyped-def]
+def test_key_rotation(app) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     with app.app_context():
         app.config["ID_ENCRYPTION_KEYS"] = old
@@ -139,7 +139,7 @@ def test_key_rotation(app) -> None:  # type: ignore[no-untyped-def]
             decrypt_id_number(enc_old)
 
 
-def test_development_key_derived_from_secret(app) -> None:  # type: ignore[no-untyped-def]
+def test_development_key_derived_from_secret(app) -> None:
     with app.app_context():
         app.config["ID_ENCRYPTION_KEYS"] = ""
         enc = protect_id_number(VALID)[0]

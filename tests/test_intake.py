@@ -14,7 +14,7 @@ from server.roster.models import DutyShift
 from tests import factories as f
 
 
-def _sms(session, case_id, template):  # type: ignore[no-untyped-def]
+def _sms(session, case_id, template):
     return session.scalars(
         select(SmsOutbox).where(
             SmsOutbox.case_id == uuid.UUID(str(case_id)), SmsOutbox.template == template
@@ -22,7 +22,7 @@ def _sms(session, case_id, template):  # type: ignore[no-untyped-def]
     ).all()
 
 
-def test_one_tap_with_township_creates_routed_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_one_tap_with_township_creates_routed_case(app, client, session):
     me = f.resident(session)
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000001")
     f.on_duty(session, duty)
@@ -45,7 +45,7 @@ def test_one_tap_with_township_creates_routed_case(app, client, session):  # typ
     assert [p.to_phone for p in pages] == ["+8613900000001"]
 
 
-def test_empty_tap_still_creates_a_case_in_triage(app, client, session):  # type: ignore[no-untyped-def]
+def test_empty_tap_still_creates_a_case_in_triage(app, client, session):
     me = f.resident(session)
     sup = f.staff(session, role="supervisor", region="371102", phone="+8613900000002")
     resp = client.post("/api/v1/urgent-requests", headers=f.auth(app, me))
@@ -59,7 +59,7 @@ def test_empty_tap_still_creates_a_case_in_triage(app, client, session):  # type
     assert [p.to_phone for p in _sms(session, body["id"], "duty_page")] == [sup.phone]
 
 
-def test_retried_tap_returns_same_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_retried_tap_returns_same_case(app, client, session):
     me = f.resident(session)
     headers = {**f.auth(app, me), "Idempotency-Key": "same-key"}
     first = client.post(
@@ -76,7 +76,7 @@ def test_retried_tap_returns_same_case(app, client, session):  # type: ignore[no
     assert len(_sms(session, first.get_json()["id"], "urgent_receipt")) == 1
 
 
-def test_same_key_different_body_is_422(app, client, session):  # type: ignore[no-untyped-def]
+def test_same_key_different_body_is_422(app, client, session):
     me = f.resident(session)
     headers = {**f.auth(app, me), "Idempotency-Key": "k"}
     assert (
@@ -88,7 +88,7 @@ def test_same_key_different_body_is_422(app, client, session):  # type: ignore[n
     assert "Idempotency-Key" in resp.get_json()["errors"]
 
 
-def test_open_urgent_case_is_returned_with_note(app, client, session):  # type: ignore[no-untyped-def]
+def test_open_urgent_case_is_returned_with_note(app, client, session):
     me = f.resident(session)
     first = client.post(
         "/api/v1/urgent-requests", json={}, headers={**f.auth(app, me), "Idempotency-Key": "a"}
@@ -108,7 +108,7 @@ def test_open_urgent_case_is_returned_with_note(app, client, session):  # type: 
     assert "repeat_request" in events
 
 
-def test_urgent_bad_input_is_422(app, client, session):  # type: ignore[no-untyped-def]
+def test_urgent_bad_input_is_422(app, client, session):
     me = f.resident(session)
     h = f.auth(app, me)
     cases = [
@@ -129,12 +129,12 @@ def test_urgent_bad_input_is_422(app, client, session):  # type: ignore[no-untyp
     )
 
 
-def test_staff_cannot_tap(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_cannot_tap(app, client, session):
     duty = f.staff(session, role="duty", region="371102004")
     assert client.post("/api/v1/urgent-requests", headers=f.auth(app, duty)).status_code == 403
 
 
-def test_application_and_duplicate(app, client, session):  # type: ignore[no-untyped-def]
+def test_application_and_duplicate(app, client, session):
     me = f.resident(session)
     body = {
         "aid_type": "minimum_living",
@@ -161,7 +161,7 @@ def test_application_and_duplicate(app, client, session):  # type: ignore[no-unt
     assert other.status_code == 201
 
 
-def test_application_validation(app, client, session):  # type: ignore[no-untyped-def]
+def test_application_validation(app, client, session):
     me = f.resident(session)
     h = f.auth(app, me)
     for body, field in [
@@ -176,7 +176,7 @@ def test_application_validation(app, client, session):  # type: ignore[no-untype
         assert resp.status_code == 422 and field in resp.get_json()["errors"], body
 
 
-def test_aid_types_listed():  # type: ignore[no-untyped-def]
+def test_aid_types_listed():
     from server.app import create_app
 
     app = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "x" * 40})
@@ -186,7 +186,7 @@ def test_aid_types_listed():  # type: ignore[no-untyped-def]
     assert {i["code"] for i in items if not i["application"]} == {"temporary_emergency"}
 
 
-def test_operator_enters_case_by_phone_only(app, client, session):  # type: ignore[no-untyped-def]
+def test_operator_enters_case_by_phone_only(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     resp = client.post(
         "/api/v1/intake",
@@ -216,7 +216,7 @@ def test_operator_enters_case_by_phone_only(app, client, session):  # type: igno
     assert [c["id"] for c in found["items"]] == [body["id"]]
 
 
-def test_hotline_duplicate_is_linked(app, client, session):  # type: ignore[no-untyped-def]
+def test_hotline_duplicate_is_linked(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     body = {
         "phone": "13812345679",
@@ -235,7 +235,7 @@ def test_hotline_duplicate_is_linked(app, client, session):  # type: ignore[no-u
     assert second.get_json()["duplicate_of"] == first.get_json()["id"]
 
 
-def test_grid_worker_report_goes_to_their_township(app, client, session):  # type: ignore[no-untyped-def]
+def test_grid_worker_report_goes_to_their_township(app, client, session):
     grid = f.staff(session, role="grid_worker", region="371122001")
     resp = client.post(
         "/api/v1/intake",
@@ -252,7 +252,7 @@ def test_grid_worker_report_goes_to_their_township(app, client, session):  # typ
     assert resp.get_json()["routing"]["evidence"] == "reporter"
 
 
-def test_operator_cannot_enter_a_proactive_discovery(app, client, session):  # type: ignore[no-untyped-def]
+def test_operator_cannot_enter_a_proactive_discovery(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     resp = client.post(
         "/api/v1/intake",
@@ -269,7 +269,7 @@ def test_operator_cannot_enter_a_proactive_discovery(app, client, session):  # t
     assert session.scalar(select(func.count()).select_from(Case)) == 0
 
 
-def test_intake_requires_aid_type_unless_urgent(app, client, session):  # type: ignore[no-untyped-def]
+def test_intake_requires_aid_type_unless_urgent(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     resp = client.post(
         "/api/v1/intake",
@@ -285,7 +285,7 @@ def test_intake_requires_aid_type_unless_urgent(app, client, session):  # type: 
     assert resp.status_code == 422 and "phone" in resp.get_json()["errors"]
 
 
-def test_resident_cannot_see_anothers_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_resident_cannot_see_anothers_case(app, client, session):
     a, b = f.resident(session), f.resident(session)
     case_id = client.post("/api/v1/urgent-requests", headers=f.auth(app, a)).get_json()["id"]
     assert client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, a)).status_code == 200
@@ -295,7 +295,7 @@ def test_resident_cannot_see_anothers_case(app, client, session):  # type: ignor
     assert client.get(f"/api/v1/cases?phone={a.phone}", headers=f.auth(app, b)).status_code == 403
 
 
-def test_status_timeline_hides_staff_events(app, client, session):  # type: ignore[no-untyped-def]
+def test_status_timeline_hides_staff_events(app, client, session):
     me = f.resident(session)
     case_id = client.post(
         "/api/v1/urgent-requests", json={"township_code": "371102004"}, headers=f.auth(app, me)
@@ -311,7 +311,7 @@ def test_status_timeline_hides_staff_events(app, client, session):  # type: igno
     assert client.get(f"/api/v1/cases/{case_id}", headers=f.auth(app, other)).status_code == 404
 
 
-def test_resident_list_is_paginated_newest_first(app, client, session):  # type: ignore[no-untyped-def]
+def test_resident_list_is_paginated_newest_first(app, client, session):
     me = f.resident(session)
     ids = []
     for aid in ("medical", "education", "housing"):
@@ -328,7 +328,7 @@ def test_resident_list_is_paginated_newest_first(app, client, session):  # type:
     assert [c["id"] for c in page["items"] + page2["items"]] == list(reversed(ids))
 
 
-def test_failure_rolls_back_everything(app, client, session, monkeypatch):  # type: ignore[no-untyped-def]
+def test_failure_rolls_back_everything(app, client, session, monkeypatch):
     import notifications
     from server.audit import AuditEntry
     from server.cases import routes
@@ -336,10 +336,10 @@ def test_failure_rolls_back_everything(app, client, session, monkeypatch):  # ty
 
     me = f.resident(session)
 
-    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def boom(*args, **kwargs):
         raise RuntimeError("outbox down")
 
-    def count(model):  # type: ignore[no-untyped-def]
+    def count(model):
         return session.scalar(select(func.count()).select_from(model))
 
     # The outbox fails while the tap is being written; then everything is written and the
@@ -362,7 +362,7 @@ def test_failure_rolls_back_everything(app, client, session, monkeypatch):  # ty
         assert count(model) == 0, model
 
 
-def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_receipt_and_page_exactly_once_per_case(app, client, session):
     duty1 = f.staff(session, role="duty", region="371122001", phone="+8613900000011")
     duty2 = f.staff(session, role="duty", region="371122001", phone="+8613900000012")
     off = f.staff(session, role="duty", region="371122001", phone="+8613900000013")
@@ -380,7 +380,7 @@ def test_receipt_and_page_exactly_once_per_case(app, client, session):  # type: 
     assert pages == ["+8613900000011", "+8613900000012"]
 
 
-def test_city_triage_case_is_worked_by_county_supervisors(app, client, session):  # type: ignore[no-untyped-def]
+def test_city_triage_case_is_worked_by_county_supervisors(app, client, session):
     me = f.resident(session)
     case_id = client.post("/api/v1/urgent-requests", headers=f.auth(app, me)).get_json()["id"]
     sup = f.staff(session, role="supervisor", region="371122")
@@ -411,14 +411,14 @@ def test_city_triage_case_is_worked_by_county_supervisors(app, client, session):
 # --- the answer of an intake request is the case as a read shows it --------------------------
 
 
-def _read(client, app, headers, body):  # type: ignore[no-untyped-def]
+def _read(client, app, headers, body):
     """GET of the case an intake answer names, with that answer's note and duplicate link."""
     read = client.get(f"/api/v1/cases/{body['id']}", headers=headers)
     assert read.status_code == 200
     return {**read.get_json(), "note": body["note"], "duplicate_of": body["duplicate_of"]}
 
 
-def test_intake_answers_are_the_case_as_read(app, client, session):  # type: ignore[no-untyped-def]
+def test_intake_answers_are_the_case_as_read(app, client, session):
     """Pins the response of every intake path (new case, retry, open case, duplicate, staff
     entry, triage, a township outside the deployment city) to the case read back by GET."""
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000031")
@@ -489,7 +489,7 @@ def test_intake_answers_are_the_case_as_read(app, client, session):  # type: ign
         assert answer.get_json() == _read(client, app, headers, answer.get_json())
 
 
-def test_a_tap_takes_few_statements(app, client, session, connection):  # type: ignore[no-untyped-def]
+def test_a_tap_takes_few_statements(app, client, session, connection):
     """The one-tap path (bench/README.md): auth, the person's row lock, one look-up (key,
     open case, roster), the case number, and the write: one statement on PostgreSQL (case,
     events, audit, SMS, key, NOTIFY), one INSERT per table on SQLite. No ORM flushes."""
@@ -503,7 +503,7 @@ def test_a_tap_takes_few_statements(app, client, session, connection):  # type: 
     assert client.post("/api/v1/urgent-requests", json={}, headers=warm).status_code == 201
     seen: list[str] = []
 
-    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def log(conn, cursor, statement, *args):
         seen.append(statement)
 
     event.listen(connection, "before_cursor_execute", log)
@@ -518,7 +518,7 @@ def test_a_tap_takes_few_statements(app, client, session, connection):  # type: 
     assert key.case_id == uuid.UUID(r.get_json()["id"]) and key.endpoint == "urgent"
 
 
-def test_the_duty_roster_look_up_skips_shifts_already_over(session):  # type: ignore[no-untyped-def]
+def test_the_duty_roster_look_up_skips_shifts_already_over(session):
     """Every urgent tap asks who is on duty: it must read the region's staff and their shifts
     not yet ended, not the years of past shifts (an index on account and end)."""
     from server.roster.service import pagers, pagers_params, pagers_query

@@ -13,14 +13,14 @@ from server.session import database
 from tests import factories as f
 
 
-def _resident(app, phone):  # type: ignore[no-untyped-def]
+def _resident(app, phone):
     with database(app).new_session() as s, s.begin():
         account = Account(role="resident", phone=phone)
         s.add(account)
     return account
 
 
-def _fire(app, n, make_headers, body):  # type: ignore[no-untyped-def]
+def _fire(app, n, make_headers, body):
     barrier = threading.Barrier(n)
     results: list = [None] * n
 
@@ -38,7 +38,7 @@ def _fire(app, n, make_headers, body):  # type: ignore[no-untyped-def]
     return results
 
 
-def _count(app, model, **where):  # type: ignore[no-untyped-def]
+def _count(app, model, **where):
     with database(app).new_session() as s:
         q = select(func.count()).select_from(model)
         for k, v in where.items():
@@ -46,7 +46,7 @@ def _count(app, model, **where):  # type: ignore[no-untyped-def]
         return s.scalar(q)
 
 
-def test_concurrent_retries_with_one_key_make_one_case(committed_app):  # type: ignore[no-untyped-def]
+def test_concurrent_retries_with_one_key_make_one_case(committed_app):
     me = _resident(committed_app, "+8613700000001")
     headers = {**f.auth(committed_app, me), "Idempotency-Key": "concurrent-tap"}
     results = _fire(committed_app, 6, lambda i: headers, {"address": "莒县城阳街道"})
@@ -62,7 +62,7 @@ def test_concurrent_retries_with_one_key_make_one_case(committed_app):  # type: 
     )
 
 
-def test_concurrent_taps_with_different_keys_make_one_open_case(committed_app):  # type: ignore[no-untyped-def]
+def test_concurrent_taps_with_different_keys_make_one_open_case(committed_app):
     me = _resident(committed_app, "+8613700000002")
     auth = f.auth(committed_app, me)
     results = _fire(committed_app, 5, lambda i: {**auth, "Idempotency-Key": f"k{i}"}, {})
@@ -71,7 +71,7 @@ def test_concurrent_taps_with_different_keys_make_one_open_case(committed_app): 
     assert _count(committed_app, Case, resident_id=me.id) == 1
 
 
-def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):  # type: ignore[no-untyped-def]
+def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):
     """The key belongs to the operator, not the caller: their row lock serialises the
     retries (the key's row is written without a read of its own)."""
     with database(committed_app).new_session() as s, s.begin():
@@ -98,7 +98,7 @@ def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):  
     assert _count(committed_app, Case, created_by_id=op.id) == 1
 
 
-def test_a_tap_wakes_a_sleeping_sms_worker(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+def test_a_tap_wakes_a_sleeping_sms_worker(committed_app, fake_twilio):
     """PostgreSQL: the tap's write statement carries the NOTIFY (no statement of its own),
     delivered at its commit: the worker asleep on LISTEN sends the receipt long before its
     30 s poll. SQLite: the (tiny) poll interval is the wake-up."""

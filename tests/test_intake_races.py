@@ -116,7 +116,7 @@ ENDINGS = (
 )
 
 
-def test_race_b_a_tap_never_joins_a_case_that_is_ending(committed_app, live):  # type: ignore[no-untyped-def]
+def test_race_b_a_tap_never_joins_a_case_that_is_ending(committed_app, live):
     app = committed_app
     duty = _duty(app)
     duty_h = f.auth(app, duty)
@@ -189,7 +189,7 @@ def _id_number(n: int) -> str:
     return value
 
 
-def test_race_c_one_id_number_from_two_phones_gives_two_linked_cases(committed_app, live):  # type: ignore[no-untyped-def]
+def test_race_c_one_id_number_from_two_phones_gives_two_linked_cases(committed_app, live):
     app = committed_app
     _duty(app)
     ops = [Account(role="operator", username=f"op-race-{i}", region_code="3711") for i in range(2)]

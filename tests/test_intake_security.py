@@ -23,17 +23,17 @@ LANSHAN = "371103001"  # 岚山头街道, 岚山区
 GRID_TOWNSHIP = "371102001"  # 日照街道, 东港区
 
 
-def _events(session, case_id):  # type: ignore[no-untyped-def]
+def _events(session, case_id):
     return session.scalars(
         select(CaseEvent).where(CaseEvent.case_id == uuid.UUID(str(case_id))).order_by(CaseEvent.id)
     ).all()
 
 
-def _actions(session, case_id):  # type: ignore[no-untyped-def]
+def _actions(session, case_id):
     return [e.action for e in _events(session, case_id)]
 
 
-def _pages(session, case_id):  # type: ignore[no-untyped-def]
+def _pages(session, case_id):
     return session.scalars(
         select(SmsOutbox.to_phone).where(
             SmsOutbox.case_id == uuid.UUID(str(case_id)), SmsOutbox.template == "duty_page"
@@ -41,14 +41,14 @@ def _pages(session, case_id):  # type: ignore[no-untyped-def]
     ).all()
 
 
-def _tap(client, app, who, key=None, **body):  # type: ignore[no-untyped-def]
+def _tap(client, app, who, key=None, **body):
     headers = f.auth(app, who)
     if key:
         headers["Idempotency-Key"] = key
     return client.post("/api/v1/urgent-requests", json=body, headers=headers)
 
 
-def _linked(session, case_id, other_id):  # type: ignore[no-untyped-def]
+def _linked(session, case_id, other_id):
     links = [e for e in _events(session, case_id) if e.action == "possible_duplicate"]
     assert [e.data["case_id"] for e in links] == [str(other_id)]
     assert all(not e.resident_visible for e in links)
@@ -58,7 +58,7 @@ def _linked(session, case_id, other_id):  # type: ignore[no-untyped-def]
 # --- 1. a staff caller never joins, sees or writes a case outside their view --------------
 
 
-def test_grid_worker_never_joins_or_sees_an_open_case_in_another_district(app, client, session):  # type: ignore[no-untyped-def]
+def test_grid_worker_never_joins_or_sees_an_open_case_in_another_district(app, client, session):
     me = f.resident(session, phone="+8613812340011")
     theirs = _tap(
         client, app, me, township_code=LANSHAN, description="岚山的家里进水", address="岚山头某村"
@@ -98,7 +98,7 @@ def test_grid_worker_never_joins_or_sees_an_open_case_in_another_district(app, c
     assert client.get(f"/api/v1/cases/{old_id}", headers=f.auth(app, grid)).status_code == 404
 
 
-def test_grid_worker_naming_an_id_number_joins_no_case_in_another_district(app, client, session):  # type: ignore[no-untyped-def]
+def test_grid_worker_naming_an_id_number_joins_no_case_in_another_district(app, client, session):
     me = f.resident(session, phone="+8613812340012")
     assert (
         client.patch("/api/v1/me", json={"id_number": ID}, headers=f.auth(app, me)).status_code
@@ -122,7 +122,7 @@ def test_grid_worker_naming_an_id_number_joins_no_case_in_another_district(app, 
     assert _linked(session, old_id, resp.get_json()["id"]).data["reason"] == "same_id_number"
 
 
-def test_a_staff_read_of_a_case_joined_by_intake_is_audited(app, client, session):  # type: ignore[no-untyped-def]
+def test_a_staff_read_of_a_case_joined_by_intake_is_audited(app, client, session):
     me = f.resident(session, phone="+8613812340014")
     old_id = _tap(client, app, me, township_code=LANSHAN).get_json()["id"]
     op = f.staff(session, role="operator", region="3711")
@@ -143,7 +143,7 @@ def test_a_staff_read_of_a_case_joined_by_intake_is_audited(app, client, session
 # --- 2. an ID number is claimed, not proven -----------------------------------------------
 
 
-def test_hotline_entry_for_the_real_person_is_not_captured_by_an_impostor(app, client, session):  # type: ignore[no-untyped-def]
+def test_hotline_entry_for_the_real_person_is_not_captured_by_an_impostor(app, client, session):
     real = f.resident(session, phone="+8613812340021")
     impostor = f.resident(session, phone="+8613812340022")
     claimed = client.patch("/api/v1/me", json={"id_number": ID}, headers=f.auth(app, impostor))
@@ -184,7 +184,7 @@ def test_hotline_entry_for_the_real_person_is_not_captured_by_an_impostor(app, c
     assert again.status_code == 200 and again.get_json()["id"] == body["id"]
 
 
-def test_same_id_number_on_two_phones_gives_two_linked_cases_both_paged(app, client, session):  # type: ignore[no-untyped-def]
+def test_same_id_number_on_two_phones_gives_two_linked_cases_both_paged(app, client, session):
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000131")
     f.on_duty(session, duty)
     op = f.staff(session, role="operator", region="3711")
@@ -210,7 +210,7 @@ def test_same_id_number_on_two_phones_gives_two_linked_cases_both_paged(app, cli
     assert list(holders) == ["+8613812340031"]
 
 
-def test_unbind_id_number_command_frees_it_for_its_holder(app, client, session):  # type: ignore[no-untyped-def]
+def test_unbind_id_number_command_frees_it_for_its_holder(app, client, session):
     real = f.resident(session, phone="+8613812340041")
     impostor = f.resident(session, phone="+8613812340042")
     assert (
@@ -253,7 +253,7 @@ def test_unbind_id_number_command_frees_it_for_its_holder(app, client, session):
 # --- 5. the paging loop -------------------------------------------------------------------
 
 
-def test_tap_withdraw_loop_pages_at_most_the_configured_number_of_times(app, client, session):  # type: ignore[no-untyped-def]
+def test_tap_withdraw_loop_pages_at_most_the_configured_number_of_times(app, client, session):
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000151")
     f.on_duty(session, duty)
     me = f.resident(session)
@@ -287,7 +287,7 @@ def test_tap_withdraw_loop_pages_at_most_the_configured_number_of_times(app, cli
     assert _tap(client, app, f.resident(session), key="first").status_code == 201
 
 
-def test_a_first_urgent_request_is_never_limited(app, client, session):  # type: ignore[no-untyped-def]
+def test_a_first_urgent_request_is_never_limited(app, client, session):
     app.config["RATELIMIT_URGENT_NEW_PER_RESIDENT"] = "1/hour"
     me = f.resident(session)
     first = _tap(client, app, me, key="only")
@@ -300,7 +300,7 @@ def test_a_first_urgent_request_is_never_limited(app, client, session):  # type:
 # --- 7. fingerprints are keyed --------------------------------------------------------------
 
 
-def test_request_fingerprint_is_keyed_and_hides_the_id_number(app, client, session):  # type: ignore[no-untyped-def]
+def test_request_fingerprint_is_keyed_and_hides_the_id_number(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     body = {"phone": "13812340071", "id_number": ID, "channel": "hotline", "urgent": True}
     headers = {**f.auth(app, op), "Idempotency-Key": "call-71"}
@@ -325,7 +325,7 @@ def test_request_fingerprint_is_keyed_and_hides_the_id_number(app, client, sessi
 # --- race B, serially: a retried key whose joined case has ended --------------------------
 
 
-def test_retry_of_a_tap_that_joined_a_case_since_ended_opens_a_new_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_retry_of_a_tap_that_joined_a_case_since_ended_opens_a_new_case(app, client, session):
     duty = f.staff(session, role="duty", region="371102004", phone="+8613900000181")
     f.on_duty(session, duty)
     me = f.resident(session)

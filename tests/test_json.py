@@ -36,7 +36,7 @@ DOCUMENTS: list[Any] = [
 
 
 @pytest.mark.parametrize("doc", DOCUMENTS)
-def test_same_document_as_the_json_module(app, doc: Any) -> None:  # type: ignore[no-untyped-def]
+def test_same_document_as_the_json_module(app, doc: Any) -> None:
     with app.test_request_context():
         got = app.json.response(doc).get_data()
         want = json.dumps(
@@ -45,11 +45,11 @@ def test_same_document_as_the_json_module(app, doc: Any) -> None:  # type: ignor
     assert got == f"{want}\n".encode()
 
 
-def test_indented_when_asked(app) -> None:  # type: ignore[no-untyped-def]
+def test_indented_when_asked(app) -> None:
     assert app.json.dumps({"b": 1, "a": 2}, indent=2) == '{\n  "a": 2,\n  "b": 1\n}'
 
 
-def test_unencodable_text_is_escaped_not_a_500(app) -> None:  # type: ignore[no-untyped-def]
+def test_unencodable_text_is_escaped_not_a_500(app) -> None:
     """A lone surrogate that reaches a response (orjson refuses it) is written as a JSON
     escape: the body can always be encoded and reads back as the same text."""
     doc = {"\ud800": ["x\udfff"]}

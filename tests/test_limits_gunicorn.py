@@ -82,7 +82,7 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise AssertionError("gunicorn did not answer")
 
 
-def _all_at_once(n: int, call) -> list[Any]:  # type: ignore[no-untyped-def]
+def _all_at_once(n: int, call) -> list[Any]:
     barrier = threading.Barrier(n)
     results: list[Any] = [None] * n
 
@@ -99,7 +99,7 @@ def _all_at_once(n: int, call) -> list[Any]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def served(committed_app, database_url, tmp_path) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def served(committed_app, database_url, tmp_path) -> Iterator[dict[str, Any]]:
     """gunicorn (gunicorn.conf.py, production settings) with WORKERS processes on Redis, keys
     under a prefix of this run only (removed afterwards)."""
     prefix = f"aidline-test-{uuid.uuid4().hex}"
@@ -161,7 +161,7 @@ def _pids(access_log: Path, path: str) -> set[str]:
     return pids
 
 
-def test_sign_in_code_limits_hold_across_processes(served):  # type: ignore[no-untyped-def]
+def test_sign_in_code_limits_hold_across_processes(served):
     port = served["port"]
     # One phone, many sends at once: one code a minute, whichever process answers.
     sends = _all_at_once(
@@ -190,7 +190,7 @@ def test_sign_in_code_limits_hold_across_processes(served):  # type: ignore[no-u
     assert any(served["redis"].scan_iter(match=f"{served['prefix']}*"))
 
 
-def test_access_log_masks_phone_numbers(served):  # type: ignore[no-untyped-def]
+def test_access_log_masks_phone_numbers(served):
     port = served["port"]
     for path in (
         "/api/v1/cases?phone=%2B8613812345678",
@@ -203,7 +203,7 @@ def test_access_log_masks_phone_numbers(served):  # type: ignore[no-untyped-def]
     assert "13812345678" not in log and "138****5678" in log
 
 
-def test_production_refuses_several_processes_with_per_process_limits(database_url):  # type: ignore[no-untyped-def]
+def test_production_refuses_several_processes_with_per_process_limits(database_url):
     port = _free_port()
     env = _production_env(database_url, GUNICORN_BIND=f"127.0.0.1:{port}")
     proc = subprocess.run(
@@ -229,7 +229,7 @@ def test_production_refuses_several_processes_with_per_process_limits(database_u
     assert proc.returncode != 0 and "REDIS_URL" in proc.stderr, proc.stderr
 
 
-def test_production_app_refuses_several_processes_with_per_process_limits(monkeypatch):  # type: ignore[no-untyped-def]
+def test_production_app_refuses_several_processes_with_per_process_limits(monkeypatch):
     from server.app import create_app
 
     production = {

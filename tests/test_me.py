@@ -14,7 +14,7 @@ ID = "371102199001011232"
 SENSITIVE.add(ID)
 
 
-def test_resident_reads_profile(app, client, session):  # type: ignore[no-untyped-def]
+def test_resident_reads_profile(app, client, session):
     account = factories.resident(session, phone="+8613812345678", name="张三")
     resp = client.get("/api/v1/me", headers=factories.auth(app, account))
     assert resp.status_code == 200
@@ -24,7 +24,7 @@ def test_resident_reads_profile(app, client, session):  # type: ignore[no-untype
     assert body["phone"] == "+8613812345678" and body["id_number_masked"] is None
 
 
-def test_resident_updates_profile(app, client, session):  # type: ignore[no-untyped-def]
+def test_resident_updates_profile(app, client, session):
     account = factories.resident(session)
     headers = factories.auth(app, account)
     resp = client.patch(
@@ -64,7 +64,7 @@ def test_resident_updates_profile(app, client, session):  # type: ignore[no-unty
     assert ID not in str(audit.data)
 
 
-def test_partial_update_and_clear(app, client, session):  # type: ignore[no-untyped-def]
+def test_partial_update_and_clear(app, client, session):
     account = factories.resident(session, name="王五")
     headers = factories.auth(app, account)
     client.patch("/api/v1/me", json={"id_number": ID}, headers=headers)
@@ -79,7 +79,7 @@ def test_partial_update_and_clear(app, client, session):  # type: ignore[no-unty
     assert row.id_number_enc is None and row.id_number_hash is None
 
 
-def test_invalid_fields_are_422(app, client, session):  # type: ignore[no-untyped-def]
+def test_invalid_fields_are_422(app, client, session):
     headers = factories.auth(app, factories.resident(session))
     cases = [
         ({"id_number": "371102199001011233"}, "id_number"),
@@ -99,7 +99,7 @@ def test_invalid_fields_are_422(app, client, session):  # type: ignore[no-untype
         assert "371102199001011233" not in resp.get_data(as_text=True)
 
 
-def test_staff_read_only(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_read_only(app, client, session):
     staff = factories.staff(session, role="supervisor", region="371102", name="督导")
     headers = factories.auth(app, staff)
     body = client.get("/api/v1/me", headers=headers).get_json()
@@ -109,12 +109,12 @@ def test_staff_read_only(app, client, session):  # type: ignore[no-untyped-def]
     assert resp.status_code == 403
 
 
-def test_anonymous_401(client):  # type: ignore[no-untyped-def]
+def test_anonymous_401(client):
     assert client.get("/api/v1/me").status_code == 401
     assert client.patch("/api/v1/me", json={"name": "x"}).status_code == 401
 
 
-def test_an_id_number_bound_to_another_account_is_refused(app, client, session):  # type: ignore[no-untyped-def]
+def test_an_id_number_bound_to_another_account_is_refused(app, client, session):
     holder = factories.resident(session)
     other = factories.resident(session)
     assert (
@@ -141,7 +141,7 @@ def test_an_id_number_bound_to_another_account_is_refused(app, client, session):
     assert again.status_code == 200
 
 
-def test_the_database_refuses_one_id_number_on_two_accounts(session):  # type: ignore[no-untyped-def]
+def test_the_database_refuses_one_id_number_on_two_accounts(session):
     import pytest
     from sqlalchemy.exc import IntegrityError
 

@@ -15,7 +15,7 @@ from server.migrate import alembic_config, head_revision
 
 
 @pytest.fixture
-def empty_url(database_url, tmp_path):  # type: ignore[no-untyped-def]
+def empty_url(database_url, tmp_path):
     """An empty database of the same kind as the suite's (a scratch PG schema)."""
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'migrate.db'}", None
@@ -30,7 +30,7 @@ def empty_url(database_url, tmp_path):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def _connect(url: str, schema: str | None):  # type: ignore[no-untyped-def]
+def _connect(url: str, schema: str | None):
     engine = make_engine(url)
     conn = engine.connect()
     if schema:
@@ -39,7 +39,7 @@ def _connect(url: str, schema: str | None):  # type: ignore[no-untyped-def]
     return engine, conn
 
 
-def test_upgrade_downgrade_round_trip(empty_url):  # type: ignore[no-untyped-def]
+def test_upgrade_downgrade_round_trip(empty_url):
     url, schema = empty_url
     engine, conn = _connect(url, schema)
     cfg = alembic_config(url, connection=conn)
@@ -64,7 +64,7 @@ def test_upgrade_downgrade_round_trip(empty_url):  # type: ignore[no-untyped-def
     engine.dispose()
 
 
-def test_models_match_migrations(engine):  # type: ignore[no-untyped-def]
+def test_models_match_migrations(engine):
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
@@ -79,7 +79,7 @@ _PARTIAL = {
 }
 
 
-def test_indexes_of_values_known_later_leave_nulls_out_and_still_serve(session):  # type: ignore[no-untyped-def]
+def test_indexes_of_values_known_later_leave_nulls_out_and_still_serve(session):
     """A case without an ID number and an SMS not yet sent write nothing to the indexes that
     find them by those values (migration 0009), and a look-up by value still uses them."""
     bind = session.connection()
@@ -99,7 +99,7 @@ def test_indexes_of_values_known_later_leave_nulls_out_and_still_serve(session):
         assert name in plan, plan
 
 
-def test_partial_indexes_are_partial_in_models_and_migrations_alike(session):  # type: ignore[no-untyped-def]
+def test_partial_indexes_are_partial_in_models_and_migrations_alike(session):
     """Alembic's comparison does not look at an index's WHERE: a partial index in the models
     must be partial in the migrated database, and the other way round."""
     bind = session.connection()

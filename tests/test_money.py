@@ -19,25 +19,25 @@ URGENT_CAP = money.DEMO_STANDARDS_FEN["township_urgent_cap_fen"]  # 2000 元
 @pytest.mark.parametrize(
     ("fen", "text"), [(0, "0.00"), (1, "0.01"), (50_000, "500.00"), (1_260_001, "12600.01")]
 )
-def test_yuan(fen, text):  # type: ignore[no-untyped-def]
+def test_yuan(fen, text):
     assert money.yuan(fen) == text
 
 
 @pytest.mark.parametrize(
     ("text", "fen"), [("1050", 105_000), ("1050.5", 105_050), ("0.01", 1), (" 7.10 ", 710)]
 )
-def test_parse_yuan(text, fen):  # type: ignore[no-untyped-def]
+def test_parse_yuan(text, fen):
     assert money.parse_yuan(text) == fen
 
 
 @pytest.mark.parametrize("text", ["abc", "-1", "1.001", "nan", "inf", ""])
-def test_parse_yuan_refuses(text):  # type: ignore[no-untyped-def]
+def test_parse_yuan_refuses(text):
     with pytest.raises(ValueError):
         money.parse_yuan(text)
 
 
 @pytest.fixture
-def standard(session):  # type: ignore[no-untyped-def]
+def standard(session):
     return factories.aid_standard(session)
 
 
@@ -49,7 +49,7 @@ def standard(session):  # type: ignore[no-untyped-def]
         (12 * URBAN + 1, "county"),  # above: 一事一议
     ],
 )
-def test_expenditure_range(standard, amount, level):  # type: ignore[no-untyped-def]
+def test_expenditure_range(standard, amount, level):
     route = money.approval_route(
         standard=standard, aid_type="temporary_expenditure", amount_fen=amount
     )
@@ -58,7 +58,7 @@ def test_expenditure_range(standard, amount, level):  # type: ignore[no-untyped-
         assert "12 倍" in route.reason_zh
 
 
-def test_expenditure_below_three_times_is_refused(standard):  # type: ignore[no-untyped-def]
+def test_expenditure_below_three_times_is_refused(standard):
     with pytest.raises(ValidationFailed) as info:
         money.approval_route(
             standard=standard, aid_type="temporary_expenditure", amount_fen=3 * URBAN - 1
@@ -70,26 +70,26 @@ def test_expenditure_below_three_times_is_refused(standard):  # type: ignore[no-
     ("amount", "level"),
     [(1, "township"), (APPROVAL_CAP, "township"), (APPROVAL_CAP + 1, "county")],
 )
-def test_township_approval_cap(standard, amount, level):  # type: ignore[no-untyped-def]
+def test_township_approval_cap(standard, amount, level):
     route = money.approval_route(standard=standard, aid_type="medical", amount_fen=amount)
     assert route.level == level
 
 
-def test_zero_is_not_an_amount(standard):  # type: ignore[no-untyped-def]
+def test_zero_is_not_an_amount(standard):
     with pytest.raises(ValidationFailed):
         money.approval_route(standard=standard, aid_type="medical", amount_fen=0)
     with pytest.raises(ValidationFailed):
         money.check_emergency_payment(standard=standard, amount_fen=0)
 
 
-def test_urgent_cap(standard):  # type: ignore[no-untyped-def]
+def test_urgent_cap(standard):
     money.check_emergency_payment(standard=standard, amount_fen=URGENT_CAP)
     with pytest.raises(ValidationFailed) as info:
         money.check_emergency_payment(standard=standard, amount_fen=URGENT_CAP + 1)
     assert "2000.00" in info.value.errors["amount_fen"][0]
 
 
-def test_standard_validation(session):  # type: ignore[no-untyped-def]
+def test_standard_validation(session):
     with pytest.raises(ValidationFailed) as info:
         factories.aid_standard(session, township_urgent_cap_fen=APPROVAL_CAP + 1)
     assert "township_urgent_cap_fen" in info.value.errors
@@ -100,12 +100,12 @@ def test_standard_validation(session):  # type: ignore[no-untyped-def]
 # --- over HTTP --------------------------------------------------------------------------------
 
 
-def act(client, app, account, case, **body):  # type: ignore[no-untyped-def]
+def act(client, app, account, case, **body):
     return client.post(f"/api/v1/cases/{case.id}/actions", json=body, headers=auth(app, account))
 
 
 @pytest.mark.parametrize(("amount", "status"), [(URGENT_CAP, 200), (URGENT_CAP + 1, 422)])
-def test_emergency_payment_cap_over_http(app, client, session, amount, status):  # type: ignore[no-untyped-def]
+def test_emergency_payment_cap_over_http(app, client, session, amount, status):
     p = people(session)
     case = case_in(session, "claimed", p)
     r = act(client, app, p.duty, case, action="pay", amount_fen=amount, method="cash")
@@ -121,7 +121,7 @@ def test_emergency_payment_cap_over_http(app, client, session, amount, status): 
         (12 * URBAN + 1, 200, "pending_county_approval"),
     ],
 )
-def test_expenditure_approval_over_http(app, client, session, amount, code, result):  # type: ignore[no-untyped-def]
+def test_expenditure_approval_over_http(app, client, session, amount, code, result):
     p = people(session)
     case = case_in(session, "claimed", p, urgent=False, aid_type="temporary_expenditure")
     r = act(client, app, p.duty, case, action="approve", amount_fen=amount)
@@ -133,7 +133,7 @@ def test_expenditure_approval_over_http(app, client, session, amount, code, resu
         assert session.get(Case, case.id).status == "claimed"
 
 
-def test_county_keeps_the_three_times_floor(app, client, session):  # type: ignore[no-untyped-def]
+def test_county_keeps_the_three_times_floor(app, client, session):
     p = people(session)
     case = case_in(
         session, "pending_county_approval", p, urgent=False, aid_type="temporary_expenditure"
@@ -142,7 +142,7 @@ def test_county_keeps_the_three_times_floor(app, client, session):  # type: igno
     assert r.status_code == 422
 
 
-def test_missing_standard_is_a_clear_409(app, client, session):  # type: ignore[no-untyped-def]
+def test_missing_standard_is_a_clear_409(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident, township="371103001")
     duty = factories.staff(session, role="duty", region="371103001")
@@ -151,7 +151,7 @@ def test_missing_standard_is_a_clear_409(app, client, session):  # type: ignore[
     assert r.status_code == 409 and r.json["code"] == "aid_standard_missing"
 
 
-def test_aid_standards_api(app, client, session):  # type: ignore[no-untyped-def]
+def test_aid_standards_api(app, client, session):
     p = people(session)
     admin, supervisor = auth(app, p.admin), auth(app, p.supervisor)
     body = {
@@ -191,7 +191,7 @@ def test_aid_standards_api(app, client, session):  # type: ignore[no-untyped-def
     assert client.get("/api/v1/counties/371103/aid-standards", headers=admin).status_code == 404
 
 
-def test_standards_cli(app, session):  # type: ignore[no-untyped-def]
+def test_standards_cli(app, session):
     runner = app.test_cli_runner()
     result = runner.invoke(
         args=[
@@ -232,7 +232,7 @@ def test_standards_cli(app, session):  # type: ignore[no-untyped-def]
     assert bad.exit_code != 0
 
 
-def test_demo_seed_sets_standards(app, session):  # type: ignore[no-untyped-def]
+def test_demo_seed_sets_standards(app, session):
     assert money.seed_demo_standards(session, city="3711") == 5
     assert money.seed_demo_standards(session, city="3711") == 0
     assert money.get_standard(session, "371122").urban_monthly_fen == URBAN

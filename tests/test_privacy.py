@@ -50,7 +50,7 @@ def find_leaks(lines: list[str], secrets: set[str]) -> list[str]:
     return leaks
 
 
-def database_text(session) -> list[str]:  # type: ignore[no-untyped-def]
+def database_text(session) -> list[str]:
     """Every value of every row of every table (bar reference data), as text."""
     session.expire_all()
     out = []
@@ -65,7 +65,7 @@ def database_text(session) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_sign_in_and_profile_leave_nothing_in_clear(app, client, session):  # type: ignore[no-untyped-def]
+def test_sign_in_and_profile_leave_nothing_in_clear(app, client, session):
     responses = []
     responses.append(client.post("/api/v1/auth/sms-code", json={"phone": PHONE}))
     code = latest_code(session, PHONE)
@@ -100,7 +100,7 @@ def test_sign_in_and_profile_leave_nothing_in_clear(app, client, session):  # ty
     assert sms.params == {"code": "******"} and "******" in sms.body
 
 
-def test_staff_reading_profiles_sees_masks_only(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_reading_profiles_sees_masks_only(app, client, session):
     resident = factories.resident(session)
     client.patch("/api/v1/me", json={"id_number": ID}, headers=factories.auth(app, resident))
     staff = factories.staff(session, role="admin", region="3711")

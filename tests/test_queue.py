@@ -17,15 +17,15 @@ from tests.factories import COUNTY, OTHER_TOWNSHIP, TOWNSHIP, auth
 from tests.workflow_support import case_in, events, people, sms
 
 
-def queue(client, app, account, code=TOWNSHIP, query=""):  # type: ignore[no-untyped-def]
+def queue(client, app, account, code=TOWNSHIP, query=""):
     return client.get(f"/api/v1/townships/{code}/queue{query}", headers=auth(app, account))
 
 
-def claim(client, app, account, code=TOWNSHIP):  # type: ignore[no-untyped-def]
+def claim(client, app, account, code=TOWNSHIP):
     return client.post(f"/api/v1/townships/{code}/queue/claim", headers=auth(app, account))
 
 
-def test_queue_order_urgent_first_then_deadline(app, client, session):  # type: ignore[no-untyped-def]
+def test_queue_order_urgent_first_then_deadline(app, client, session):
     p = people(session)
     now = utcnow()
     ordinary_old = factories.case(
@@ -55,7 +55,7 @@ def test_queue_order_urgent_first_then_deadline(app, client, session):  # type: 
     assert claim(client, app, p.duty).status_code == 204
 
 
-def test_queue_filters_pagination_and_masking(app, client, session):  # type: ignore[no-untyped-def]
+def test_queue_filters_pagination_and_masking(app, client, session):
     p = people(session)
     factories.case(session, resident_account=p.resident, contact_phone="+8613812345678")
     factories.case(session, resident_account=p.resident, urgent=False, aid_type="medical")
@@ -74,7 +74,7 @@ def test_queue_filters_pagination_and_masking(app, client, session):  # type: ig
     assert queue(client, app, p.duty, query="?status=closed").status_code == 422
 
 
-def test_queue_scope(app, client, session):  # type: ignore[no-untyped-def]
+def test_queue_scope(app, client, session):
     p = people(session)
     far_duty = factories.staff(session, role="duty", region="371103001")
     operator = factories.staff(session, role="operator", region="3711")
@@ -87,7 +87,7 @@ def test_queue_scope(app, client, session):  # type: ignore[no-untyped-def]
     assert client.get(f"/api/v1/townships/{TOWNSHIP}/queue").status_code == 401
 
 
-def test_claim_is_a_lease_for_urgent_cases(app, client, session):  # type: ignore[no-untyped-def]
+def test_claim_is_a_lease_for_urgent_cases(app, client, session):
     p = people(session)
     urgent = factories.case(session, resident_account=p.resident)
     ordinary = factories.case(session, resident_account=p.resident, urgent=False)
@@ -102,7 +102,7 @@ def test_claim_is_a_lease_for_urgent_cases(app, client, session):  # type: ignor
     assert events(session, urgent)[0].to_status == "claimed"
 
 
-def test_lease_minutes_from_config(app, client, session):  # type: ignore[no-untyped-def]
+def test_lease_minutes_from_config(app, client, session):
     app.config["URGENT_LEASE_MINUTES"] = 5
     p = people(session)
     factories.case(session, resident_account=p.resident)
@@ -110,7 +110,7 @@ def test_lease_minutes_from_config(app, client, session):  # type: ignore[no-unt
     assert lease - utcnow() <= dt.timedelta(minutes=5)
 
 
-def test_release_returns_the_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_release_returns_the_case(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident)
     claim(client, app, p.duty)
@@ -124,7 +124,7 @@ def test_release_returns_the_case(app, client, session):  # type: ignore[no-unty
     assert claim(client, app, p.duty2).json["id"] == str(case.id)
 
 
-def test_county_triage_queue_and_assign(app, client, session):  # type: ignore[no-untyped-def]
+def test_county_triage_queue_and_assign(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident, township=None, county=COUNTY)
     sup = auth(app, p.supervisor)
@@ -156,7 +156,7 @@ def test_county_triage_queue_and_assign(app, client, session):  # type: ignore[n
     assert r.status_code == 409 and "transfer" in r.json["message"]
 
 
-def test_triage_claim(app, client, session):  # type: ignore[no-untyped-def]
+def test_triage_claim(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident, township=None, county=COUNTY)
     sup = auth(app, p.supervisor)
@@ -175,7 +175,7 @@ def test_triage_claim(app, client, session):  # type: ignore[no-untyped-def]
 # --- concurrent claims ------------------------------------------------------------------------
 
 
-def test_concurrent_claims_never_hand_out_a_case_twice(committed_app, engine):  # type: ignore[no-untyped-def]
+def test_concurrent_claims_never_hand_out_a_case_twice(committed_app, engine):
     """PostgreSQL: 8 officers × 50 claims on 200 cases (FOR UPDATE SKIP LOCKED).
     SQLite: 4 × 10 on 20 (BEGIN IMMEDIATE serialises the claims)."""
     postgres = engine.dialect.name == "postgresql"

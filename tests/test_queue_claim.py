@@ -20,11 +20,11 @@ from tests.factories import COUNTY, TOWNSHIP, auth
 from tests.workflow_support import events, people, sms
 
 
-def _claim(client, app, account):  # type: ignore[no-untyped-def]
+def _claim(client, app, account):
     return client.post(f"/api/v1/townships/{TOWNSHIP}/queue/claim", headers=auth(app, account))
 
 
-def test_claim_reads_no_division_account_or_template_rows(app, client, session, connection):  # type: ignore[no-untyped-def]
+def test_claim_reads_no_division_account_or_template_rows(app, client, session, connection):
     p = people(session)
     first = factories.case(session, resident_account=p.resident)
     second = factories.case(session, resident_account=p.resident, contact_phone="+8613811112222")
@@ -33,7 +33,7 @@ def test_claim_reads_no_division_account_or_template_rows(app, client, session, 
 
     seen: list[str] = []
 
-    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def log(conn, cursor, statement, *args):
         seen.append(statement)
 
     headers = auth(app, p.duty2)
@@ -54,7 +54,7 @@ def test_claim_reads_no_division_account_or_template_rows(app, client, session, 
     assert sms(session, second)[0].params["township"] == "日照街道"
 
 
-def test_claim_when_no_phone_is_known(app, client, session):  # type: ignore[no-untyped-def]
+def test_claim_when_no_phone_is_known(app, client, session):
     p = people(session)
     p.resident.phone = None
     case = factories.case(session, resident_account=p.resident)
@@ -64,7 +64,7 @@ def test_claim_when_no_phone_is_known(app, client, session):  # type: ignore[no-
     assert sms(session, case) == []
 
 
-def test_require_division_from_the_gazetteer_and_the_table(session):  # type: ignore[no-untyped-def]
+def test_require_division_from_the_gazetteer_and_the_table(session):
     assert require_division(session, TOWNSHIP, "township") == "日照街道"
     assert require_division(session, "3711", TRIAGE_LEVELS) == "日照市"
     assert require_division(session, "371102", TRIAGE_LEVELS) == "东港区"
@@ -80,7 +80,7 @@ def test_require_division_from_the_gazetteer_and_the_table(session):  # type: ig
             require_division(session, code, level)
 
 
-def test_claim_writes_event_audit_and_sms_and_answers_like_the_schema(app, client, session):  # type: ignore[no-untyped-def]
+def test_claim_writes_event_audit_and_sms_and_answers_like_the_schema(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident, address="日照市东港区")
     session.commit()
@@ -109,7 +109,7 @@ def test_claim_writes_event_audit_and_sms_and_answers_like_the_schema(app, clien
     assert "日照街道" in text
 
 
-def test_the_resident_hears_of_the_first_claim_only(app, client, session):  # type: ignore[no-untyped-def]
+def test_the_resident_hears_of_the_first_claim_only(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident)
     session.commit()
@@ -126,7 +126,7 @@ def test_the_resident_hears_of_the_first_claim_only(app, client, session):  # ty
     assert [m.template for m in sms(session, case)] == ["claimed"]
 
 
-def test_triage_claim_names_the_county(app, client, session):  # type: ignore[no-untyped-def]
+def test_triage_claim_names_the_county(app, client, session):
     p = people(session)
     case = factories.case(
         session, resident_account=p.resident, township=None, county=COUNTY, urgent=False
@@ -140,14 +140,14 @@ def test_triage_claim_names_the_county(app, client, session):  # type: ignore[no
     assert sms(session, case)[0].params["township"] == "区县民政部门"
 
 
-def test_a_row_version_moved_under_the_claim_is_a_conflict(app, session, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_row_version_moved_under_the_claim_is_a_conflict(app, session, monkeypatch):
     """Someone changes the case between the claim's read and its write: 409, nothing kept."""
     p = people(session)
     case = factories.case(session, resident_account=p.resident)
     session.commit()
     real_apply = state.apply
 
-    def apply_after_a_concurrent_change(obj, action):  # type: ignore[no-untyped-def]
+    def apply_after_a_concurrent_change(obj, action):
         session.execute(update(Case).where(Case.id == obj.id).values(version=Case.version + 1))
         return real_apply(obj, action)
 

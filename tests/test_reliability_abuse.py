@@ -19,7 +19,7 @@ from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.signin import latest_code
 
 
-def _outbox(session, phone=None, template=None):  # type: ignore[no-untyped-def]
+def _outbox(session, phone=None, template=None):
     q = select(func.count()).select_from(SmsOutbox)
     if phone:
         q = q.where(SmsOutbox.to_phone == phone)
@@ -28,7 +28,7 @@ def _outbox(session, phone=None, template=None):  # type: ignore[no-untyped-def]
     return session.scalar(q)
 
 
-def test_sign_in_code_brute_force_is_stopped(app, client, session):  # type: ignore[no-untyped-def]
+def test_sign_in_code_brute_force_is_stopped(app, client, session):
     """Guessing codes: the code dies after a few wrong tries, the right one then fails too."""
     phone = "+8613755550001"
     assert client.post("/api/v1/auth/sms-code", json={"phone": phone}).status_code == 202
@@ -48,7 +48,7 @@ def test_sign_in_code_brute_force_is_stopped(app, client, session):  # type: ign
     # with probability well under 1e-4 a day.
 
 
-def test_sms_pumping_from_one_client_is_capped(app, client, session):  # type: ignore[no-untyped-def]
+def test_sms_pumping_from_one_client_is_capped(app, client, session):
     """One client asking codes for many numbers: the per-client limit caps the SMS sent."""
     app.config["RATELIMIT_SMS_PER_CLIENT"] = "5/hour"
     codes = []
@@ -62,7 +62,7 @@ def test_sms_pumping_from_one_client_is_capped(app, client, session):  # type: i
     assert _outbox(session, template="sign_in_code") == 5
 
 
-def test_case_ids_are_unguessable_and_others_cases_are_404(app, client, session):  # type: ignore[no-untyped-def]
+def test_case_ids_are_unguessable_and_others_cases_are_404(app, client, session):
     world = r.seed_world(app, session)
     ids = [uuid.UUID(world.case_id), uuid.UUID(world.other_case_id)]
     # UUIDv7 (server.cases.models.new_case_id): the time, then 74 random bits. Two cases
@@ -86,7 +86,7 @@ def test_case_ids_are_unguessable_and_others_cases_are_404(app, client, session)
     assert act.status_code == 404
 
 
-def test_staff_token_outside_its_region_sees_and_does_nothing(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_token_outside_its_region_sees_and_does_nothing(app, client, session):
     world = r.seed_world(app, session)
     outsider_duty = f.auth(app, f.staff(session, role="duty", region=r.OTHER_TOWNSHIP))
     outsider_sup = f.auth(app, f.staff(session, role="supervisor", region="371122"))
@@ -109,7 +109,7 @@ def test_staff_token_outside_its_region_sees_and_does_nothing(app, client, sessi
     assert session.get(Case, uuid.UUID(world.case_id)).status == "queued"
 
 
-def test_unsigned_webhooks_change_nothing(app, client, session):  # type: ignore[no-untyped-def]
+def test_unsigned_webhooks_change_nothing(app, client, session):
     """A forged inbound '求助' SMS and a forged delivery receipt: 403 and no row anywhere."""
     app.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     before = r.row_counts(session)
@@ -136,7 +136,7 @@ def test_unsigned_webhooks_change_nothing(app, client, session):  # type: ignore
     assert r.row_counts(session) == before
 
 
-def test_hammered_tap_is_limited_but_never_the_first_urgent_request(app, client, session):  # type: ignore[no-untyped-def]
+def test_hammered_tap_is_limited_but_never_the_first_urgent_request(app, client, session):
     app.config["RATELIMIT_URGENT_PER_RESIDENT"] = "3/minute"
     me = f.resident(session)
     auth = f.auth(app, me)

@@ -17,7 +17,7 @@ from tests.workflow_support import people
 NOT_A_CHANGE = {"route", "submit", "page"}
 
 
-def _trail(session, case_id):  # type: ignore[no-untyped-def]
+def _trail(session, case_id):
     return list(
         session.scalars(
             select(AuditEntry)
@@ -27,14 +27,14 @@ def _trail(session, case_id):  # type: ignore[no-untyped-def]
     )
 
 
-def test_full_case_life_is_reconstructed_from_the_audit_trail(app, client, session):  # type: ignore[no-untyped-def]
+def test_full_case_life_is_reconstructed_from_the_audit_trail(app, client, session):
     """Intake -> claim -> pay -> paperwork -> close, each by a real request from its own IP."""
     from tests.factories import TOWNSHIP
 
     p = people(session)
     resident, duty = f.auth(app, p.resident), f.auth(app, p.duty)
 
-    def call(method, path, headers, ip, **kw):  # type: ignore[no-untyped-def]
+    def call(method, path, headers, ip, **kw):
         resp = client.open(
             path, method=method, headers=headers, environ_base={"REMOTE_ADDR": ip}, **kw
         )
@@ -98,7 +98,7 @@ def test_full_case_life_is_reconstructed_from_the_audit_trail(app, client, sessi
     assert [e.at for e in trail] == sorted(e.at for e in trail)
 
 
-def test_every_timeline_change_has_an_audit_entry(app, client, session):  # type: ignore[no-untyped-def]
+def test_every_timeline_change_has_an_audit_entry(app, client, session):
     """Generic: whatever the suites above did to the seeded world, each change is audited."""
     world = r.seed_world(app, session)
     duty = world.auth("duty")
@@ -124,7 +124,7 @@ def test_every_timeline_change_has_an_audit_entry(app, client, session):  # type
     assert len(events) >= 5
 
 
-def test_staff_reads_of_a_full_record_are_audited_resident_reads_are_not(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_reads_of_a_full_record_are_audited_resident_reads_are_not(app, client, session):
     world = r.seed_world(app, session)
     for role in ("operator", "duty", "supervisor", "admin"):
         assert (

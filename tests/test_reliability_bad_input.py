@@ -442,7 +442,7 @@ BODY_ROWS: list[Row] = [
 ]
 
 
-def _form(form: dict[str, str] | None = None, *, signed: bool = True, **kw: Any):  # type: ignore[no-untyped-def]
+def _form(form: dict[str, str] | None = None, *, signed: bool = True, **kw: Any):
     def build(base: Req) -> Req:
         req = Req(base.method, base.path, dict(base.headers), **kw)
         req.form = dict(base.form or {}) if form is None else form
@@ -883,7 +883,7 @@ def _cases_without_events(session: Any) -> int:
     return session.scalar(select(func.count()).select_from(Case).where(~has_event)) or 0
 
 
-def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], rows: list[Row]):  # type: ignore[no-untyped-def]
+def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], rows: list[Row]):
     """Send every row; return the list of failures (row id, reason)."""
     client = ctx.app.test_client()
     documented = r.documented_statuses(op)
@@ -945,11 +945,11 @@ def _op(label: str) -> tuple[str, str, dict[str, Any]]:
 
 
 @pytest.fixture
-def ctx(app, session):  # type: ignore[no-untyped-def]
+def ctx(app, session):
     return Ctx(app=app, session=session, world=r.seed_world(app, session))
 
 
-def test_every_write_route_is_documented(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_write_route_is_documented(app) -> None:
     """A write route missing from the spec would escape both the fuzzer and this catalogue."""
     served = url_map_write_operations(app)
     assert served == set(_write_labels()), served ^ set(_write_labels())
@@ -970,7 +970,7 @@ def variants(label: str) -> list[Callable[[Ctx], Req]]:
     return found if isinstance(found, list) else [found]
 
 
-def test_baselines_succeed(ctx) -> None:  # type: ignore[no-untyped-def]
+def test_baselines_succeed(ctx) -> None:
     ctx.app.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     client = ctx.app.test_client()
     for label in BASELINES:
@@ -980,7 +980,7 @@ def test_baselines_succeed(ctx) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("label", _write_labels())
-def test_bad_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs(ctx, label: str) -> None:
     """Every row of the catalogue against one write operation."""
     method, path, op = _op(label)
     builders = variants(label) or [lambda c: _default_request(method, path, op, c.world)]
@@ -1038,7 +1038,7 @@ def test_query_rows_cover_the_date_operations() -> None:
 
 
 @pytest.mark.parametrize("label", _query_labels())
-def test_bad_query_inputs(ctx, label: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_query_inputs(ctx, label: str) -> None:
     """Every query row against every operation (reads included) taking dates or a range."""
     method, path, op = _op(label)
 
@@ -1079,7 +1079,7 @@ def _date_fields(schema: ma.Schema, prefix: str) -> list[tuple[str, Any]]:
     return fields
 
 
-def test_every_date_input_is_bounded(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_date_input_is_bounded(app) -> None:
     """A date or time a client sends goes through LocalDate/LocalDateTime (2000-2100): a plain
     marshmallow Date or DateTime takes year 1 or 9999, which overflow further on."""
     from server.api import LocalDate, LocalDateTime

@@ -170,7 +170,7 @@ def proxied_app(database_url: str, engine: Any) -> Iterator[tuple[Any, TcpProxy 
 # --- the database goes away ---------------------------------------------------------------
 
 
-def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_app, engine):  # type: ignore[no-untyped-def]
+def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_app, engine):
     """The connection dies when a one-tap request writes its SMS: on SQLite after its case
     INSERT; on PostgreSQL in the one statement that writes the case, its events and SMS."""
     app, proxy = proxied_app
@@ -185,7 +185,7 @@ def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_
 
     # ``do_execute`` runs where the driver would: what it raises is wrapped like a real
     # driver error (sqlalchemy.exc.OperationalError), which is what an outage looks like.
-    def fault(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
+    def fault(cursor, statement, parameters, context):
         if "INSERT INTO SMS_OUTBOX" in statement.upper() and not fired:
             fired.append(statement)
             if proxy is not None:
@@ -228,7 +228,7 @@ def test_database_lost_mid_request_is_503_nothing_written_then_recovers(proxied_
     r.STATS["faults"] += 1
 
 
-def test_database_down_for_a_while_reads_and_writes_503_then_recover(proxied_app, engine):  # type: ignore[no-untyped-def]
+def test_database_down_for_a_while_reads_and_writes_503_then_recover(proxied_app, engine):
     """A longer outage: every request answers 503 quickly; the first after it succeeds."""
     app, proxy = proxied_app
     _needs_postgres(engine)
@@ -294,7 +294,7 @@ def _post(port: int, path: str, body: dict, headers: dict) -> tuple[int, Any]:
 
 def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
     committed_app, engine, database_url
-):  # type: ignore[no-untyped-def]
+):
     """SIGKILL the worker while its transaction is open, waiting to write the tap (its case
     number already taken; the case, events and SMS go in one statement on PostgreSQL)."""
     _needs_postgres(engine)
@@ -394,7 +394,7 @@ def test_gunicorn_worker_killed_mid_request_leaves_no_partial_case(
 
 def test_twilio_down_for_a_while_messages_wait_then_go_out_once(
     committed_app, engine, database_url, fake_twilio
-):  # type: ignore[no-untyped-def]
+):
     """A real `flask worker` process; Twilio (behind a proxy we cut) is unreachable, then back.
 
     Complements tests/test_sms_worker.py (transient errors in-process) and

@@ -52,11 +52,11 @@ def _labels() -> list[str]:
 
 
 @pytest.fixture
-def world(app, session):  # type: ignore[no-untyped-def]
+def world(app, session):
     return r.seed_world(app, session)
 
 
-def _strategy(op, mode: GenerationMode, world: r.World):  # type: ignore[no-untyped-def]
+def _strategy(op, mode: GenerationMode, world: r.World):
     generated = op.as_strategy(generation_mode=mode)
     known = world.known_path_values()
     names = r.path_params(op.path)
@@ -67,7 +67,7 @@ def _strategy(op, mode: GenerationMode, world: r.World):  # type: ignore[no-unty
     return generated
 
 
-def _check(op, case, resp, *, mode: GenerationMode) -> None:  # type: ignore[no-untyped-def]
+def _check(op, case, resp, *, mode: GenerationMode) -> None:
     label = op.label
     status = resp.status_code
     body = resp.content[:500]
@@ -86,7 +86,7 @@ def _check(op, case, resp, *, mode: GenerationMode) -> None:  # type: ignore[no-
     case.validate_response(resp, checks=checks)
 
 
-def _examples(op, role: str) -> int:  # type: ignore[no-untyped-def]
+def _examples(op, role: str) -> int:
     """Full count where the role gets past authentication and the role check; one example
     where the answer can only be 401/403 (the check runs before any parsing)."""
     raw = op.definition.raw
@@ -100,7 +100,7 @@ def _examples(op, role: str) -> int:  # type: ignore[no-untyped-def]
     return EXAMPLES
 
 
-def _run_mode(app, op, world: r.World, role: str, mode: GenerationMode) -> int:  # type: ignore[no-untyped-def]
+def _run_mode(app, op, world: r.World, role: str, mode: GenerationMode) -> int:
     """Run up to EXAMPLES generated requests of one mode; return how many were sent."""
     headers = world.auth(role)
     sent = 0
@@ -115,7 +115,7 @@ def _run_mode(app, op, world: r.World, role: str, mode: GenerationMode) -> int: 
         verbosity=hypothesis.Verbosity.quiet,
     )
     @given(case=_strategy(op, mode, world))
-    def run(case) -> None:  # type: ignore[no-untyped-def]
+    def run(case) -> None:
         nonlocal sent
         if role == "anonymous" and case.headers:
             case.headers.pop("Authorization", None)
@@ -137,7 +137,7 @@ def _run_mode(app, op, world: r.World, role: str, mode: GenerationMode) -> int: 
 
 
 @pytest.mark.parametrize("label", _labels())
-def test_fuzz_operation(app, world, label: str) -> None:  # type: ignore[no-untyped-def]
+def test_fuzz_operation(app, world, label: str) -> None:
     """Positive and negative examples of one operation, as every role and anonymously."""
     op = _OPERATIONS[label]
     for role in r.ROLES:

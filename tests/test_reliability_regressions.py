@@ -6,7 +6,7 @@ from tests import reliability as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 
 
-def test_nul_in_a_plain_string_field_is_422_not_500(app, client, session):  # type: ignore[no-untyped-def]
+def test_nul_in_a_plain_string_field_is_422_not_500(app, client, session):
     """PostgreSQL cannot store NUL: it used to reach the INSERT and fail as a 500."""
     app.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     path = "/api/v1/webhooks/twilio/status"
@@ -20,7 +20,7 @@ def test_nul_in_a_plain_string_field_is_422_not_500(app, client, session):  # ty
     assert r.row_counts(session) == before
 
 
-def test_task_id_beyond_the_integer_range_is_404_not_500(app, client, session):  # type: ignore[no-untyped-def]
+def test_task_id_beyond_the_integer_range_is_404_not_500(app, client, session):
     """A 20-digit task id used to overflow the database integer (500)."""
     world = r.seed_world(app, session)
     resp = client.post(
@@ -32,7 +32,7 @@ def test_task_id_beyond_the_integer_range_is_404_not_500(app, client, session): 
     r.assert_error_shape(resp)
 
 
-def test_lone_surrogate_in_a_plain_string_field_is_422_not_500(client, session):  # type: ignore[no-untyped-def]
+def test_lone_surrogate_in_a_plain_string_field_is_422_not_500(client, session):
     """A JSON-escaped lone surrogate used to reach .encode() (password, token hash): 500."""
     for path, body in [
         ("/api/v1/auth/staff-token", b'{"username": "a\\ud800", "password": "x"}'),
@@ -43,7 +43,7 @@ def test_lone_surrogate_in_a_plain_string_field_is_422_not_500(client, session):
         assert r.assert_error_shape(resp)["errors"]
 
 
-def test_rare_cjk_and_emoji_names_and_addresses_are_stored_intact(app, client, session):  # type: ignore[no-untyped-def]
+def test_rare_cjk_and_emoji_names_and_addresses_are_stored_intact(app, client, session):
     """Names are masked in responses, so the catalogue cannot see them: check the database."""
     import uuid
 
@@ -71,7 +71,7 @@ def test_rare_cjk_and_emoji_names_and_addresses_are_stored_intact(app, client, s
     assert session.get(Account, case.resident_id).name == name
 
 
-def test_issue_19_inputs_that_were_500s_are_422(app, client, session):  # type: ignore[no-untyped-def]
+def test_issue_19_inputs_that_were_500s_are_422(app, client, session):
     """The attack run's 500s (overflowing dates, a from after the default to, a pay time that
     overflows when converted to UTC, a lone surrogate in a key) are clear 422s now."""
     from tests.factories import auth

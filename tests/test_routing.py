@@ -9,7 +9,7 @@ from server.routing.rules import Evidence, match_address, route, village_aliases
 
 
 @pytest.fixture
-def gaz(session):  # type: ignore[no-untyped-def]
+def gaz(session):
     return gazetteer(session, "3711")
 
 
@@ -51,7 +51,7 @@ ADDRESSES = [
 
 
 @pytest.mark.parametrize(("address", "township", "via"), ADDRESSES)
-def test_real_addresses(gaz, address, township, via):  # type: ignore[no-untyped-def]
+def test_real_addresses(gaz, address, township, via):
     found = match_address(address, gaz)
     assert (found.township_code, found.via) == (township, via), found
 
@@ -64,30 +64,30 @@ def test_real_addresses(gaz, address, township, via):  # type: ignore[no-untyped
         ("秦楼街道和石臼街道交界处", "371102"),  # two townships named
     ],
 )
-def test_ambiguous_is_not_guessed(gaz, address, county):  # type: ignore[no-untyped-def]
+def test_ambiguous_is_not_guessed(gaz, address, county):
     found = match_address(address, gaz)
     assert found.township_code is None and found.ambiguous
     assert found.county_code == county
 
 
-def test_conflicting_county_and_township_is_not_guessed(gaz):  # type: ignore[no-untyped-def]
+def test_conflicting_county_and_township_is_not_guessed(gaz):
     found = match_address("东港区城阳街道", gaz)  # 城阳街道 is in 莒县
     assert found.township_code is None and found.ambiguous
 
 
 @pytest.mark.parametrize("address", ["北京市朝阳区建国路1号", "上海市浦东新区", "", "   ", "🙂🙂"])
-def test_foreign_or_empty_addresses_match_nothing(gaz, address):  # type: ignore[no-untyped-def]
+def test_foreign_or_empty_addresses_match_nothing(gaz, address):
     found = match_address(address, gaz)
     assert found.township_code is None and found.county_code is None
 
 
-def test_county_only_goes_to_county_triage(gaz):  # type: ignore[no-untyped-def]
+def test_county_only_goes_to_county_triage(gaz):
     decision = route(Evidence(urgent=True, address="日照市岚山区某路"), gaz)
     assert decision.is_triage and decision.county_code == "371103"
     assert "岚山区" in decision.reason_zh
 
 
-def test_explicit_code_beats_everything(gaz):  # type: ignore[no-untyped-def]
+def test_explicit_code_beats_everything(gaz):
     decision = route(
         Evidence(
             urgent=True,
@@ -100,7 +100,7 @@ def test_explicit_code_beats_everything(gaz):  # type: ignore[no-untyped-def]
     assert (decision.township_code, decision.evidence) == ("371122001", "explicit_township")
 
 
-def test_place_of_need_beats_residence_for_urgent(gaz):  # type: ignore[no-untyped-def]
+def test_place_of_need_beats_residence_for_urgent(gaz):
     decision = route(
         Evidence(
             urgent=True,
@@ -113,7 +113,7 @@ def test_place_of_need_beats_residence_for_urgent(gaz):  # type: ignore[no-untyp
     assert (decision.township_code, decision.evidence) == ("371122001", "address")
 
 
-def test_residence_then_hukou(gaz):  # type: ignore[no-untyped-def]
+def test_residence_then_hukou(gaz):
     decision = route(
         Evidence(
             urgent=False, residence_township_code="371102004", hukou_township_code="371121001"
@@ -125,13 +125,13 @@ def test_residence_then_hukou(gaz):  # type: ignore[no-untyped-def]
     assert (decision.township_code, decision.evidence) == ("371121001", "hukou")
 
 
-def test_residence_outside_the_city_is_not_used(gaz):  # type: ignore[no-untyped-def]
+def test_residence_outside_the_city_is_not_used(gaz):
     # A migrant worker registered in 北京 who is in trouble here: no hukou restriction.
     decision = route(Evidence(urgent=True, hukou_township_code="110101001"), gaz)
     assert decision.is_triage and decision.county_code == "3711"
 
 
-def test_ambiguous_address_falls_back_to_residence(gaz):  # type: ignore[no-untyped-def]
+def test_ambiguous_address_falls_back_to_residence(gaz):
     decision = route(
         Evidence(urgent=False, address="刘家村", residence_township_code="371122001"), gaz
     )
@@ -139,7 +139,7 @@ def test_ambiguous_address_falls_back_to_residence(gaz):  # type: ignore[no-unty
     assert "未作猜测" in decision.reason_zh
 
 
-def test_nothing_known_goes_to_city_triage_with_reason(gaz):  # type: ignore[no-untyped-def]
+def test_nothing_known_goes_to_city_triage_with_reason(gaz):
     decision = route(Evidence(urgent=True, has_location=True), gaz)
     assert decision.is_triage and decision.county_code == "3711"
     assert "定位" in decision.reason_zh and "日照市" in decision.reason_zh
@@ -155,7 +155,7 @@ def test_nothing_known_goes_to_city_triage_with_reason(gaz):  # type: ignore[no-
         ("集后社区居民委员会", ["集后社区"]),
     ],
 )
-def test_village_aliases(name, aliases):  # type: ignore[no-untyped-def]
+def test_village_aliases(name, aliases):
     assert village_aliases(name) == aliases
 
 
@@ -168,7 +168,7 @@ def test_village_aliases(name, aliases):  # type: ignore[no-untyped-def]
         ("广东省深圳市", "广东省、深圳市"),
     ],
 )
-def test_an_address_outside_the_city_goes_to_city_triage_with_its_reason(gaz, address, named):  # type: ignore[no-untyped-def]
+def test_an_address_outside_the_city_goes_to_city_triage_with_its_reason(gaz, address, named):
     found = match_address(address, gaz)
     assert found.township_code is None and found.via == "elsewhere"
     decision = route(
@@ -188,11 +188,11 @@ def test_an_address_outside_the_city_goes_to_city_triage_with_its_reason(gaz, ad
         ("日照市莒县城阳街道（原籍临沂市）", "371122001"),  # names the city: its names decide
     ],
 )
-def test_other_city_names_inside_a_local_address_do_not_send_it_away(gaz, address, township):  # type: ignore[no-untyped-def]
+def test_other_city_names_inside_a_local_address_do_not_send_it_away(gaz, address, township):
     assert match_address(address, gaz).township_code == township
 
 
-def test_an_explicit_code_outside_the_city_never_places_a_case(gaz):  # type: ignore[no-untyped-def]
+def test_an_explicit_code_outside_the_city_never_places_a_case(gaz):
     decision = route(Evidence(urgent=True, township_code="110105001"), gaz)
     assert decision.is_triage and decision.county_code == "3711"
     assert "提交的乡镇（街道）代码不在日照市" in decision.reason_zh

@@ -21,7 +21,7 @@ class _Crash(BaseException):
     """The worker process dies (nothing after this point runs)."""
 
 
-def _enqueue(session, n):  # type: ignore[no-untyped-def]
+def _enqueue(session, n):
     rows = [
         notifications.enqueue(session, f"+86139000011{i:02d}", "withdrawn", {"case_no": f"A-{i}"})
         for i in range(n)
@@ -30,7 +30,7 @@ def _enqueue(session, n):  # type: ignore[no-untyped-def]
     return rows
 
 
-def _attempts(session, row):  # type: ignore[no-untyped-def]
+def _attempts(session, row):
     return [
         a.outcome
         for a in session.scalars(
@@ -52,11 +52,11 @@ class _DiesAfter:
         return self.real.send(**kwargs)
 
 
-def _count_records(w):  # type: ignore[no-untyped-def]
+def _count_records(w):
     calls: list[int] = []
     real = w.record_many
 
-    def record_many(outcomes, now=None):  # type: ignore[no-untyped-def]
+    def record_many(outcomes, now=None):
         calls.append(len(outcomes))
         real(outcomes, now)
 
@@ -64,7 +64,7 @@ def _count_records(w):  # type: ignore[no-untyped-def]
     return calls
 
 
-def test_batch_outcomes_are_recorded_in_one_transaction(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_batch_outcomes_are_recorded_in_one_transaction(app, session, fake_twilio):
     failed, retried, sent = _enqueue(session, 3)
     fake_twilio.answer((400, 21211), (429, 20429))
     w = worker(
@@ -91,7 +91,7 @@ def test_batch_outcomes_are_recorded_in_one_transaction(app, session, fake_twili
     assert attempt.provider_sid == sent.provider_sid and attempt.finished_at is not None
 
 
-def test_crash_mid_batch_loses_nothing_and_a_receipt_prevents_a_resend(  # type: ignore[no-untyped-def]
+def test_crash_mid_batch_loses_nothing_and_a_receipt_prevents_a_resend(
     app, client, session, fake_twilio
 ):
     from tests.test_sms_webhooks import post_status
@@ -127,7 +127,7 @@ def test_crash_mid_batch_loses_nothing_and_a_receipt_prevents_a_resend(  # type:
     assert sorted(sent_to) == sorted(map(str, [first.id, second.id, second.id, third.id]))
 
 
-def test_interrupted_batch_records_what_went_out(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_interrupted_batch_records_what_went_out(app, session, fake_twilio):
     first, second, third = _enqueue(session, 3)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
     w = worker(app, worker_id="stopping", **cfg)
@@ -148,7 +148,7 @@ def test_interrupted_batch_records_what_went_out(app, session, fake_twilio):  # 
     assert len(fake_twilio.requests) == 3  # nothing twice
 
 
-def test_batch_record_changes_only_rows_whose_claim_is_current(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_batch_record_changes_only_rows_whose_claim_is_current(app, session, fake_twilio):
     taken, kept = _enqueue(session, 2)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
     slow = worker(app, worker_id="slow", **cfg)
@@ -176,7 +176,7 @@ def test_batch_record_changes_only_rows_whose_claim_is_current(app, session, fak
     assert _attempts(session, kept) == ["sent"]
 
 
-def test_record_interval_bounds_the_unrecorded_sends(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_record_interval_bounds_the_unrecorded_sends(app, session, fake_twilio):
     _enqueue(session, 3)
     w = worker(app, **twilio_config(fake_twilio))
     w.settings.record_interval = 0.0
@@ -185,12 +185,12 @@ def test_record_interval_bounds_the_unrecorded_sends(app, session, fake_twilio):
     assert calls == [1, 1, 1]
 
 
-def test_only_the_record_transaction_commits_asynchronously(app, session, connection, fake_twilio):  # type: ignore[no-untyped-def]
+def test_only_the_record_transaction_commits_asynchronously(app, session, connection, fake_twilio):
     _enqueue(session, 2)
     statements: list[str] = []
 
     @event.listens_for(connection, "before_cursor_execute")
-    def _log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def _log(conn, cursor, statement, *args):
         statements.append(statement)
 
     w = worker(app, **twilio_config(fake_twilio))
@@ -209,7 +209,7 @@ def test_only_the_record_transaction_commits_asynchronously(app, session, connec
     assert sum(s.startswith("UPDATE sms_attempts") for s in in_record) == 1
 
 
-def test_outcome_without_a_provider_answer_time_uses_the_record_time(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_outcome_without_a_provider_answer_time_uses_the_record_time(app, session, fake_twilio):
     [row] = _enqueue(session, 1)
     w = worker(app, **twilio_config(fake_twilio))
     [claim] = w.claim()

@@ -26,7 +26,7 @@ from tests.sms_helpers import drain_together, sleeping_worker, worker
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _enqueue_many(app, n):  # type: ignore[no-untyped-def]
+def _enqueue_many(app, n):
     with database(app).new_session() as session:
         # As the app writes (server/session.py): on SQLite a deferred transaction that reads
         # (the template overrides) and then writes fails at once with "database is locked"
@@ -40,7 +40,7 @@ def _enqueue_many(app, n):  # type: ignore[no-untyped-def]
         return [r.id for r in rows]
 
 
-def test_parallel_workers_send_each_message_once(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+def test_parallel_workers_send_each_message_once(committed_app, fake_twilio):
     ids = _enqueue_many(committed_app, 30)
     cfg = twilio_config(fake_twilio, SMS_BATCH_SIZE=3)
     workers = [worker(committed_app, worker_id=f"w{i}", **cfg) for i in range(3)]
@@ -61,7 +61,7 @@ def test_parallel_workers_send_each_message_once(committed_app, fake_twilio):  #
     assert sum(n for _, n in by_worker) == 30
 
 
-def test_running_worker_wakes_up_for_a_new_message(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+def test_running_worker_wakes_up_for_a_new_message(committed_app, fake_twilio):
     """PostgreSQL: NOTIFY on commit wakes the worker long before its 30 s poll.
     SQLite: the poll interval (tiny here) is the wake-up."""
     with sleeping_worker(committed_app, fake_twilio):
@@ -70,7 +70,7 @@ def test_running_worker_wakes_up_for_a_new_message(committed_app, fake_twilio): 
     assert fake_twilio.requests[0].form["StatusCallback"].endswith(f"={outbox_id}")
 
 
-def test_killed_worker_process_loses_nothing(committed_app, fake_twilio, database_url):  # type: ignore[no-untyped-def]
+def test_killed_worker_process_loses_nothing(committed_app, fake_twilio, database_url):
     """A real `flask worker` process is SIGKILLed while Twilio holds its request: the message
     is recovered and sent again (at-least-once: the resident may get it twice)."""
     [outbox_id] = _enqueue_many(committed_app, 1)

@@ -16,7 +16,7 @@ PARAMS = {"case_no": "X-1"}
 NEW = "【指尖办】{case_no}撤回了。"
 
 
-def _body(session) -> str:  # type: ignore[no-untyped-def]
+def _body(session) -> str:
     return notifications.enqueue(session, "+8613900002222", "withdrawn", PARAMS).body
 
 
@@ -24,17 +24,17 @@ def _text(text: str) -> str:
     return templates.render("withdrawn", PARAMS, text=text)
 
 
-def _statements(connection):  # type: ignore[no-untyped-def]
+def _statements(connection):
     seen: list[str] = []
 
-    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def log(conn, cursor, statement, *args):
         seen.append(statement)
 
     event.listen(connection, "before_cursor_execute", log)
     return seen, lambda: event.remove(connection, "before_cursor_execute", log)
 
 
-def test_overrides_are_read_once_then_cached(app, session, connection):  # type: ignore[no-untyped-def]
+def test_overrides_are_read_once_then_cached(app, session, connection):
     default = _body(session)
     seen, stop = _statements(connection)
     for _ in range(3):
@@ -45,7 +45,7 @@ def test_overrides_are_read_once_then_cached(app, session, connection):  # type:
     assert default == _body(session)
 
 
-def test_change_in_another_process_shows_after_the_ttl(app, session, monkeypatch):  # type: ignore[no-untyped-def]
+def test_change_in_another_process_shows_after_the_ttl(app, session, monkeypatch):
     default = _body(session)
     session.commit()
     # Another process's admin (no ORM event here): a plain row written and committed.
@@ -58,7 +58,7 @@ def test_change_in_another_process_shows_after_the_ttl(app, session, monkeypatch
     assert _body(session) == _text("【指尖办】{case_no}已撤回。")
 
 
-def test_change_in_this_process_shows_at_its_commit(app, session):  # type: ignore[no-untyped-def]
+def test_change_in_this_process_shows_at_its_commit(app, session):
     default = _body(session)
     session.commit()
     with database(app).new_session() as admin:
@@ -72,7 +72,7 @@ def test_change_in_this_process_shows_at_its_commit(app, session):  # type: igno
     assert _body(session) == default
 
 
-def test_rolled_back_change_is_forgotten(app, session):  # type: ignore[no-untyped-def]
+def test_rolled_back_change_is_forgotten(app, session):
     default = _body(session)
     session.commit()
     set_template_text(session, name="withdrawn", text="【指尖办】{case_no}撤。", actor_id=None)
@@ -81,13 +81,13 @@ def test_rolled_back_change_is_forgotten(app, session):  # type: ignore[no-untyp
     assert _body(session) == default
 
 
-def test_pending_override_in_the_session_is_used(app, session):  # type: ignore[no-untyped-def]
+def test_pending_override_in_the_session_is_used(app, session):
     _body(session)
     session.add(SmsTemplateOverride(name="withdrawn", text="【指尖办】{case_no}未刷新。"))
     assert _body(session) == _text("【指尖办】{case_no}未刷新。")
 
 
-def test_one_notify_per_transaction(app, session, connection):  # type: ignore[no-untyped-def]
+def test_one_notify_per_transaction(app, session, connection):
     expected = 1 if connection.dialect.name == "postgresql" else 0
     seen, stop = _statements(connection)
     for _ in range(3):

@@ -28,7 +28,7 @@ def _imported_modules(path: Path) -> list[str]:
     return names
 
 
-def test_notifications_imports_nothing_of_server_cases():  # type: ignore[no-untyped-def]
+def test_notifications_imports_nothing_of_server_cases():
     offending = {
         f"{path.name}: {name}"
         for path in sorted(NOTIFICATIONS.glob("*.py"))
@@ -39,7 +39,7 @@ def test_notifications_imports_nothing_of_server_cases():  # type: ignore[no-unt
     assert offending == set()
 
 
-def test_registering_the_case_hooks_again_writes_one_timeline_entry(app, session):  # type: ignore[no-untyped-def]
+def test_registering_the_case_hooks_again_writes_one_timeline_entry(app, session):
     sms_hooks.register()  # as a second create_app in the same process does
     resident = factories.resident(session)
     case = make_case(session, resident)

@@ -19,7 +19,7 @@ INBOUND_PATH = "/api/v1/webhooks/twilio/inbound"
 _sid = iter(range(1, 10_000))
 
 
-def text_us(client, body, *, sender="+8613955556666", sid=None, token=AUTH_TOKEN, signed=True):  # type: ignore[no-untyped-def]
+def text_us(client, body, *, sender="+8613955556666", sid=None, token=AUTH_TOKEN, signed=True):
     client.application.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     form = {
         "MessageSid": sid or f"SM{next(_sid):032d}",
@@ -34,7 +34,7 @@ def text_us(client, body, *, sender="+8613955556666", sid=None, token=AUTH_TOKEN
     return client.post(INBOUND_PATH, data=form, headers=headers)
 
 
-def _outbox(session, to):  # type: ignore[no-untyped-def]
+def _outbox(session, to):
     return session.scalars(
         select(SmsOutbox).where(SmsOutbox.to_phone == to).order_by(SmsOutbox.id)
     ).all()
@@ -56,13 +56,13 @@ def _outbox(session, to):  # type: ignore[no-untyped-def]
         ("", "unknown"),
     ],
 )
-def test_classify(text, intent) -> None:  # type: ignore[no-untyped-def]
+def test_classify(text, intent) -> None:
     assert classify(text)[0] == intent
 
 
 def test_help_creates_urgent_case_routed_by_residence_and_pages_duty(
     app, client, session, fake_twilio
-):  # type: ignore[no-untyped-def]
+):
     elder = factories.resident(session, phone="+8613955556666", residence_township_code=TOWNSHIP)
     duty = factories.staff(session, role="duty", region=TOWNSHIP, phone="+8613900000001")
     factories.on_duty(session, duty)
@@ -91,7 +91,7 @@ def test_help_creates_urgent_case_routed_by_residence_and_pages_duty(
     assert "正在办理" in _outbox(session, "+8613955556666")[-1].body
 
 
-def test_help_from_unknown_number_goes_to_triage(app, client, session):  # type: ignore[no-untyped-def]
+def test_help_from_unknown_number_goes_to_triage(app, client, session):
     resp = text_us(client, "求助", sender="13811112222")
     assert resp.status_code == 200
     account = session.scalar(select(Account).where(Account.phone == "+8613811112222"))
@@ -100,7 +100,7 @@ def test_help_from_unknown_number_goes_to_triage(app, client, session):  # type:
     assert case.urgent and case.township_code is None and case.county_code
 
 
-def test_query_replies_with_latest_cases(app, client, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_query_replies_with_latest_cases(app, client, session, fake_twilio):
     elder = factories.resident(session, phone="+8613955556666")
     old = make_case(
         session, elder, status="paid", urgent=False, case_no="SQ371102001-20261101-0003"
@@ -122,7 +122,7 @@ def test_query_replies_with_latest_cases(app, client, session, fake_twilio):  # 
     assert [r.form["To"] for r in fake_twilio.requests] == [elder.phone, elder.phone]
 
 
-def test_query_never_shows_someone_elses_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_query_never_shows_someone_elses_case(app, client, session):
     other = factories.resident(session)
     make_case(session, other, case_no="JJ371102001-20261123-0009")
     session.commit()
@@ -132,7 +132,7 @@ def test_query_never_shows_someone_elses_case(app, client, session):  # type: ig
     assert session.scalar(select(Account).where(Account.phone == "+8613977778888")) is None
 
 
-def test_unknown_text_gets_help_and_retried_webhook_is_handled_once(app, client, session):  # type: ignore[no-untyped-def]
+def test_unknown_text_gets_help_and_retried_webhook_is_handled_once(app, client, session):
     sid = "SM" + "9" * 32
     assert text_us(client, "你好", sid=sid).status_code == 200
     assert text_us(client, "你好", sid=sid).status_code == 200  # Twilio retried
@@ -140,7 +140,7 @@ def test_unknown_text_gets_help_and_retried_webhook_is_handled_once(app, client,
     assert reply.template == "inbound_help" and "求助" in reply.body
 
 
-def test_inbound_is_rate_limited_per_number(app, client, session):  # type: ignore[no-untyped-def]
+def test_inbound_is_rate_limited_per_number(app, client, session):
     app.config.update(SMS_INBOUND_LIMIT=3, SMS_INBOUND_WINDOW_SECONDS=600)
     for _ in range(5):
         assert text_us(client, "你好").status_code == 200
@@ -151,14 +151,14 @@ def test_inbound_is_rate_limited_per_number(app, client, session):  # type: igno
     assert len(_outbox(session, "+8613900009999")) == 1
 
 
-def test_unsigned_and_forged_inbound_are_403(app, client, session):  # type: ignore[no-untyped-def]
+def test_unsigned_and_forged_inbound_are_403(app, client, session):
     assert text_us(client, "求助", signed=False).status_code == 403
     assert text_us(client, "求助", token="forged-token").status_code == 403
     assert session.scalar(select(SmsInbound)) is None
     assert session.scalar(select(Case)) is None
 
 
-def test_bad_sender_is_recorded_without_reply(app, client, session):  # type: ignore[no-untyped-def]
+def test_bad_sender_is_recorded_without_reply(app, client, session):
     assert text_us(client, "查询", sender="12345").status_code == 200
     assert session.scalar(select(SmsInbound.intent)) == "bad_sender"
     assert session.scalar(select(SmsOutbox)) is None

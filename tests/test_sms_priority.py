@@ -55,7 +55,7 @@ def _sent_to(fake: Any) -> list[str]:
     return [r.form["To"] for r in fake.requests]
 
 
-def test_priority_is_decided_by_template_and_stored_at_enqueue(session) -> None:  # type: ignore[no-untyped-def]
+def test_priority_is_decided_by_template_and_stored_at_enqueue(session) -> None:
     urgent = {name for name in templates.TEMPLATES if templates.is_urgent(name)}
     assert urgent == {"duty_page", "sign_in_code", "escalation", "escalation_digest"}
     # Pages and codes share the first place: neither can starve the other.
@@ -63,7 +63,7 @@ def test_priority_is_decided_by_template_and_stored_at_enqueue(session) -> None:
     assert _code(session, 1).priority == 0 and _receipt(session, 1).priority > 1
 
 
-def test_pages_and_codes_are_claimed_before_older_receipts(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_pages_and_codes_are_claimed_before_older_receipts(app, session, fake_twilio):
     for n in range(30):
         _receipt(session, n, ("claimed", "urgent_receipt", "receipt")[n % 3])
     page, code = _page(session, 1), _code(session, 1)
@@ -74,7 +74,7 @@ def test_pages_and_codes_are_claimed_before_older_receipts(app, session, fake_tw
     assert [c.outbox_id for c in claims] == [page.id, code.id]
 
 
-def test_a_sign_in_code_is_not_held_behind_later_pages(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_a_sign_in_code_is_not_held_behind_later_pages(app, session, fake_twilio):
     """First come first served between pages and codes: a flood of pages after a code does
     not keep a resident waiting for it (codes once ranked below every page)."""
     _page(session, 0)
@@ -87,7 +87,7 @@ def test_a_sign_in_code_is_not_held_behind_later_pages(app, session, fake_twilio
     assert _sent_to(fake_twilio).index(code.to_phone) == 1
 
 
-def test_receipts_still_move_while_pages_flood_in(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_receipts_still_move_while_pages_flood_in(app, session, fake_twilio):
     """More pages arrive than the sender can carry: the share by age still sends every
     receipt (in order of age), and the pages keep all but one in SMS_FAIR_SHARE sends."""
     receipts = [_receipt(session, n) for n in range(3)]
@@ -107,7 +107,7 @@ def test_receipts_still_move_while_pages_flood_in(app, session, fake_twilio):  #
     assert sum(p.startswith("+86139100") for p in sent) == 17
 
 
-def test_strict_priority_when_the_share_is_off(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_strict_priority_when_the_share_is_off(app, session, fake_twilio):
     _receipt(session, 0)
     session.commit()
     w = worker(app, **twilio_config(fake_twilio, SMS_BATCH_SIZE=1, SMS_FAIR_SHARE=0))
@@ -119,7 +119,7 @@ def test_strict_priority_when_the_share_is_off(app, session, fake_twilio):  # ty
     assert all(p.startswith("+86139100") for p in _sent_to(fake_twilio))
 
 
-def test_pool_senders_rotate(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_pool_senders_rotate(app, session, fake_twilio):
     for n in range(6):
         _receipt(session, n)
     session.commit()
@@ -129,7 +129,7 @@ def test_pool_senders_rotate(app, session, fake_twilio):  # type: ignore[no-unty
     assert [r.form["From"] for r in fake_twilio.requests] == POOL.split(",") * 2
 
 
-def test_a_messaging_service_is_one_lane_paced_by_twilio(app, fake_twilio):  # type: ignore[no-untyped-def]
+def test_a_messaging_service_is_one_lane_paced_by_twilio(app, fake_twilio):
     w = worker(
         app,
         **twilio_config(fake_twilio, TWILIO_FROM="", TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32),
@@ -153,7 +153,7 @@ def test_pool_pacer_paces_each_sender_at_its_own_rate() -> None:
     assert pacer.rate == 3.0
 
 
-def test_worker_paces_each_pool_sender(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_worker_paces_each_pool_sender(app, session, fake_twilio):
     for n in range(6):
         _receipt(session, n)
     session.commit()
@@ -165,7 +165,7 @@ def test_worker_paces_each_pool_sender(app, session, fake_twilio):  # type: igno
         sent_at[w.sender.from_numbers[kwargs["lane"]]].append(time.monotonic())
         return real(**kwargs)
 
-    w.sender.send = send  # type: ignore[method-assign]
+    w.sender.send = send
     assert w.drain() == 6
     assert sorted(sent_at) == sorted(POOL.split(","))
     for times in sent_at.values():
@@ -173,7 +173,7 @@ def test_worker_paces_each_pool_sender(app, session, fake_twilio):  # type: igno
         assert times[1] - times[0] >= 0.045  # 20/s on each number
 
 
-def test_the_claim_reads_the_pending_index_in_send_order(app, session):  # type: ignore[no-untyped-def]
+def test_the_claim_reads_the_pending_index_in_send_order(app, session):
     """A backlog is handed out by the index, not read in full and sorted per claim."""
     bind = session.get_bind()
     for n in range(1500):
@@ -183,7 +183,7 @@ def test_the_claim_reads_the_pending_index_in_send_order(app, session):  # type:
     session.flush()
     statements: list[tuple[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if "FROM sms_outbox" in statement and "ORDER BY sms_outbox.priority" in statement:
             statements.append((statement, parameters))
 
@@ -217,7 +217,7 @@ def _enqueue_mixed(app: Any, n: int) -> list[int]:
 @pytest.mark.parametrize("round_", range(3))
 def test_parallel_workers_lose_nothing_with_priorities_and_share(
     committed_app, fake_twilio, round_
-):  # type: ignore[no-untyped-def]
+):
     """Three workers at once (SKIP LOCKED on PostgreSQL) over a mixed backlog, each claim
     taking rows by priority and by age: every message goes out exactly once."""
     ids = _enqueue_mixed(committed_app, 60)

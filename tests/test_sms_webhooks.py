@@ -24,7 +24,7 @@ def post_status(
     token=AUTH_TOKEN,
     signed=True,
     url_base=PUBLIC_BASE_URL,
-):  # type: ignore[no-untyped-def]
+):
     """POST a status callback as Twilio would (form-encoded, signed over the public URL)."""
     client.application.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     path = STATUS_PATH + (f"?outbox={outbox}" if outbox is not None else "")
@@ -35,7 +35,7 @@ def post_status(
     return client.post(path, data=form, headers=headers)
 
 
-def _sent_row(session, case=None, template="claimed", sid="SM" + "a" * 32):  # type: ignore[no-untyped-def]
+def _sent_row(session, case=None, template="claimed", sid="SM" + "a" * 32):
     row = notifications.enqueue(
         session,
         case and "+8613900002222" or "+8613900001111",
@@ -49,7 +49,7 @@ def _sent_row(session, case=None, template="claimed", sid="SM" + "a" * 32):  # t
     return row
 
 
-def test_signed_receipts_move_status_forward_only(client, session):  # type: ignore[no-untyped-def]
+def test_signed_receipts_move_status_forward_only(client, session):
     row = _sent_row(session)
     assert post_status(client, sid=row.provider_sid, status="delivered").status_code == 204
     assert post_status(client, sid=row.provider_sid, status="sent").status_code == 204  # late
@@ -60,7 +60,7 @@ def test_signed_receipts_move_status_forward_only(client, session):  # type: ign
     assert statuses == ["delivered", "sent"]  # the duplicate is not stored twice
 
 
-def test_failure_after_delivered_does_not_overwrite(client, session):  # type: ignore[no-untyped-def]
+def test_failure_after_delivered_does_not_overwrite(client, session):
     row = _sent_row(session)
     post_status(client, sid=row.provider_sid, status="delivered")
     post_status(client, sid=row.provider_sid, status="undelivered", error_code="30003")
@@ -68,7 +68,7 @@ def test_failure_after_delivered_does_not_overwrite(client, session):  # type: i
     assert row.status == "delivered"
 
 
-def test_unsigned_forged_and_wrong_url_callbacks_are_403(client, session):  # type: ignore[no-untyped-def]
+def test_unsigned_forged_and_wrong_url_callbacks_are_403(client, session):
     row = _sent_row(session)
     sid = row.provider_sid
     assert post_status(client, sid=sid, status="delivered", signed=False).status_code == 403
@@ -82,7 +82,7 @@ def test_unsigned_forged_and_wrong_url_callbacks_are_403(client, session):  # ty
     assert session.scalar(select(SmsReceipt)) is None
 
 
-def test_tampered_form_is_403(client, session):  # type: ignore[no-untyped-def]
+def test_tampered_form_is_403(client, session):
     row = _sent_row(session)
     client.application.config.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     form = {"MessageSid": row.provider_sid, "MessageStatus": "sent"}
@@ -92,7 +92,7 @@ def test_tampered_form_is_403(client, session):  # type: ignore[no-untyped-def]
     assert resp.status_code == 403
 
 
-def test_no_public_url_configured_rejects(client, session):  # type: ignore[no-untyped-def]
+def test_no_public_url_configured_rejects(client, session):
     row = _sent_row(session)
     resp = post_status(client, sid=row.provider_sid, status="delivered")
     assert resp.status_code == 204
@@ -102,7 +102,7 @@ def test_no_public_url_configured_rejects(client, session):  # type: ignore[no-u
     assert resp.status_code == 403
 
 
-def test_undelivered_resident_message_creates_callback_task_once(client, session):  # type: ignore[no-untyped-def]
+def test_undelivered_resident_message_creates_callback_task_once(client, session):
     resident = factories.resident(session)
     case = make_case(session, resident)
     row = _sent_row(session, case=case)
@@ -117,7 +117,7 @@ def test_undelivered_resident_message_creates_callback_task_once(client, session
     assert [(e.action, e.resident_visible) for e in events] == [("sms_undelivered", False)]
 
 
-def test_late_delivered_closes_the_callback_task(client, session):  # type: ignore[no-untyped-def]
+def test_late_delivered_closes_the_callback_task(client, session):
     resident = factories.resident(session)
     case = make_case(session, resident)
     row = _sent_row(session, case=case)
@@ -128,7 +128,7 @@ def test_late_delivered_closes_the_callback_task(client, session):  # type: igno
     assert session.scalar(select(CallbackTask.status)) == "done"
 
 
-def test_queue_overflow_receipt_requeues(client, session):  # type: ignore[no-untyped-def]
+def test_queue_overflow_receipt_requeues(client, session):
     row = _sent_row(session)
     post_status(client, sid=row.provider_sid, status="failed", error_code="30001")
     session.refresh(row)
@@ -139,7 +139,7 @@ def test_queue_overflow_receipt_requeues(client, session):  # type: ignore[no-un
     assert row.status == "pending" and row.provider_sid is None
 
 
-def test_receipt_before_the_worker_recorded_the_sid(app, client, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_receipt_before_the_worker_recorded_the_sid(app, client, session, fake_twilio):
     """Any order: 'delivered' arrives while the worker is between send and record."""
     from tests.sms_helpers import worker
 
@@ -157,7 +157,7 @@ def test_receipt_before_the_worker_recorded_the_sid(app, client, session, fake_t
     assert row.status == "delivered" and row.provider_sid == sid and row.claim_token is None
 
 
-def test_receipt_for_unknown_sid_is_kept_and_applied_later(app, session):  # type: ignore[no-untyped-def]
+def test_receipt_for_unknown_sid_is_kept_and_applied_later(app, session):
     from notifications.delivery import record_receipt
     from notifications.retry import RetryPolicy
     from server.db import utcnow
@@ -189,7 +189,7 @@ def test_receipt_for_unknown_sid_is_kept_and_applied_later(app, session):  # typ
 # --- call-back tasks, admin, readiness, CLI ---------------------------------------------
 
 
-def _failed_task(session):  # type: ignore[no-untyped-def]
+def _failed_task(session):
     from notifications.delivery import fail
 
     resident = factories.resident(session)
@@ -200,7 +200,7 @@ def _failed_task(session):  # type: ignore[no-untyped-def]
     return case, session.scalar(select(CallbackTask).where(CallbackTask.outbox_id == row.id))
 
 
-def test_duty_staff_list_and_close_callback_tasks(app, client, session):  # type: ignore[no-untyped-def]
+def test_duty_staff_list_and_close_callback_tasks(app, client, session):
     case, task = _failed_task(session)
     duty = factories.staff(session, role="duty", region=TOWNSHIP)
     session.commit()
@@ -221,7 +221,7 @@ def test_duty_staff_list_and_close_callback_tasks(app, client, session):  # type
     assert list(actions) == ["sms_undelivered", "callback_done"]
 
 
-def test_callback_tasks_are_scoped(app, client, session):  # type: ignore[no-untyped-def]
+def test_callback_tasks_are_scoped(app, client, session):
     case, task = _failed_task(session)
     other = factories.staff(session, role="duty", region="371102002")
     supervisor = factories.staff(session, role="supervisor", region=COUNTY)
@@ -243,7 +243,7 @@ def test_callback_tasks_are_scoped(app, client, session):  # type: ignore[no-unt
     )
 
 
-def test_admin_outbox_lists_by_status_paginated(app, client, session):  # type: ignore[no-untyped-def]
+def test_admin_outbox_lists_by_status_paginated(app, client, session):
     for _ in range(3):
         notifications.enqueue(session, "+8613912345678", "withdrawn", {"case_no": "A-B-C"})
     _sent_row(session)
@@ -267,7 +267,7 @@ def test_admin_outbox_lists_by_status_paginated(app, client, session):  # type: 
     assert client.get("/api/v1/admin/outbox").status_code == 401
 
 
-def test_readyz_reports_outbox_counts(client, session):  # type: ignore[no-untyped-def]
+def test_readyz_reports_outbox_counts(client, session):
     notifications.enqueue(session, "+8613912345678", "withdrawn", {"case_no": "A-B-C"})
     session.commit()
     details = client.get("/readyz").get_json()["details"]
@@ -275,7 +275,7 @@ def test_readyz_reports_outbox_counts(client, session):  # type: ignore[no-untyp
     assert details["sms_oldest_due_seconds"] is not None
 
 
-def test_cli_failures_and_retry(app, session):  # type: ignore[no-untyped-def]
+def test_cli_failures_and_retry(app, session):
     case, _task = _failed_task(session)
     row = session.scalar(select(SmsOutbox).where(SmsOutbox.case_id == case.id))
     runner = app.test_cli_runner()
@@ -291,7 +291,7 @@ def test_cli_failures_and_retry(app, session):  # type: ignore[no-untyped-def]
     assert "pending\t1" in out.output
 
 
-def test_cli_worker_once(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_cli_worker_once(app, session, fake_twilio):
     notifications.enqueue(session, "+8613912345678", "withdrawn", {"case_no": "A-B-C"})
     session.commit()
     app.config.update(twilio_config(fake_twilio))
@@ -300,7 +300,7 @@ def test_cli_worker_once(app, session, fake_twilio):  # type: ignore[no-untyped-
     assert len(fake_twilio.requests) == 1
 
 
-def test_admin_overrides_template_wording(app, client, session):  # type: ignore[no-untyped-def]
+def test_admin_overrides_template_wording(app, client, session):
     admin = factories.staff(session, role="admin", region="3711")
     duty = factories.staff(session, role="duty", region=TOWNSHIP)
     session.commit()

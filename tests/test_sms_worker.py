@@ -27,20 +27,20 @@ from tests.sms_helpers import make_case, worker
 from tests.workflow_support import people
 
 
-def _attempts(session, row):  # type: ignore[no-untyped-def]
+def _attempts(session, row):
     return session.scalars(
         select(SmsAttempt).where(SmsAttempt.outbox_id == row.id).order_by(SmsAttempt.id)
     ).all()
 
 
-def _enqueue(session, to="+8613900001111", template="claimed", case=None, **params):  # type: ignore[no-untyped-def]
+def _enqueue(session, to="+8613900001111", template="claimed", case=None, **params):
     params = params or {"case_no": "UR-371102001-20261123-0042", "township": "日照街道"}
     row = notifications.enqueue(session, to, template, params, case_id=case.id if case else None)
     session.commit()
     return row
 
 
-def test_console_backend_writes_one_json_line_per_sms(app, session, capsys):  # type: ignore[no-untyped-def]
+def test_console_backend_writes_one_json_line_per_sms(app, session, capsys):
     row = _enqueue(session)
     w = worker(app, SMS_BACKEND="console", SMS_SEND_RATE=0)
     assert w.run_once() == 1
@@ -57,7 +57,7 @@ def test_console_sender_stream() -> None:
     assert json.loads(out.getvalue()) == {"sms": {"to": "+86139", "body": "你好", "id": 7}}
 
 
-def test_twilio_request_carries_to_from_body_and_status_callback(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_twilio_request_carries_to_from_body_and_status_callback(app, session, fake_twilio):
     row = _enqueue(session)
     assert worker(app, **twilio_config(fake_twilio)).run_once() == 1
     [req] = fake_twilio.requests
@@ -76,7 +76,7 @@ def test_twilio_request_carries_to_from_body_and_status_callback(app, session, f
     assert (attempt.outcome, attempt.provider_sid, attempt.backend) == ("sent", req.sid, "twilio")
 
 
-def test_twilio_messaging_service_instead_of_from(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_twilio_messaging_service_instead_of_from(app, session, fake_twilio):
     _enqueue(session)
     cfg = twilio_config(fake_twilio, TWILIO_FROM="", TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
     worker(app, **cfg).run_once()
@@ -85,13 +85,13 @@ def test_twilio_messaging_service_instead_of_from(app, session, fake_twilio):  #
     assert "From" not in req.form
 
 
-def test_no_status_callback_without_public_url(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_no_status_callback_without_public_url(app, session, fake_twilio):
     _enqueue(session)
     worker(app, **twilio_config(fake_twilio, PUBLIC_BASE_URL="")).run_once()
     assert "StatusCallback" not in fake_twilio.requests[0].form
 
 
-def test_transient_errors_retry_until_sent(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_transient_errors_retry_until_sent(app, session, fake_twilio):
     row = _enqueue(session)
     fake_twilio.answer((429, 20429), (500, 20500), (503, 20503))
     assert worker(app, **twilio_config(fake_twilio)).run_once() == 4
@@ -103,7 +103,7 @@ def test_transient_errors_retry_until_sent(app, session, fake_twilio):  # type: 
     assert len(fake_twilio.requests) == 4
 
 
-def test_transient_error_waits_for_backoff(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_transient_error_waits_for_backoff(app, session, fake_twilio):
     row = _enqueue(session)
     fake_twilio.answer((429, 20429))
     w = worker(
@@ -139,11 +139,11 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         (None, None, True),
     ],
 )
-def test_classification(status, code, transient) -> None:  # type: ignore[no-untyped-def]
+def test_classification(status, code, transient) -> None:
     assert classify(status, code, "x").transient is transient
 
 
-def test_network_error_is_transient(app, session):  # type: ignore[no-untyped-def]
+def test_network_error_is_transient(app, session):
     import socket
 
     sock = socket.socket()
@@ -166,7 +166,7 @@ def test_network_error_is_transient(app, session):  # type: ignore[no-untyped-de
     assert _attempts(session, row)[0].outcome == "transient"
 
 
-def test_permanent_error_fails_at_once_and_creates_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_permanent_error_fails_at_once_and_creates_callback_task(app, session, fake_twilio):
     resident = factories.resident(session)
     case = make_case(session, resident)
     row = _enqueue(session, to=resident.phone, case=case)
@@ -183,7 +183,7 @@ def test_permanent_error_fails_at_once_and_creates_callback_task(app, session, f
     assert resident.phone not in event.text_zh  # masked in the timeline
 
 
-def test_retries_exhausted_fail_with_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_retries_exhausted_fail_with_callback_task(app, session, fake_twilio):
     resident = factories.resident(session)
     case = make_case(session, resident)
     row = _enqueue(session, to=resident.phone, case=case)
@@ -194,7 +194,7 @@ def test_retries_exhausted_fail_with_callback_task(app, session, fake_twilio):  
     assert session.scalar(select(CallbackTask).where(CallbackTask.outbox_id == row.id))
 
 
-def test_staff_page_failure_makes_no_callback_task(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_staff_page_failure_makes_no_callback_task(app, session, fake_twilio):
     resident = factories.resident(session)
     case = make_case(session, resident)
     row = _enqueue(
@@ -212,7 +212,7 @@ def test_staff_page_failure_makes_no_callback_task(app, session, fake_twilio):  
     assert session.scalar(select(CallbackTask)) is None
 
 
-def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_urgent_pages_go_first(app, session, fake_twilio):
     _enqueue(session, to="+8613900000001")
     _enqueue(
         session,
@@ -228,7 +228,7 @@ def test_urgent_pages_go_first(app, session, fake_twilio):  # type: ignore[no-un
 
 def test_sign_in_code_is_sealed_while_waiting_and_blanked_once_sent_or_failed(
     app, session, fake_twilio
-):  # type: ignore[no-untyped-def]
+):
     from server import sealing
 
     with app.app_context():
@@ -249,7 +249,7 @@ def test_sign_in_code_is_sealed_while_waiting_and_blanked_once_sent_or_failed(
     assert any("482913" in body for body in delivered)
 
 
-def test_a_code_sealed_with_a_key_the_worker_lacks_fails_alone(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_a_code_sealed_with_a_key_the_worker_lacks_fails_alone(app, session, fake_twilio):
     """A message that cannot be opened fails on its own (redacted, logged); it does not stop
     the worker from sending every other message, a duty page first of all."""
     from server import sealing
@@ -275,7 +275,7 @@ def test_a_code_sealed_with_a_key_the_worker_lacks_fails_alone(app, session, fak
     assert [r.form["To"] for r in fake_twilio.requests] == ["+8613900000002"]
 
 
-def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):
     for n in range(3):
         _enqueue(
             session,
@@ -308,14 +308,14 @@ def test_duty_page_goes_before_an_escalation_backlog(app, session, fake_twilio):
     assert len(fake_twilio.requests) == 6
 
 
-def test_rolled_back_change_sends_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_rolled_back_change_sends_nothing(app, session, fake_twilio):
     notifications.enqueue(session, "+8613900001111", "withdrawn", {"case_no": "X-1-2"})
     session.rollback()
     assert worker(app, **twilio_config(fake_twilio)).run_once() == 0
     assert fake_twilio.requests == []
 
 
-def test_template_override_is_used(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_template_override_is_used(app, session, fake_twilio):
     from notifications.models import SmsTemplateOverride
 
     session.add(SmsTemplateOverride(name="withdrawn", text="【指尖办】{case_no}已撤回，谢谢。"))
@@ -327,7 +327,7 @@ def test_template_override_is_used(app, session, fake_twilio):  # type: ignore[n
 # --- crashes ------------------------------------------------------------------------------
 
 
-def test_worker_killed_between_claim_and_record_loses_nothing(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_worker_killed_between_claim_and_record_loses_nothing(app, session, fake_twilio):
     row = _enqueue(session)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
     dead = worker(app, worker_id="dead", **cfg)
@@ -349,7 +349,7 @@ def test_worker_killed_between_claim_and_record_loses_nothing(app, session, fake
     assert len(fake_twilio.requests) == 1
 
 
-def test_late_record_of_an_expired_claim_does_not_overwrite(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_late_record_of_an_expired_claim_does_not_overwrite(app, session, fake_twilio):
     row = _enqueue(session)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
     slow = worker(app, worker_id="slow", **cfg)
@@ -365,7 +365,7 @@ def test_late_record_of_an_expired_claim_does_not_overwrite(app, session, fake_t
     assert row.status == "sent" and row.provider_sid == sid and row.last_error is None
 
 
-def test_receipt_during_crash_window_prevents_a_second_send(app, client, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_receipt_during_crash_window_prevents_a_second_send(app, client, session, fake_twilio):
     from tests.test_sms_webhooks import post_status
 
     row = _enqueue(session)
@@ -390,7 +390,7 @@ def test_receipt_during_crash_window_prevents_a_second_send(app, client, session
     assert attempt.outcome == "lost" and attempt.provider_sid == sid
 
 
-def test_lost_every_time_fails_eventually(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_lost_every_time_fails_eventually(app, session, fake_twilio):
     row = _enqueue(session)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=1, SMS_MAX_ATTEMPTS=2)
     now = utcnow()
@@ -422,7 +422,7 @@ def test_pacer_spaces_sends() -> None:
     assert Pacer(0, clock=lambda: 0.0, sleep=sleep).interval == 0
 
 
-def test_worker_honours_send_rate(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_worker_honours_send_rate(app, session, fake_twilio):
     for _ in range(3):
         _enqueue(session)
     w = worker(app, **twilio_config(fake_twilio, SMS_SEND_RATE=20))
@@ -431,17 +431,17 @@ def test_worker_honours_send_rate(app, session, fake_twilio):  # type: ignore[no
     assert time.monotonic() - started >= 0.1  # three sends at 20/s: two gaps of 50 ms
 
 
-def test_periodic_jobs_run_and_commit_each(app, session):  # type: ignore[no-untyped-def]
+def test_periodic_jobs_run_and_commit_each(app, session):
     from server.audit import AuditEntry
 
     seen = []
 
-    def good(s, now):  # type: ignore[no-untyped-def]
+    def good(s, now):
         s.add(AuditEntry(action="sweep", target_type="x", target_id="1", at=now))
         s.flush()
         seen.append("good")
 
-    def broken(s, now):  # type: ignore[no-untyped-def]
+    def broken(s, now):
         s.add(AuditEntry(action="broken", target_type="x", target_id="2", at=now))
         raise RuntimeError("boom")
 
@@ -452,7 +452,7 @@ def test_periodic_jobs_run_and_commit_each(app, session):  # type: ignore[no-unt
     assert "sweep" in actions and "broken" not in actions
 
 
-def _lock_holders(engine):  # type: ignore[no-untyped-def]
+def _lock_holders(engine):
     """Backends of this database holding the periodic jobs' advisory lock (PostgreSQL)."""
     with engine.connect() as conn:
         return conn.scalars(
@@ -465,12 +465,12 @@ def _lock_holders(engine):  # type: ignore[no-untyped-def]
         ).all()
 
 
-def test_periodic_jobs_never_hold_up_sends(committed_app, fake_twilio):  # type: ignore[no-untyped-def]
+def test_periodic_jobs_never_hold_up_sends(committed_app, fake_twilio):
     """A sweep in progress (here: one that does not finish) does not stop the sends: the jobs
     run in their own thread; the worker stops them when it stops."""
     entered, release = threading.Event(), threading.Event()
 
-    def slow_sweep(session, now):  # type: ignore[no-untyped-def]
+    def slow_sweep(session, now):
         entered.set()
         release.wait(30)
 
@@ -501,7 +501,7 @@ def test_periodic_jobs_never_hold_up_sends(committed_app, fake_twilio):  # type:
         assert _lock_holders(engine) == []  # given up on the way out
 
 
-def test_one_worker_runs_the_periodic_jobs(committed_app):  # type: ignore[no-untyped-def]
+def test_one_worker_runs_the_periodic_jobs(committed_app):
     """PostgreSQL: the worker holding the advisory lock runs the jobs, the others stand by
     and take over once its connection is gone. SQLite (one worker): every worker runs them."""
     runs: list[str] = []
@@ -534,7 +534,7 @@ def test_one_worker_runs_the_periodic_jobs(committed_app):  # type: ignore[no-un
         second.release()
 
 
-def test_worker_once_skips_the_jobs_another_worker_runs(committed_app):  # type: ignore[no-untyped-def]
+def test_worker_once_skips_the_jobs_another_worker_runs(committed_app):
     runs: list[str] = []
     committed_app.extensions["aidline.periodic_jobs"] = [lambda s, now: runs.append("run")]
     pg = database(committed_app).engine.dialect.name == "postgresql"
@@ -550,7 +550,7 @@ def test_worker_once_skips_the_jobs_another_worker_runs(committed_app):  # type:
     assert worker(committed_app, SMS_BACKEND="console").run_periodic() is True
 
 
-def test_a_fresh_workers_first_sweep_escalates(committed_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_fresh_workers_first_sweep_escalates(committed_app, monkeypatch):
     """The sweep's SMS names the township, from the per-process gazetteer, which a fresh
     worker loads inside the sweep's transaction. On SQLite that transaction holds the write
     lock (BEGIN IMMEDIATE): the load must read through it. It used to open a second

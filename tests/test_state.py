@@ -21,7 +21,7 @@ class Thing:
 
 
 @pytest.mark.parametrize(("status", "action"), ALL_PAIRS)
-def test_table_pair(status, action):  # type: ignore[no-untyped-def]
+def test_table_pair(status, action):
     thing = Thing(status)
     if (status, action) in TRANSITIONS:
         assert state.apply(thing, action) == (status, TRANSITIONS[(status, action)])
@@ -37,13 +37,13 @@ def test_table_pair(status, action):  # type: ignore[no-untyped-def]
         assert status in error.message
 
 
-def test_final_statuses_have_no_way_out():  # type: ignore[no-untyped-def]
+def test_final_statuses_have_no_way_out():
     assert set(state.FINAL_STATUSES) == {"closed", "rejected", "withdrawn", "referred"}
     for status in state.FINAL_STATUSES:
         assert state.allowed_actions(status) == []
 
 
-def test_every_status_is_reachable_from_queued():  # type: ignore[no-untyped-def]
+def test_every_status_is_reachable_from_queued():
     seen, frontier = {"queued"}, ["queued"]
     while frontier:
         current = frontier.pop()
@@ -54,7 +54,7 @@ def test_every_status_is_reachable_from_queued():  # type: ignore[no-untyped-def
     assert seen == set(STATUSES)
 
 
-def test_refusal_message_names_status_and_allowed_actions():  # type: ignore[no-untyped-def]
+def test_refusal_message_names_status_and_allowed_actions():
     error = state.refuse("paid", "approve")
     assert "已发放" in error.message and "paid" in error.message
     assert "办结（close）" in error.message
@@ -62,7 +62,7 @@ def test_refusal_message_names_status_and_allowed_actions():  # type: ignore[no-
     assert "Allowed actions: close, note" in error.message_en
 
 
-def test_refusal_for_a_caller_lists_only_their_actions():  # type: ignore[no-untyped-def]
+def test_refusal_for_a_caller_lists_only_their_actions():
     from server import access
     from server.accounts.tokens import Actor
 
@@ -86,7 +86,7 @@ def test_refusal_for_a_caller_lists_only_their_actions():  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize(("status", "action"), PUBLIC_ALLOWED)
-def test_service_allows(session, status, action):  # type: ignore[no-untyped-def]
+def test_service_allows(session, status, action):
     """Through the workflow service with a permitted actor and valid arguments."""
     p = people(session)
     holder = p.supervisor if action == "assign" else p.duty
@@ -102,7 +102,7 @@ def test_service_allows(session, status, action):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize(("status", "action"), PUBLIC_REFUSED)
-def test_service_refuses(session, status, action):  # type: ignore[no-untyped-def]
+def test_service_refuses(session, status, action):
     p = people(session)
     case = case_in(session, status, p)
     version = case.version

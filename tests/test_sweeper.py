@@ -20,11 +20,11 @@ from tests.fake_twilio import twilio_config
 from tests.workflow_support import case_in, events, people, sms
 
 
-def escalations(session, case):  # type: ignore[no-untyped-def]
+def escalations(session, case):
     return session.scalars(select(Escalation).where(Escalation.case_id == case.id)).all()
 
 
-def test_lease_expiry_returns_case_and_tells_supervisor_once(app, client, session):  # type: ignore[no-untyped-def]
+def test_lease_expiry_returns_case_and_tells_supervisor_once(app, client, session):
     p = people(session)
     now = utcnow()
     case = case_in(session, "claimed", p, lease_expires_at=now - dt.timedelta(seconds=1))
@@ -47,7 +47,7 @@ def test_lease_expiry_returns_case_and_tells_supervisor_once(app, client, sessio
     assert r.json["id"] == str(case.id)
 
 
-def test_a_second_lease_expiry_is_a_new_escalation(session):  # type: ignore[no-untyped-def]
+def test_a_second_lease_expiry_is_a_new_escalation(session):
     p = people(session)
     now = utcnow()
     case = case_in(session, "claimed", p, lease_expires_at=now - dt.timedelta(seconds=1))
@@ -62,7 +62,7 @@ def test_a_second_lease_expiry_is_a_new_escalation(session):  # type: ignore[no-
     assert [e.kind for e in escalations(session, case)].count("lease_expired") == 2
 
 
-def test_unclaimed_urgent_case_escalates_once(session):  # type: ignore[no-untyped-def]
+def test_unclaimed_urgent_case_escalates_once(session):
     p = people(session)
     now = utcnow()
     late = factories.case(
@@ -83,7 +83,7 @@ def test_unclaimed_urgent_case_escalates_once(session):  # type: ignore[no-untyp
     assert "无人认领" in sms(session, late, "escalation")[0].body
 
 
-def test_pay_due_warning_at_20_hours_then_breach_once_each(session):  # type: ignore[no-untyped-def]
+def test_pay_due_warning_at_20_hours_then_breach_once_each(session):
     p = people(session)
     start = utcnow() - dt.timedelta(hours=1)
     case = case_in(
@@ -105,7 +105,7 @@ def test_pay_due_warning_at_20_hours_then_breach_once_each(session):  # type: ig
     assert {e.kind for e in escalations(session, case)} == {"pay_due_warning", "pay_due_breach"}
 
 
-def test_paperwork_overdue_once(session):  # type: ignore[no-untyped-def]
+def test_paperwork_overdue_once(session):
     p = people(session)
     now = utcnow()
     case = case_in(session, "paid", p, paperwork_due_at=now - dt.timedelta(minutes=1))
@@ -117,7 +117,7 @@ def test_paperwork_overdue_once(session):  # type: ignore[no-untyped-def]
     assert len(sms(session, not_yet, "escalation")) == 1
 
 
-def test_fire_is_idempotent_under_a_race(session):  # type: ignore[no-untyped-def]
+def test_fire_is_idempotent_under_a_race(session):
     """Two workers deciding to fire the same escalation: the unique key lets one through."""
     p = people(session)
     case = case_in(session, "paid", p)
@@ -131,7 +131,7 @@ def test_fire_is_idempotent_under_a_race(session):  # type: ignore[no-untyped-de
     assert [e.action for e in events(session, case)] == ["escalation.paperwork_overdue"]
 
 
-def test_escalation_without_supervisor_phone_still_recorded(session, log_records):  # type: ignore[no-untyped-def]
+def test_escalation_without_supervisor_phone_still_recorded(session, log_records):
     factories.aid_standard(session)
     owner = factories.resident(session)
     case = factories.case(
@@ -145,7 +145,7 @@ def test_escalation_without_supervisor_phone_still_recorded(session, log_records
     assert any("reached no supervisor" in r.getMessage() for r in log_records.records)
 
 
-def test_sweep_is_registered_as_periodic_job(app, session):  # type: ignore[no-untyped-def]
+def test_sweep_is_registered_as_periodic_job(app, session):
     jobs = app.extensions["aidline.periodic_jobs"]
     assert any(getattr(j, "__name__", "") == "sla_sweep" for j in jobs)
     p = people(session)
@@ -159,7 +159,7 @@ def test_sweep_is_registered_as_periodic_job(app, session):  # type: ignore[no-u
 # --- one message per supervisor per sweep -----------------------------------------------------
 
 
-def _staff_sms(session, template):  # type: ignore[no-untyped-def]
+def _staff_sms(session, template):
     return list(
         session.scalars(
             select(SmsOutbox).where(SmsOutbox.template == template).order_by(SmsOutbox.id)
@@ -167,7 +167,7 @@ def _staff_sms(session, template):  # type: ignore[no-untyped-def]
     )
 
 
-def test_a_sweep_tells_each_supervisor_once_and_records_every_case(session):  # type: ignore[no-untyped-def]
+def test_a_sweep_tells_each_supervisor_once_and_records_every_case(session):
     p = people(session)
     deputy = factories.staff(session, role="supervisor", region=COUNTY, phone="+8613800000008")
     now = utcnow()
@@ -235,7 +235,7 @@ def test_a_sweep_tells_each_supervisor_once_and_records_every_case(session):  # 
     assert len(_staff_sms(session, "escalation")) == 1
 
 
-def test_digest_names_at_most_three_townships(session):  # type: ignore[no-untyped-def]
+def test_digest_names_at_most_three_townships(session):
     p = people(session)
     now = utcnow()
     townships = ["371102001", "371102002", "371102004", "371102008"]
@@ -255,7 +255,7 @@ def test_digest_names_at_most_three_townships(session):  # type: ignore[no-untyp
     assert digest.params["count"] == 10
 
 
-def test_digest_template_can_be_reworded_by_an_administrator(session):  # type: ignore[no-untyped-def]
+def test_digest_template_can_be_reworded_by_an_administrator(session):
     set_template_text(
         session, name="escalation_digest", text="督办{count}件：{case_nos}", actor_id=None
     )
@@ -271,7 +271,7 @@ def test_digest_template_can_be_reworded_by_an_administrator(session):  # type: 
     assert digest.body == f"督办2件：{masked}"
 
 
-def test_worker_once_sweeps_then_sends_the_page_before_the_digest(app, session, fake_twilio):  # type: ignore[no-untyped-def]
+def test_worker_once_sweeps_then_sends_the_page_before_the_digest(app, session, fake_twilio):
     """`flask worker --once`: the sweep of a backlog, then a drain in which the duty page
     enqueued before the sweep still goes first, and the backlog is one SMS, not one per case."""
     p = people(session)
@@ -300,7 +300,7 @@ def test_worker_once_sweeps_then_sends_the_page_before_the_digest(app, session, 
 # --- SLA report -------------------------------------------------------------------------------
 
 
-def test_sla_report(app, client, session):  # type: ignore[no-untyped-def]
+def test_sla_report(app, client, session):
     p = people(session)
     now = utcnow()
     t0 = now - dt.timedelta(hours=30)

@@ -21,17 +21,17 @@ from tests.factories import OTHER_TOWNSHIP, TOWNSHIP, auth
 from tests.workflow_support import case_in, events, people, sms
 
 
-def act(client, app, account, case, **body):  # type: ignore[no-untyped-def]
+def act(client, app, account, case, **body):
     return client.post(f"/api/v1/cases/{case.id}/actions", json=body, headers=auth(app, account))
 
 
-def doc(client, app, account, case, kind):  # type: ignore[no-untyped-def]
+def doc(client, app, account, case, kind):
     return client.post(
         f"/api/v1/cases/{case.id}/documents", json={"kind": kind}, headers=auth(app, account)
     )
 
 
-def test_emergency_aid_first_paperwork_after(app, client, session):  # type: ignore[no-untyped-def]
+def test_emergency_aid_first_paperwork_after(app, client, session):
     p = people(session)
     case = factories.case(session, resident_account=p.resident)
     claimed = client.post(f"/api/v1/townships/{TOWNSHIP}/queue/claim", headers=auth(app, p.duty))
@@ -84,7 +84,7 @@ def test_emergency_aid_first_paperwork_after(app, client, session):  # type: ign
     assert pay_event.data["amount_fen"] == 50_000 and pay_event.data["within_24h"] is True
 
 
-def test_paid_at_rules(app, client, session):  # type: ignore[no-untyped-def]
+def test_paid_at_rules(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, created_at=utcnow() - dt.timedelta(hours=3))
     future = (utcnow() + dt.timedelta(minutes=10)).isoformat()
@@ -100,7 +100,7 @@ def test_paid_at_rules(app, client, session):  # type: ignore[no-untyped-def]
     assert r.status_code == 200
 
 
-def test_ordinary_case_is_not_paid_before_approval(app, client, session):  # type: ignore[no-untyped-def]
+def test_ordinary_case_is_not_paid_before_approval(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, urgent=False, aid_type="medical")
     r = act(client, app, p.duty, case, action="pay", amount_fen=100, method="cash")
@@ -116,7 +116,7 @@ def test_ordinary_case_is_not_paid_before_approval(app, client, session):  # typ
     assert act(client, app, p.duty, case, action="close").status_code == 200
 
 
-def test_above_township_authority_goes_to_county(app, client, session):  # type: ignore[no-untyped-def]
+def test_above_township_authority_goes_to_county(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, urgent=False, aid_type="temporary_expenditure")
     high = 12 * 105_000 + 1  # above 12× the urban standard and the township cap
@@ -136,7 +136,7 @@ def test_above_township_authority_goes_to_county(app, client, session):  # type:
     assert events(session, case)[-1].data["level"] == "county"
 
 
-def test_county_rejects(app, client, session):  # type: ignore[no-untyped-def]
+def test_county_rejects(app, client, session):
     p = people(session)
     case = case_in(session, "pending_county_approval", p, urgent=False)
     r = act(client, app, p.supervisor, case, action="reject", reason="家庭收入超过标准")
@@ -144,14 +144,14 @@ def test_county_rejects(app, client, session):  # type: ignore[no-untyped-def]
     assert sms(session, case, "rejected")[0].params["reason"] == "家庭收入超过标准"
 
 
-def test_supervisor_approves_above_cap_directly(app, client, session):  # type: ignore[no-untyped-def]
+def test_supervisor_approves_above_cap_directly(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, holder=p.supervisor, urgent=False)
     r = act(client, app, p.supervisor, case, action="approve", amount_fen=2_000_000)
     assert r.status_code == 200 and r.json["status"] == "approved"
 
 
-def test_transfer_keeps_accountability_and_clock(app, client, session):  # type: ignore[no-untyped-def]
+def test_transfer_keeps_accountability_and_clock(app, client, session):
     p = people(session)
     other_duty = factories.staff(
         session, role="duty", region=OTHER_TOWNSHIP, phone="+8613800000003"
@@ -188,7 +188,7 @@ def test_transfer_keeps_accountability_and_clock(app, client, session):  # type:
     assert bad.status_code == 422 and "township_code" in bad.json["errors"]
 
 
-def test_refer_to_county_department(app, client, session):  # type: ignore[no-untyped-def]
+def test_refer_to_county_department(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, urgent=False, aid_type="medical")
     r = act(
@@ -201,7 +201,7 @@ def test_refer_to_county_department(app, client, session):  # type: ignore[no-un
     assert r.status_code == 422
 
 
-def test_request_and_supply_info(app, client, session):  # type: ignore[no-untyped-def]
+def test_request_and_supply_info(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p)
     r = act(client, app, p.duty, case, action="request_info", message="请上传医院诊断证明")
@@ -216,7 +216,7 @@ def test_request_and_supply_info(app, client, session):  # type: ignore[no-untyp
     assert case.lease_expires_at is not None  # the holder gets a fresh lease
 
 
-def test_resident_withdraws_only_own_unpaid_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_resident_withdraws_only_own_unpaid_case(app, client, session):
     p = people(session)
     stranger = factories.resident(session)
     case = case_in(session, "approved", p)
@@ -230,7 +230,7 @@ def test_resident_withdraws_only_own_unpaid_case(app, client, session):  # type:
     assert r.status_code == 409 and r.json["errors"]["status"] == ["paid"]
 
 
-def test_only_the_holder_acts_on_a_claimed_case(app, client, session):  # type: ignore[no-untyped-def]
+def test_only_the_holder_acts_on_a_claimed_case(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p)
     r = act(client, app, p.duty2, case, action="pay", amount_fen=100, method="cash")
@@ -245,7 +245,7 @@ def test_only_the_holder_acts_on_a_claimed_case(app, client, session):  # type: 
     assert len(sms(session, case, "claimed")) == 1  # the resident is told once
 
 
-def test_staff_out_of_region_and_wrong_roles(app, client, session):  # type: ignore[no-untyped-def]
+def test_staff_out_of_region_and_wrong_roles(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p)
     far = factories.staff(session, role="duty", region="371103001")
@@ -257,7 +257,7 @@ def test_staff_out_of_region_and_wrong_roles(app, client, session):  # type: ign
     assert r.status_code == 401
 
 
-def test_action_arguments_are_validated(app, client, session):  # type: ignore[no-untyped-def]
+def test_action_arguments_are_validated(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p)
     r = act(client, app, p.duty, case, action="pay", amount_fen=100)
@@ -278,7 +278,7 @@ def test_action_arguments_are_validated(app, client, session):  # type: ignore[n
     assert r.status_code == 404
 
 
-def test_illegal_action_409_lists_only_the_callers_actions(app, client, session):  # type: ignore[no-untyped-def]
+def test_illegal_action_409_lists_only_the_callers_actions(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, urgent=False, aid_type="medical")
     r = act(client, app, p.resident, case, action="supply_info", message="补充")
@@ -293,7 +293,7 @@ def test_illegal_action_409_lists_only_the_callers_actions(app, client, session)
     assert "withdraw" not in r.json["errors"]["allowed_actions"]
 
 
-def test_illegal_action_409_names_status_and_allowed(app, client, session):  # type: ignore[no-untyped-def]
+def test_illegal_action_409_names_status_and_allowed(app, client, session):
     p = people(session)
     case = case_in(session, "closed", p)
     r = act(client, app, p.duty, case, action="pay", amount_fen=100, method="cash")
@@ -308,7 +308,7 @@ def test_illegal_action_409_names_status_and_allowed(app, client, session):  # t
     assert "The case is 'closed'" in r.json["message"]
 
 
-def test_note_renews_an_urgent_lease(app, client, session):  # type: ignore[no-untyped-def]
+def test_note_renews_an_urgent_lease(app, client, session):
     p = people(session)
     case = case_in(session, "claimed", p, lease_expires_at=utcnow() + dt.timedelta(minutes=1))
     r = act(client, app, p.duty, case, action="note", message="正在赶往现场")
@@ -321,14 +321,14 @@ def test_note_renews_an_urgent_lease(app, client, session):  # type: ignore[no-u
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def _setup_committed(app):  # type: ignore[no-untyped-def]
+def _setup_committed(app):
     with database(app).new_session() as s, s.begin():
         p = people(s)
         case = case_in(s, "claimed", p)
     return p, case
 
 
-def test_stale_version_is_a_conflict(committed_app):  # type: ignore[no-untyped-def]
+def test_stale_version_is_a_conflict(committed_app):
     """Two sessions load the same case; the second to write loses with 409."""
     p, case = _setup_committed(committed_app)
     db = database(committed_app)
@@ -363,7 +363,7 @@ def test_stale_version_is_a_conflict(committed_app):  # type: ignore[no-untyped-
         assert s.get(Case, case.id).status == "paid"
 
 
-def test_concurrent_conflicting_actions_one_wins(committed_app):  # type: ignore[no-untyped-def]
+def test_concurrent_conflicting_actions_one_wins(committed_app):
     """The resident withdraws while the officer pays: exactly one succeeds, the other 409."""
     p, case = _setup_committed(committed_app)
     client = committed_app.test_client()
@@ -396,7 +396,7 @@ def test_concurrent_conflicting_actions_one_wins(committed_app):  # type: ignore
         assert len(s.scalars(select(Case)).all()) == 1
 
 
-def test_one_tap_to_closed_through_intake(app, client, session):  # type: ignore[no-untyped-def]
+def test_one_tap_to_closed_through_intake(app, client, session):
     """The resident's one tap (intake) -> claim -> 先行救助 -> paperwork -> closed, and the
     resident's own view of the case shows the workflow's timeline."""
     p = people(session)

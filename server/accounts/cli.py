@@ -46,7 +46,7 @@ def create(
         click.echo(f"created {account.role} {account.username} (id {account.id}) in {region}")
 
 
-def _staff(session, username: str) -> Account:  # type: ignore[no-untyped-def]
+def _staff(session, username: str) -> Account:
     account = session.scalar(
         select(Account).where(Account.username == username, Account.role != "resident")
     )

@@ -54,7 +54,7 @@ class SmsCode(MethodView):
     @auth_blp.arguments(SmsCodeRequestSchema)
     @auth_blp.response(202, SmsCodeSentSchema)
     @auth_blp.alt_response(429, **RATE_LIMITED)
-    def post(self, data):  # type: ignore[no-untyped-def]
+    def post(self, data):
         """Send a sign-in code by SMS (limited per phone and per client)."""
         phone = service.normalize_phone(data["phone"])
         ttl = auth.send_sign_in_code(db_session(), phone=phone)
@@ -69,7 +69,7 @@ class Token(MethodView):
     @auth_blp.alt_response(401, **SIGN_IN_FAILED)
     @auth_blp.alt_response(403, schema=ErrorSchema, description="账号已停用")
     @auth_blp.alt_response(429, **RATE_LIMITED)
-    def post(self, data):  # type: ignore[no-untyped-def]
+    def post(self, data):
         """Sign a resident in with phone + SMS code (creates the account on first sign-in)."""
         session = db_session()
         phone = service.normalize_phone(data["phone"])
@@ -85,7 +85,7 @@ class StaffToken(MethodView):
     @auth_blp.alt_response(401, **SIGN_IN_FAILED)
     @auth_blp.alt_response(403, schema=ErrorSchema, description="账号已停用")
     @auth_blp.alt_response(429, **RATE_LIMITED)
-    def post(self, data):  # type: ignore[no-untyped-def]
+    def post(self, data):
         """Sign a staff member in with username + password (slowed after repeated failures)."""
         session = db_session()
         account = auth.authenticate_staff(
@@ -101,7 +101,7 @@ class Refresh(MethodView):
     @auth_blp.response(200, TokenSchema)
     @auth_blp.alt_response(401, **SIGN_IN_FAILED)
     @auth_blp.alt_response(429, **RATE_LIMITED)
-    def post(self, data):  # type: ignore[no-untyped-def]
+    def post(self, data):
         """Exchange a refresh token for a new token pair (the old one is spent)."""
         return auth.refresh(db_session(), token=data["refresh_token"])
 
@@ -110,7 +110,7 @@ class Refresh(MethodView):
 class Logout(MethodView):
     @auth_blp.arguments(LogoutRequestSchema)
     @auth_blp.response(204)
-    def post(self, data):  # type: ignore[no-untyped-def]
+    def post(self, data):
         """Sign out: revoke the session of the refresh token and/or of the bearer token."""
         session_id = None
         if request.headers.get("Authorization"):
@@ -151,7 +151,7 @@ def _dump_me(session: Any, account: Account) -> dict[str, Any]:
 class Me(MethodView):
     @me_blp.login_required(roles=access.ALL_ROLES)
     @me_blp.response(200, MeSchema)
-    def get(self):  # type: ignore[no-untyped-def]
+    def get(self):
         """Get my profile (ID number masked)."""
         session = db_session()
         return _dump_me(session, session.get(Account, actor().id))
@@ -162,7 +162,7 @@ class Me(MethodView):
     @me_blp.alt_response(
         409, schema=ErrorSchema, description="该身份证号已绑定其他账号（请拨打12349或联系乡镇核实）"
     )
-    def patch(self, data):  # type: ignore[no-untyped-def]
+    def patch(self, data):
         """Update my resident profile: name, ID number, residence and hukou township."""
         session = db_session()
         account = service.update_profile(

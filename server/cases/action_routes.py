@@ -47,7 +47,7 @@ class CaseActions(MethodView):
         description="当前状态不允许该操作（返回当前状态与可执行的操作），"
         "案件已由他人认领，或并发修改",
     )
-    def post(self, args, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def post(self, args, case_id: uuid.UUID):
         """Act on a case (one state machine; 409 names the status and allowed actions)."""
         action = args.pop("action")
         session, who = db_session(), actor()
@@ -68,7 +68,7 @@ class CaseDocuments(MethodView):
     @blp.response(201, DocumentSchema)
     @blp.alt_response(404, description="案件不存在或不在您的范围内")
     @blp.alt_response(409, description="当前状态不能添加材料")
-    def post(self, args, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def post(self, args, case_id: uuid.UUID):
         """Add supplementary material to a case (also during the paperwork window)."""
         return workflow.add_document(
             db_session(), actor=actor(), case_id=case_id, now=utcnow(), **args

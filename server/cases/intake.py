@@ -115,11 +115,11 @@ class IntakeResult(tuple):
         return obj
 
     @property
-    def case(self) -> Case:  # type: ignore[override]
+    def case(self) -> Case:
         return self[0]
 
     @property
-    def created(self) -> bool:  # type: ignore[override]
+    def created(self) -> bool:
         return self[1]
 
 

@@ -102,7 +102,7 @@ def _refs(case: Case, names: dict[str, str]) -> dict[str, Any]:
         else None
     )
     if case.township_code:
-        queue = {"kind": "township", **township}  # type: ignore[dict-item]
+        queue = {"kind": "township", **township}
     else:
         code = case.county_code or ""
         queue = {"kind": "triage", "code": code, "name": f"{names.get(code, code)}分拣队列"}
@@ -320,7 +320,7 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
         if row[_EVENT_ID] is not None
     ]
     # No session: a resident's body needs only the division name (staff also see the person).
-    return case_json(case_body(None, first, actor=resident, events=events, names={code: name}))  # type: ignore[arg-type]
+    return case_json(case_body(None, first, actor=resident, events=events, names={code: name}))
 
 
 def case_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -101,7 +101,7 @@ class UrgentRequests(MethodView):
         "（如撤回后再求助）；首次求助与同一次点击的重试从不受限。响应带 Retry-After，"
         "并提示拨打 12349 热线",
     )
-    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):
         """One-tap urgent help (一键求助)."""
         session = db_session()
         who = actor()
@@ -127,7 +127,7 @@ class Applications(MethodView):
     @blp.arguments(ApplicationCreateSchema)
     @blp.response(201, CaseSchema)
     @blp.alt_response(200, schema=CaseSchema, description="重试或重复申请：返回原案件")
-    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):
         """Apply for aid (低保、特困、临时救助-支出型、医疗、教育、住房 ...)."""
         session = db_session()
         resident = _account(session)
@@ -155,7 +155,7 @@ class Intake(MethodView):
     @blp.arguments(IntakeCreateSchema)
     @blp.response(201, CaseSchema)
     @blp.alt_response(200, schema=CaseSchema, description="重试或此人已有同类案件：返回原案件")
-    def post(self, data: dict[str, Any], idempotency_key: str | None = None):  # type: ignore[no-untyped-def]
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None):
         """Enter a case for a caller (12349 hotline) or a person found (grid worker)."""
         session = db_session()
         who = actor()
@@ -199,7 +199,7 @@ class Cases(MethodView):
     @blp.arguments(CaseQueryArgsSchema, location="query")
     @blp.response(200, page_schema(CaseSummarySchema))
     @blp.alt_response(403, schema=ErrorSchema, description="居民不能按电话查询")
-    def get(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def get(self, args: dict[str, Any]):
         """List cases: a resident's own, newest first; staff within their region (by phone)."""
         session = db_session()
         who = actor()
@@ -253,7 +253,7 @@ class CaseById(MethodView):
     @blp.login_required
     @blp.response(200, CaseSchema)
     @blp.alt_response(404, description="不存在或无权查看")
-    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def get(self, case_id: uuid.UUID):
         """A case with its timeline (a staff read is audited)."""
         session = db_session()
         case = queries.get_case(session, actor=actor(), case_id=case_id)
@@ -266,7 +266,7 @@ class CaseContact(MethodView):
     @blp.response(200, CaseContactSchema)
     @blp.alt_response(403, schema=ErrorSchema, description="可查看案件但无权获取完整电话")
     @blp.alt_response(404, schema=ErrorSchema, description="不存在或无权查看")
-    def get(self, case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def get(self, case_id: uuid.UUID):
         """The full phone numbers of a case, for the staff who may act on it (audited)."""
         session = db_session()
         who = actor()
@@ -277,7 +277,7 @@ class CaseContact(MethodView):
 @blp.route("/aid-types")
 class AidTypes(MethodView):
     @blp.response(200, AidTypeSchema(many=True))
-    def get(self):  # type: ignore[no-untyped-def]
+    def get(self):
         """List aid types with Chinese labels."""
         return [
             {"code": code, "label": label, "application": code in APPLICATION_TYPES}

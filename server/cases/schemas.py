@@ -61,7 +61,7 @@ class IntakeCreateSchema(Schema):
     monthly_income_fen = Fen()
 
     @ma.validates_schema
-    def _aid_type_unless_urgent(self, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _aid_type_unless_urgent(self, data, **kwargs):
         if not data.get("urgent") and not data.get("aid_type"):
             raise ma.ValidationError("非紧急登记须选择救助类型。", field_name="aid_type")
 

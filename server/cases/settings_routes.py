@@ -69,7 +69,7 @@ class CountyAidStandards(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_READERS))
     @blp.response(200, AidStandardSchema)
     @blp.alt_response(404, description="区县不存在、不在范围内或尚未设置")
-    def get(self, code: str):  # type: ignore[no-untyped-def]
+    def get(self, code: str):
         """Get a county's aid standards (supervisors of the county, administrators)."""
         session = db_session()
         access.require_county_read(actor(), code)
@@ -79,7 +79,7 @@ class CountyAidStandards(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.arguments(AidStandardSchema)
     @blp.response(200, AidStandardSchema)
-    def put(self, args, code: str):  # type: ignore[no-untyped-def]
+    def put(self, args, code: str):
         """Set a county's aid standards (administrators)."""
         session = db_session()
         access.require_admin(actor(), code)
@@ -91,7 +91,7 @@ class CalendarOverrides(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.arguments(CalendarQuerySchema, location="query")
     @blp.response(200, CalendarOverrideSchema(many=True))
-    def get(self, args):  # type: ignore[no-untyped-def]
+    def get(self, args):
         """List administrator holiday / make-up-workday overrides."""
         return settings.list_overrides(db_session(), year=args.get("year"))
 
@@ -101,7 +101,7 @@ class CalendarOverrideByDay(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.arguments(CalendarOverrideSchema)
     @blp.response(200, CalendarOverrideSchema)
-    def put(self, args, day: str):  # type: ignore[no-untyped-def]
+    def put(self, args, day: str):
         """Mark a date a holiday or a working day (overrides chinese-calendar)."""
         return settings.set_override(
             db_session(),
@@ -114,7 +114,7 @@ class CalendarOverrideByDay(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.response(204)
     @blp.alt_response(422, schema=ErrorSchema, description="日期格式应为 YYYY-MM-DD")
-    def delete(self, day: str):  # type: ignore[no-untyped-def]
+    def delete(self, day: str):
         """Remove the override of a date."""
         settings.delete_override(db_session(), actor=actor(), day=_date(day))
         return Response(status=204)

@@ -17,7 +17,7 @@ blp = Blueprint(
 )
 
 
-def _dump(division, full_name: str):  # type: ignore[no-untyped-def]
+def _dump(division, full_name: str):
     return {
         "code": division.code,
         "name": division.name,
@@ -30,7 +30,7 @@ def _dump(division, full_name: str):  # type: ignore[no-untyped-def]
 @blp.route("")
 class Provinces(MethodView):
     @blp.response(200, DivisionSchema(many=True))
-    def get(self):  # type: ignore[no-untyped-def]
+    def get(self):
         """List provinces."""
         session = db_session()
         return [_dump(d, d.name) for d in service.children(session, None)]
@@ -39,7 +39,7 @@ class Provinces(MethodView):
 @blp.route("/<string:code>")
 class DivisionByCode(MethodView):
     @blp.response(200, DivisionSchema)
-    def get(self, code: str):  # type: ignore[no-untyped-def]
+    def get(self, code: str):
         """Get one division by its statistical code."""
         session = db_session()
         division = service.get_division(session, code)
@@ -49,7 +49,7 @@ class DivisionByCode(MethodView):
 @blp.route("/<string:code>/children")
 class DivisionChildren(MethodView):
     @blp.response(200, DivisionSchema(many=True))
-    def get(self, code: str):  # type: ignore[no-untyped-def]
+    def get(self, code: str):
         """List the direct children of a division (for pickers)."""
         session = db_session()
         parent = service.get_division(session, code)

@@ -28,7 +28,7 @@ class TownshipQueue(MethodView):
     @blp.login_required(roles=QUEUE_ROLES)
     @blp.arguments(QueueArgsSchema, location="query")
     @blp.response(200, page_schema(QueueCaseSchema))
-    def get(self, args, code: str):  # type: ignore[no-untyped-def]
+    def get(self, args, code: str):
         """List a township's open cases: urgent first, then earliest deadline."""
         session = db_session()
         access.require_queue(actor(), code)
@@ -45,7 +45,7 @@ class TownshipQueueClaim(MethodView):
     @blp.login_required(roles=QUEUE_ROLES)
     @blp.response(200, QueueCaseSchema, description="认领到的案件")
     @blp.alt_response(204, description="队列中没有待认领的案件")
-    def post(self, code: str):  # type: ignore[no-untyped-def]
+    def post(self, code: str):
         """Claim the next case of a township's queue (never the same case to two people)."""
         session = db_session()
         access.require_queue(actor(), code)
@@ -65,7 +65,7 @@ class CountyTriage(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_ROLES))
     @blp.arguments(QueueArgsSchema, location="query")
     @blp.response(200, page_schema(QueueCaseSchema))
-    def get(self, args, code: str):  # type: ignore[no-untyped-def]
+    def get(self, args, code: str):
         """List a county's triage queue: cases no township could be found for."""
         session = db_session()
         access.require_triage(actor(), code)
@@ -82,7 +82,7 @@ class CountyTriageClaim(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_ROLES))
     @blp.response(200, QueueCaseSchema, description="认领到的案件")
     @blp.alt_response(204, description="分流队列中没有待认领的案件")
-    def post(self, code: str):  # type: ignore[no-untyped-def]
+    def post(self, code: str):
         """Claim the next case of a county's triage queue (then assign it to a township)."""
         session = db_session()
         access.require_triage(actor(), code)
@@ -96,7 +96,7 @@ class CountySla(MethodView):
     @blp.login_required(roles=sorted(access.COUNTY_READERS))
     @blp.arguments(SlaArgsSchema, location="query")
     @blp.response(200, SlaSchema)
-    def get(self, args, code: str):  # type: ignore[no-untyped-def]
+    def get(self, args, code: str):
         """Report the 24-hour record of urgent cases per township of a county."""
         session = db_session()
         access.require_county_read(actor(), code)

@@ -112,7 +112,7 @@ class StatusCallbackQuerySchema(Schema):
 @blp.arguments(StatusCallbackQuerySchema, location="query")
 @blp.arguments(StatusCallbackSchema, location="form")
 @blp.response(204)
-def twilio_status(query: dict[str, Any], form: dict[str, Any]):  # type: ignore[no-untyped-def]
+def twilio_status(query: dict[str, Any], form: dict[str, Any]):
     """Twilio delivery receipt (status callback): idempotent, any order."""
     record_receipt(
         db_session(),
@@ -143,7 +143,7 @@ class InboundSchema(TwilioForm):
         }
     }
 )
-def twilio_inbound(form: dict[str, Any]):  # type: ignore[no-untyped-def]
+def twilio_inbound(form: dict[str, Any]):
     """Inbound SMS (feature phones): 查询 / case number -> status, 求助 -> urgent help."""
     config = current_app.config
     handle_inbound(
@@ -188,7 +188,7 @@ class AdminOutbox(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.arguments(OutboxArgsSchema, location="query")
     @blp.response(200, page_schema(OutboxItemSchema))
-    def get(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def get(self, args: dict[str, Any]):
         """List outbox messages (newest first), optionally of one status."""
         rows, total = ops.list_outbox(
             db_session(), status=args.get("status"), page=args["page"], per_page=args["per_page"]
@@ -221,7 +221,7 @@ class SmsTemplateUpdateSchema(Schema):
 class AdminSmsTemplates(MethodView):
     @blp.login_required(roles=["admin"])
     @blp.response(200, SmsTemplateSchema(many=True))
-    def get(self):  # type: ignore[no-untyped-def]
+    def get(self):
         """List SMS templates with their current wording."""
         return ops.template_texts(db_session())
 
@@ -232,7 +232,7 @@ class AdminSmsTemplateByName(MethodView):
     @blp.arguments(SmsTemplateUpdateSchema)
     @blp.response(200, SmsTemplateSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="没有该模板")
-    def put(self, body: dict[str, Any], name: str):  # type: ignore[no-untyped-def]
+    def put(self, body: dict[str, Any], name: str):
         """Override a template's wording (applies to messages queued from now on)."""
         session = db_session()
         if name not in TEMPLATES:
@@ -290,7 +290,7 @@ class CaseCallbackTasks(MethodView):
     @blp.arguments(CallbackTaskArgsSchema, location="query")
     @blp.response(200, CallbackTaskSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema, description="案件不存在或不在辖区内")
-    def get(self, args: dict[str, Any], case_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    def get(self, args: dict[str, Any], case_id: uuid.UUID):
         """Call-back tasks of a case: residents an SMS did not reach, to phone."""
         case = _case(case_id)
         return ops.callback_tasks(db_session(), case_id=case.id, status=args["status"])
@@ -301,7 +301,7 @@ class CaseCallbackTasks(MethodView):
 @blp.arguments(CallbackTaskCloseSchema)
 @blp.response(200, CallbackTaskSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="案件或任务不存在")
-def callback_task_done(body: dict[str, Any], case_id: uuid.UUID, task_id: int):  # type: ignore[no-untyped-def]
+def callback_task_done(body: dict[str, Any], case_id: uuid.UUID, task_id: int):
     """Mark a call-back task done (the resident was phoned)."""
     session = db_session()
     case = session.get(Case, case_id)

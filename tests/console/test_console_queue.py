@@ -26,7 +26,7 @@ def _case(app: Any, township: str = TOWNSHIP, **fields: Any) -> str:
 
 def test_bad_password_is_refused_in_chinese_then_the_right_one_opens_the_queue(
     committed_app, live, page
-):  # type: ignore[no-untyped-def]
+):
     staff(committed_app, "duty-a", TOWNSHIP)
     sign_in(page, live, "duty-a", "not-the-password")
     assert page.locator("[role=alert]").inner_text() == "用户名或密码不正确。"
@@ -38,7 +38,7 @@ def test_bad_password_is_refused_in_chinese_then_the_right_one_opens_the_queue(
     assert not cookie["secure"]  # plain HTTP here; over HTTPS it is Secure (test_console_auth)
 
 
-def test_a_form_post_without_the_csrf_token_is_refused(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_a_form_post_without_the_csrf_token_is_refused(committed_app, live, page):
     staff(committed_app, "duty-a", TOWNSHIP)
     case_no = _case(committed_app)
     sign_in(page, live, "duty-a")
@@ -50,7 +50,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(committed_app, live, page
         assert s.scalar(select(Case.status).where(Case.case_no == case_no)) == "queued"
 
 
-def test_an_idle_session_is_signed_out_although_the_page_polls(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_an_idle_session_is_signed_out_although_the_page_polls(committed_app, live, page):
     committed_app.config["CONSOLE_IDLE_MINUTES"] = 2 / 60
     staff(committed_app, "duty-a", TOWNSHIP)
     sign_in(page, live, "duty-a")
@@ -62,7 +62,7 @@ def test_an_idle_session_is_signed_out_although_the_page_polls(committed_app, li
     assert "长时间未操作" in page.content() or page.locator("form").count() == 1
 
 
-def test_an_admin_set_password_must_be_changed_at_first_sign_in(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_an_admin_set_password_must_be_changed_at_first_sign_in(committed_app, live, page):
     account = staff(committed_app, "duty-new", TOWNSHIP, must_change_password=True)
     sign_in(page, live, "duty-new")
     page.wait_for_url("**/console/password")
@@ -78,7 +78,7 @@ def test_an_admin_set_password_must_be_changed_at_first_sign_in(committed_app, l
         assert s.get(Account, account.id).must_change_password is False
 
 
-def test_a_residents_tap_appears_on_the_open_queue_within_two_seconds(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_a_residents_tap_appears_on_the_open_queue_within_two_seconds(committed_app, live, page):
     staff(committed_app, "duty-a", TOWNSHIP)
     resident = f.Account(role="resident", phone="+8613812340001")
     add(committed_app, resident)
@@ -102,7 +102,7 @@ def test_a_residents_tap_appears_on_the_open_queue_within_two_seconds(committed_
     assert "距认领时限" in row.inner_text() and "距 24 小时发放时限" in row.inner_text()
 
 
-def test_claim_from_the_list_takes_the_next_case_urgent_first(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_claim_from_the_list_takes_the_next_case_urgent_first(committed_app, live, page):
     duty = staff(committed_app, "duty-a", TOWNSHIP)
     application = _case(committed_app, urgent=False)
     urgent = _case(committed_app, urgent=True)
@@ -116,7 +116,7 @@ def test_claim_from_the_list_takes_the_next_case_urgent_first(committed_app, liv
     assert held == {urgent: duty.id, application: None}
 
 
-def test_a_duty_officer_of_another_township_sees_none_of_it(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_a_duty_officer_of_another_township_sees_none_of_it(committed_app, live, page):
     staff(committed_app, "duty-other", OTHER)
     case_no = _case(committed_app, township=TOWNSHIP)
     sign_in(page, live, "duty-other")
@@ -130,7 +130,7 @@ def test_a_duty_officer_of_another_township_sees_none_of_it(committed_app, live,
         assert s.scalar(select(Case.claimed_by_id).where(Case.case_no == case_no)) is None
 
 
-def test_the_queue_works_on_a_375_px_phone(committed_app, live, browser):  # type: ignore[no-untyped-def]
+def test_the_queue_works_on_a_375_px_phone(committed_app, live, browser):
     staff(committed_app, "duty-a", TOWNSHIP)
     case_no = _case(committed_app)
     context = browser.new_context(viewport={"width": 375, "height": 667}, locale="zh-CN")
@@ -149,7 +149,7 @@ def test_the_queue_works_on_a_375_px_phone(committed_app, live, browser):  # typ
         context.close()
 
 
-def test_a_disabled_accounts_open_session_stops_at_once(committed_app, live, page):  # type: ignore[no-untyped-def]
+def test_a_disabled_accounts_open_session_stops_at_once(committed_app, live, page):
     account = staff(committed_app, "duty-a", TOWNSHIP)
     sign_in(page, live, "duty-a")
     page.wait_for_selector("text=秦楼街道 · 案件队列")
