@@ -65,10 +65,10 @@ test-postgres: $(STAMP)
 FUZZ_EXAMPLES ?= 60
 fuzz: $(STAMP)
 	env -u TEST_DATABASE_URL FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 \
-		$(BIN)/pytest -q tests/test_reliability_fuzz.py tests/test_reliability_bad_input.py
+		$(BIN)/pytest -q tests/reliability/test_fuzz.py tests/reliability/test_bad_input.py
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q \
-			tests/test_reliability_fuzz.py tests/test_reliability_bad_input.py; \
+			tests/reliability/test_fuzz.py tests/reliability/test_bad_input.py; \
 	fi
 
 lint: $(STAMP)

@@ -35,7 +35,7 @@ from server.session import database
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 # Still argon2id, with the cheapest parameters: the real ones (64 MiB, 3 passes) would make
-# every staff sign-in cost a fifth of a second; tests/test_auth_staff.py checks the real ones.
+# every staff sign-in cost a fifth of a second; tests/accounts/test_auth_staff.py checks the real ones.
 _passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
@@ -265,4 +265,4 @@ def pytest_collection_modifyitems(config, items):
 from tests.fake_twilio import fake_twilio  # noqa: E402,F401  (SMS tests: a local fake Twilio)
 
 # Prints the reliability suites' counts (operations fuzzed, examples, bad inputs) at the end.
-pytest_plugins = ["tests.reliability_report"]
+pytest_plugins = ["tests.reliability.report"]

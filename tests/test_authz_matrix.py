@@ -149,7 +149,7 @@ MATRIX: dict[tuple[str, str], Row] = {
         signed_in((OK, HIDE)), path=lambda w, own: {"case_id": w.case(own).id}
     ),
     # a case's full phones: the staff who may act on it (duty of the township, its county's
-    # supervisors; the holder and the operator who entered it: tests/test_case_contact.py).
+    # supervisors; the holder and the operator who entered it: tests/cases/test_case_contact.py).
     ("GET", "/api/v1/cases/<uuid:case_id>/contact"): Row(
         signed_in((DENY, HIDE), duty=(OK, HIDE), supervisor=(OK, HIDE)),
         path=lambda w, own: {"case_id": w.case(own).id},

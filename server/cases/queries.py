@@ -326,7 +326,7 @@ def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, An
 def case_json(data: dict[str, Any]) -> dict[str, Any]:
     """A ``case_body`` as CaseSchema's dump leaves it, ready for JSON, without the schema (for
     the hot answers: a resident's read, a new case); converted in place.
-    tests/test_case_read.py and tests/test_intake.py hold both to the same bytes."""
+    tests/cases/test_case_read.py and tests/cases/test_intake.py hold both to the same bytes."""
     data["id"] = str(data["id"])
     if data.get("duplicate_of") is not None:
         data["duplicate_of"] = str(data["duplicate_of"])

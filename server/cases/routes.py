@@ -75,7 +75,7 @@ def _respond(session: Any, result: intake.IntakeResult) -> tuple[Any, int]:
 
 def _created(session: Any, result: intake.IntakeResult, who: Any) -> dict[str, Any]:
     """The answer for a case this request created, from what intake wrote: the same body
-    as ``queries.detail`` gives for the case read back (tests/test_intake.py pins it)."""
+    as ``queries.detail`` gives for the case read back (tests/cases/test_intake.py pins it)."""
     return queries.case_body(
         session,
         result.case,

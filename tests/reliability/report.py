@@ -6,7 +6,7 @@ from typing import Any
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.reliability import FUZZED_OPERATIONS, KINDS, STATS, operations
+    from tests.reliability.support import FUZZED_OPERATIONS, KINDS, STATS, operations
 
     if not (FUZZED_OPERATIONS or STATS):
         return

@@ -32,7 +32,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from tests import reliability as r
+from tests.reliability import support as r
 
 EXAMPLES = r.env_int("FUZZ_EXAMPLES", 4)
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in {"", "0"}

@@ -41,7 +41,7 @@ from notifications.models import CallbackTask
 from server.cases.models import Case, CaseEvent
 from server.db import utcnow
 from tests import factories as f
-from tests import reliability as r
+from tests.reliability import support as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 
 _phones = itertools.count(1)

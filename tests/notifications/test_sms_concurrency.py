@@ -23,7 +23,7 @@ from server.session import database
 from tests.fake_twilio import twilio_config
 from tests.sms_helpers import drain_together, sleeping_worker, worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _enqueue_many(app, n):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from server.audit import AuditEntry
 from server.cases.models import Case, CaseEvent
 from tests import factories as f
-from tests import reliability as r
+from tests.reliability import support as r
 from tests.workflow_support import people
 
 # Timeline events that are not changes by anyone: the router's note on where a case went and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests import reliability as r
+from tests.reliability import support as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 
 

@@ -38,9 +38,9 @@ STAFF_REGIONS = {
 }
 OTHER_TOWNSHIP = "371122001"  # 莒县城阳街道 — outside 东港区
 
-# Counters printed at the end of the run (see tests/reliability_report.py).
+# Counters printed at the end of the run (see tests/reliability/report.py).
 STATS: Counter[str] = Counter()
-# Kinds of bad input the summary counts apart (rows of tests/test_reliability_bad_input.py).
+# Kinds of bad input the summary counts apart (rows of tests/reliability/test_bad_input.py).
 OUT_OF_RANGE = "out-of-range dates"
 REVERSED = "reversed ranges"
 SURROGATE = "lone surrogates"
