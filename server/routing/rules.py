@@ -137,6 +137,17 @@ def match_address(address: str, gaz: Gazetteer) -> AddressMatch:
     if outside:
         # A village or street name that also exists here must not pull the case in.
         return AddressMatch(via="elsewhere", elsewhere=outside)
+    by_level = _places_named(text, gaz)
+    counties = set(by_level["county"])
+    return (
+        _by_township(by_level["township"], counties)
+        or _by_village(by_level["village"], counties)
+        or _by_county(by_level["county"])
+    )
+
+
+def _places_named(text: str, gaz: Gazetteer) -> dict[str, dict[str, tuple[Place, str]]]:
+    """The places ``text`` names, by level, with the alias that named each."""
     hits: list[tuple[int, int, str]] = []
     for alias in gaz.aliases:
         start = text.find(alias)
@@ -153,39 +164,49 @@ def match_address(address: str, gaz: Gazetteer) -> AddressMatch:
     for _, _, alias in hits:
         for place in gaz.aliases[alias]:
             by_level[place.level][place.code] = (place, alias)
-    counties = set(by_level["county"])
-    townships = {c: v for c, v in by_level["township"].items() if not counties or c[:6] in counties}
-    if by_level["township"] and not townships:
-        names = sorted({alias for _, alias in by_level["township"].values()})
+    return by_level
+
+
+def _by_township(named: dict[str, tuple[Place, str]], counties: set[str]) -> AddressMatch | None:
+    townships = {c: v for c, v in named.items() if not counties or c[:6] in counties}
+    if named and not townships:
         return AddressMatch(
-            ambiguous=tuple(names),
+            ambiguous=tuple(sorted({alias for _, alias in named.values()})),
             via="township",
-            county_code=next(iter(counties)) if len(counties) == 1 else None,
+            county_code=_single(counties),
         )
     if len(townships) == 1:
         code, (_, alias) = next(iter(townships.items()))
         return AddressMatch(township_code=code, county_code=code[:6], matched=alias, via="township")
-    if len(townships) > 1:
+    if townships:
         return AddressMatch(
             ambiguous=tuple(sorted(a for _, a in townships.values())),
             via="township",
             county_code=_single({c[:6] for c in townships}),
         )
-    villages = {c: v for c, v in by_level["village"].items() if not counties or c[:6] in counties}
+    return None
+
+
+def _by_village(named: dict[str, tuple[Place, str]], counties: set[str]) -> AddressMatch | None:
+    villages = {c: v for c, v in named.items() if not counties or c[:6] in counties}
     village_towns = {place.township_code for place, _ in villages.values()}
     if len(village_towns) == 1:
         ((place, alias),) = list(villages.values())[:1]
         town = place.township_code or ""
         return AddressMatch(township_code=town, county_code=town[:6], matched=alias, via="village")
-    if len(village_towns) > 1:
+    if village_towns:
         return AddressMatch(
             ambiguous=tuple(sorted({a for _, a in villages.values()})),
             via="village",
             county_code=_single({t[:6] for t in village_towns if t}),
         )
-    if len(counties) == 1:
-        code = next(iter(counties))
-        return AddressMatch(county_code=code, matched=by_level["county"][code][1], via="county")
+    return None
+
+
+def _by_county(named: dict[str, tuple[Place, str]]) -> AddressMatch:
+    if len(named) == 1:
+        code, (_, alias) = next(iter(named.items()))
+        return AddressMatch(county_code=code, matched=alias, via="county")
     return AddressMatch()
 
 
@@ -239,26 +260,9 @@ def route(evidence: Evidence, gaz: Gazetteer) -> Decision:
     triage_county: str | None = None
     if evidence.address:
         found = match_address(evidence.address, gaz)
-        if found.elsewhere:
-            notes.append(f"地址在{city}以外（{'、'.join(found.elsewhere)}），本服务只覆盖{city}")
-            return Decision(
-                None, gaz.city_code, "outside", _join(notes, f"转{city}分拣队列人工处理。")
-            )
-        if found.township_code:
-            kind = "乡镇（街道）名称" if found.via == "township" else "村（社区）名称"
-            place = "求助所在地" if evidence.urgent else "地址"
-            return Decision(
-                found.township_code,
-                found.township_code[:6],
-                "address",
-                f"按{place}中的{kind}“{found.matched}”分派至{gaz.name(found.township_code)}。",
-            )
-        if found.ambiguous:
-            notes.append(f"地址可能指向多个地方（{'、'.join(found.ambiguous)}），未作猜测")
-        elif found.county_code:
-            notes.append(f"地址只能确定区县“{found.matched}”")
-        else:
-            notes.append("地址未匹配到本市乡镇或村（社区）")
+        decided = _by_address(found, evidence.urgent, gaz, notes)
+        if decided:
+            return decided
         triage_county = found.county_code
     if evidence.reporter_township_code and _inside(evidence.reporter_township_code, gaz):
         code = evidence.reporter_township_code
@@ -275,21 +279,37 @@ def route(evidence: Evidence, gaz: Gazetteer) -> Decision:
             )
     if evidence.has_location:
         notes.append("已收到定位，供工作人员参考")
-    if triage_county:
-        return Decision(
-            None,
-            triage_county,
-            "none",
-            _join(notes, f"转{gaz.name(triage_county)}分拣队列人工分派。"),
-        )
     if not notes:
         notes.append("未提供地址或乡镇信息")
-    return Decision(
-        None,
-        gaz.city_code,
-        "none",
-        _join(notes, f"转{gaz.city_name or gaz.city_code}分拣队列人工分派。"),
-    )
+    region = triage_county or gaz.city_code
+    name = gaz.name(triage_county) if triage_county else (gaz.city_name or gaz.city_code)
+    return Decision(None, region, "none", _join(notes, f"转{name}分拣队列人工分派。"))
+
+
+def _by_address(
+    found: AddressMatch, urgent: bool, gaz: Gazetteer, notes: list[str]
+) -> Decision | None:
+    """The decision an address settles on its own; otherwise why not, added to ``notes``."""
+    city = gaz.city_name or gaz.city_code
+    if found.elsewhere:
+        notes.append(f"地址在{city}以外（{'、'.join(found.elsewhere)}），本服务只覆盖{city}")
+        return Decision(None, gaz.city_code, "outside", _join(notes, f"转{city}分拣队列人工处理。"))
+    if found.township_code:
+        kind = "乡镇（街道）名称" if found.via == "township" else "村（社区）名称"
+        place = "求助所在地" if urgent else "地址"
+        return Decision(
+            found.township_code,
+            found.township_code[:6],
+            "address",
+            f"按{place}中的{kind}“{found.matched}”分派至{gaz.name(found.township_code)}。",
+        )
+    if found.ambiguous:
+        notes.append(f"地址可能指向多个地方（{'、'.join(found.ambiguous)}），未作猜测")
+    elif found.county_code:
+        notes.append(f"地址只能确定区县“{found.matched}”")
+    else:
+        notes.append("地址未匹配到本市乡镇或村（社区）")
+    return None
 
 
 def _inside(code: str, gaz: Gazetteer) -> bool:
