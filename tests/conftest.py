@@ -35,7 +35,8 @@ from server.session import database
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 # Still argon2id, with the cheapest parameters: the real ones (64 MiB, 3 passes) would make
-# every staff sign-in cost a fifth of a second; tests/accounts/test_auth_staff.py checks the real ones.
+# every staff sign-in cost a fifth of a second; tests/accounts/test_auth_staff.py checks the
+# real ones.
 _passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 

@@ -1,8 +1,8 @@
 """Abuse, black-box: brute force, SMS pumping, enumeration, region escape, forged webhooks,
 a hammered one-tap button — and the first urgent request of a person is never refused.
 
-tests/accounts/test_auth_limits.py and tests/accounts/test_auth.py test each limit on its own; these run the
-attacker's script end to end against the real endpoints and check what got through.
+tests/accounts/test_auth_limits.py and tests/accounts/test_auth.py test each limit on its own;
+these run the attacker's script end to end against the real endpoints and check what got through.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from notifications.models import SmsOutbox
 from server.cases.models import Case
 from tests import factories as f
-from tests.reliability import support as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.reliability import support as r
 from tests.signin import latest_code
 
 

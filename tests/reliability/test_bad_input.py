@@ -41,8 +41,8 @@ from notifications.models import CallbackTask
 from server.cases.models import Case, CaseEvent
 from server.db import utcnow
 from tests import factories as f
-from tests.reliability import support as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
+from tests.reliability import support as r
 
 _phones = itertools.count(1)
 _clients = itertools.count(1)

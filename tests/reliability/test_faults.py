@@ -38,9 +38,9 @@ from server.app import create_app
 from server.cases.models import Case, CaseEvent, IdempotencyKey
 from server.session import database
 from tests import factories as f
-from tests.reliability import support as r
 from tests.conftest import _truncate
 from tests.fake_twilio import twilio_config
+from tests.reliability import support as r
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-key-with-enough-length-for-hs256"
@@ -398,7 +398,8 @@ def test_twilio_down_for_a_while_messages_wait_then_go_out_once(
     """A real `flask worker` process; Twilio (behind a proxy we cut) is unreachable, then back.
 
     Complements tests/notifications/test_sms_worker.py (transient errors in-process) and
-    tests/notifications/test_sms_concurrency.py (SIGKILL mid-send) with a real outage of the provider.
+    tests/notifications/test_sms_concurrency.py (SIGKILL mid-send) with a real outage of the
+    provider.
     """
     host, port = fake_twilio.base_url.removeprefix("http://").split(":")
     twilio = TcpProxy(host, int(port))

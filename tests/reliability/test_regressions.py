@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.reliability import support as r
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
+from tests.reliability import support as r
 
 
 def test_nul_in_a_plain_string_field_is_422_not_500(app, client, session):
