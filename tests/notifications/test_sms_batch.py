@@ -94,7 +94,7 @@ def test_batch_outcomes_are_recorded_in_one_transaction(app, session, fake_twili
 def test_crash_mid_batch_loses_nothing_and_a_receipt_prevents_a_resend(
     app, client, session, fake_twilio
 ):
-    from tests.test_sms_webhooks import post_status
+    from tests.sms.test_sms_webhooks import post_status
 
     first, second, third = _enqueue(session, 3)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)

@@ -366,7 +366,7 @@ def test_late_record_of_an_expired_claim_does_not_overwrite(app, session, fake_t
 
 
 def test_receipt_during_crash_window_prevents_a_second_send(app, client, session, fake_twilio):
-    from tests.test_sms_webhooks import post_status
+    from tests.sms.test_sms_webhooks import post_status
 
     row = _enqueue(session)
     cfg = twilio_config(fake_twilio, SMS_SENDING_TIMEOUT_SECONDS=120)
