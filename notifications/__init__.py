@@ -85,7 +85,7 @@ def outbox_row(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """An outbox row for an SMS in the caller's transaction (sent only if it commits); the
-    transaction NOTIFYs the workers when it commits (see ``take_notify``). ``enqueue`` writes
+    transaction NOTIFYs the workers when it commits. ``enqueue`` writes
     one; a caller writing several rows with others in one statement uses this."""
     now = now or utcnow()
     if is_postgresql(session):
@@ -110,11 +110,10 @@ def outbox_row(
     }
 
 
-def take_notify(session: Session) -> str:
-    """The channel to NOTIFY now, when this transaction has queued an SMS and not yet told
-    the workers: for a caller that folds ``pg_notify`` into a statement it sends anyway
-    (server.db.insert_rows); '' otherwise. The commit then sends no NOTIFY of its own."""
-    return NOTIFY_CHANNEL if session.info.pop(_NOTIFY, False) else ""
+def take_notify(_session: Session) -> str:
+    """Interim, until ``server.cases`` no longer calls it (issue 20): always ''; the commit
+    sends the one NOTIFY (``_notify_on_commit``)."""
+    return ""
 
 
 def enqueue(

@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from server.db import Base, UTCDateTime, insert_rows, utcnow
+from server.db import Base, UTCDateTime, utcnow
 
 
 class AuditEntry(Base):
@@ -75,5 +75,7 @@ def record(
     row = entry_row(
         actor=actor, action=action, target_type=target_type, target_id=target_id, data=data, ip=ip
     )
-    insert_rows(session, [(AUDIT, [row])])
+    if session.new:
+        session.flush()  # the actor or target this row refers to may be pending
+    session.execute(insert(AUDIT).values(row))
     return row

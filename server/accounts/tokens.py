@@ -9,49 +9,22 @@ once rather than when the token expires, and role/region always come from the da
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import time
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import jwt
 from flask import current_app, g, request
-from jwt.algorithms import HMACAlgorithm
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.accounts.models import Account, AuthSession
-from server.db import DriverStatement, utcnow
+from server.db import utcnow
 from server.errors import Unauthorized
-from server.session import read_bind
+from server.session import db_session
 
 ALGORITHM = "HS256"
 ISSUER = "aidline"
-
-
-class _HS256(HMACAlgorithm):
-    """PyJWT's HS256, its key checks run once per key rather than once per token.
-
-    Before using a key PyJWT makes sure it is no public key, certificate or JWK (attempts to
-    parse it as each) on every decode, for a key that changes only with the configuration."""
-
-    def __init__(self) -> None:
-        super().__init__(HMACAlgorithm.SHA256)
-        self._prepared: dict[str | bytes, bytes] = {}
-
-    def prepare_key(self, key: str | bytes) -> bytes:
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = super().prepare_key(key)  # refuses what is not an HMAC secret
-            if len(self._prepared) < 8:  # the app's key (tests: a few apps' keys)
-                self._prepared[key] = prepared
-        return prepared
-
-
-jwt.unregister_algorithm(ALGORITHM)
-jwt.register_algorithm(ALGORITHM, _HS256())
 
 
 @dataclass(frozen=True)
@@ -89,24 +62,10 @@ def issue_access_token(
 
 def decode_access_token(token: str) -> dict[str, Any]:
     """Verify signature (HS256 only), expiry and type; raise Unauthorized otherwise."""
-    claims = _verified(token, current_app.config["SECRET_KEY"])
-    # Checked again on every use: the claims may have been verified a while ago.
-    if claims["exp"] <= time.time():
-        raise Unauthorized(code="token_invalid")
-    return dict(claims)
-
-
-# Verifying a token (base64, HMAC, JSON, claim checks) is work on every authenticated
-# request, and a client presents the same token until it expires: the claims of recently
-# verified tokens are kept per process, keyed by the token and the key that verified it.
-# Only the expiry can change with time (checked above); revocation and disabled accounts
-# were never in the token, they are the session look-up every request makes.
-@functools.lru_cache(maxsize=4096)
-def _verified(token: str, key: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,
-            key,
+            current_app.config["SECRET_KEY"],
             algorithms=[ALGORITHM],
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "jti", "sid"]},
@@ -142,8 +101,7 @@ def signed_in_clause(*, account_id: Any, session_id: Any) -> ColumnElement[bool]
     )
 
 
-# Every authenticated request runs it: on the driver's cursor (DriverStatement), compiled once.
-_ACTOR_BY_SESSION = DriverStatement(
+_ACTOR_BY_SESSION = (
     select(*SIGNED_IN_COLUMNS)
     .select_from(SIGNED_IN_FROM)
     .where(signed_in_clause(account_id=bindparam("account_id"), session_id=bindparam("session_id")))
@@ -152,11 +110,11 @@ _ACTOR_BY_SESSION = DriverStatement(
 
 def _resolve(claims: dict[str, Any]) -> Actor:
     """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
-    found = _ACTOR_BY_SESSION.fetch(
-        read_bind(), {"account_id": int(claims["sub"]), "session_id": claims["sid"]}
+    row = (
+        db_session()
+        .execute(_ACTOR_BY_SESSION, {"account_id": int(claims["sub"]), "session_id": claims["sid"]})
+        .first()
     )
-    values = found.first()
-    row = SimpleNamespace(**values) if values is not None else None
     actor = signed_in_actor(claims, row)
     if actor is None:
         raise Unauthorized(code="token_invalid")

@@ -27,7 +27,6 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Engine
 
 from server.accounts import auth as accounts_auth
 from server.accounts.models import ROLE_LABELS, Account, AuthSession
@@ -43,7 +42,7 @@ from server.console import bp
 from server.db import utcnow
 from server.errors import DomainError, localize
 from server.limits import client_address, config_limit, limiter
-from server.session import db_session, read_bind
+from server.session import db_session
 
 # Pages anyone may open; the rest need a signed-in staff session.
 PUBLIC_ENDPOINTS = frozenset({"console.login", "console.static"})
@@ -108,11 +107,7 @@ def _signed_in() -> Any:
 
 def _signed_in_row(account_id: int, session_id: uuid.UUID) -> Any:
     params = {"account_id": account_id, "session_id": session_id}
-    bind = read_bind()
-    if isinstance(bind, Engine):  # a write request on SQLite, before its write lock
-        with bind.connect() as conn:
-            return conn.execute(_SIGNED_IN, params).first()
-    return bind.execute(_SIGNED_IN, params).first()
+    return db_session().execute(_SIGNED_IN, params).first()
 
 
 @bp.context_processor

@@ -5,17 +5,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import time
 import uuid
 
 import jwt
 import pytest
 from sqlalchemy import select
 
-from server.accounts import tokens
 from server.accounts.models import Account, AuthSession, RefreshToken
 from server.db import utcnow
-from server.errors import Unauthorized
 from tests import factories
 from tests.signin import bearer, sign_in
 
@@ -223,28 +220,12 @@ def test_expired_rejected(app, client, session):
     assert _me(client, jwt.encode(claims, KEY, algorithm="HS256")).status_code == 401
 
 
-def test_remembered_token_still_expires(app, client, session, monkeypatch):
-    """Verified claims are kept per process (server/accounts/tokens.py); their expiry is not."""
+def test_a_token_signed_with_another_key_is_refused(app, client, session):
     claims = _claims(app, session)
-    soon = int(time.time()) + 60
-    token = jwt.encode(claims | {"exp": soon}, KEY, algorithm="HS256")
+    token = jwt.encode(claims, KEY, algorithm="HS256")
     assert _me(client, token).status_code == 200
-    assert _me(client, token).status_code == 200  # the remembered verification
-    monkeypatch.setattr(tokens.time, "time", lambda: soon + 1)
+    app.config["SECRET_KEY"] = "another-secret-key-with-enough-length-x"
     assert _me(client, token).status_code == 401
-    with app.test_request_context():
-        first = tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
-        first["role"] = "admin"  # a caller's copy: the remembered claims do not change
-        again = tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
-        assert again["role"] == "resident"
-    # Another key never reads a token verified under this one.
-    with app.test_request_context():
-        app.config["SECRET_KEY"] = "another-secret-key-with-enough-length-x"
-        try:
-            with pytest.raises(Unauthorized):
-                tokens.decode_access_token(jwt.encode(claims, KEY, algorithm="HS256"))
-        finally:
-            app.config["SECRET_KEY"] = KEY
 
 
 def test_tampered_rejected(app, client, session):
@@ -281,9 +262,8 @@ def test_malformed_headers(client):
 
 
 def test_a_public_key_is_never_taken_as_the_hmac_secret():
-    """HS256's key checks run once per key (tokens._HS256), not never: a public key given as
-    the secret (the algorithm-confusion attack) is refused every time, also once the app's
-    own key has been checked and remembered."""
+    """A public key given as the HS256 secret (the algorithm-confusion attack) is refused
+    every time, also after the app's own key has verified a token."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -297,4 +277,3 @@ def test_a_public_key_is_never_taken_as_the_hmac_secret():
     for _ in range(2):
         with pytest.raises(jwt.InvalidKeyError):
             jwt.decode(token, public, algorithms=["HS256"])
-    assert isinstance(jwt.get_algorithm_by_name("HS256"), tokens._HS256)

@@ -489,35 +489,6 @@ def test_intake_answers_are_the_case_as_read(app, client, session):
         assert answer.get_json() == _read(client, app, headers, answer.get_json())
 
 
-def test_a_tap_takes_few_statements(app, client, session, connection):
-    """The one-tap path (bench/README.md): auth, the person's row lock, one look-up (key,
-    open case, roster), the case number, and the write: one statement on PostgreSQL (case,
-    events, audit, SMS, key, NOTIFY), one INSERT per table on SQLite. No ORM flushes."""
-    from sqlalchemy import event
-
-    duty = f.staff(session, role="duty", region="371102004", phone="+8613900000041")
-    f.on_duty(session, duty)
-    me = f.resident(session)
-    headers = {**f.auth(app, me), "Idempotency-Key": "count-me"}
-    warm = f.auth(app, f.resident(session))  # a first tap warms the per-process caches
-    assert client.post("/api/v1/urgent-requests", json={}, headers=warm).status_code == 201
-    seen: list[str] = []
-
-    def log(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", log)
-    r = client.post("/api/v1/urgent-requests", json={"township_code": "371102004"}, headers=headers)
-    event.remove(connection, "before_cursor_execute", log)
-    assert r.status_code == 201
-    work = [s for s in seen if not s.lstrip().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))]
-    postgres = connection.dialect.name == "postgresql"
-    assert len(work) == (5 if postgres else 9), work
-    assert [s.template for s in _sms(session, r.get_json()["id"], "duty_page")] == ["duty_page"]
-    key = session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "count-me"))
-    assert key.case_id == uuid.UUID(r.get_json()["id"]) and key.endpoint == "urgent"
-
-
 def test_the_duty_roster_look_up_skips_shifts_already_over(session):
     """Every urgent tap asks who is on duty: it must read the region's staff and their shifts
     not yet ended, not the years of past shifts (an index on account and end)."""

@@ -99,9 +99,9 @@ def test_concurrent_hotline_entries_with_one_key_make_one_case(committed_app):
 
 
 def test_a_tap_wakes_a_sleeping_sms_worker(committed_app, fake_twilio):
-    """PostgreSQL: the tap's write statement carries the NOTIFY (no statement of its own),
-    delivered at its commit: the worker asleep on LISTEN sends the receipt long before its
-    30 s poll. SQLite: the (tiny) poll interval is the wake-up."""
+    """PostgreSQL: the NOTIFY sent at the tap's commit wakes the worker asleep on LISTEN,
+    which sends the receipt long before its 30 s poll. SQLite: the (tiny) poll interval is
+    the wake-up."""
     from tests.sms_helpers import sleeping_worker
 
     me = _resident(committed_app, "+8613700000004")
