@@ -146,3 +146,81 @@ def _depth(rows: list[Any], row: Any) -> int:
 
 def _squash(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
+
+
+# --- index checks (moved out of the test suite: they pin plans, not behaviour) -------------
+
+# (index, a statement that must find rows through it): the partial indexes of migration 0009
+# leave NULLs out and still serve a look-up by value.
+PARTIAL_INDEX_LOOKUPS = {
+    "ix_cases_subject_id_hash": "SELECT id FROM cases WHERE resident_id = 1 OR "
+    "(subject_id_hash = 'ab' AND aid_type = 'medical' AND status = 'queued')",
+    "ix_sms_outbox_provider_sid": "SELECT id FROM sms_outbox WHERE provider_sid = 'SM1'",
+}
+
+
+def _plan(conn: Any, sql: str, params: Any = None) -> str:
+    if conn.dialect.name == "postgresql":
+        return "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
+    return "\n".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+def index_checks(app: Flask, backlog: int = 1500) -> list[dict[str, Any]]:
+    """Plans that must use an index, in a transaction rolled back afterwards: the partial
+    indexes by value, and the SMS claim reading ``ix_sms_outbox_pending_priority`` in send
+    order (no sort of the backlog per claim) with ``backlog`` receipts queued."""
+    import notifications
+    from server.worker import build_worker
+
+    db = database(app)
+    conn = db.engine.connect()
+    trans = conn.begin()
+    saved = dict(db.sessionmaker.kw)
+    db.sessionmaker.configure(bind=conn, join_transaction_mode="create_savepoint")
+    checks = []
+    try:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # as on a table of years
+        for name, sql in PARTIAL_INDEX_LOOKUPS.items():
+            plan = _plan(conn, sql)
+            checks.append({"check": f"{name} serves a look-up", "ok": name in plan, "plan": plan})
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        with db.new_session() as session:
+            for n in range(backlog):
+                params = {"case_no": f"X-{n}", "township": "日照街道", "channel": "手机应用"}
+                notifications.enqueue(session, f"+86139300{n:05d}", "claimed", params)
+            for n in range(20):
+                params = {"case_no": f"P-{n}", "township": "日照街道", "channel": "手机应用"}
+                notifications.enqueue(session, f"+86139100{n:05d}", "duty_page", params)
+            session.commit()
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE sms_outbox")  # autovacuum's job in a deployment
+        with capturing(db.engine) as captured, app.app_context():
+            app.config["SMS_FAIR_SHARE"] = 0
+            build_worker(app).claim()
+        claim = [
+            (s, p)
+            for s, p, _many in captured
+            if "FROM sms_outbox" in s and "ORDER BY sms_outbox.priority" in s and "'pending'" in s
+        ]
+        plan = _plan(conn, *claim[0]) if claim else "(claim statement not found)"
+        ok = "ix_sms_outbox_pending_priority" in plan and not re.search("Sort|TEMP B-TREE", plan)
+        checks.append({"check": "SMS claim reads the pending index in send order", "ok": ok})
+        checks[-1]["plan"] = plan
+    finally:
+        trans.rollback()
+        conn.close()
+        db.sessionmaker.kw.clear()
+        db.sessionmaker.kw.update(saved)
+    return checks
+
+
+if __name__ == "__main__":
+    # python -m bench.explain: the index checks on DATABASE_URL (migrated; left unchanged).
+    from server.app import create_app
+
+    for found in index_checks(create_app()):
+        print("ok  " if found["ok"] else "FAIL", found["check"])
+        if not found["ok"]:
+            print(found["plan"])

@@ -44,7 +44,7 @@ class SmsOutbox(Base):
     __table_args__ = (
         Index("ix_sms_outbox_due", "status", "next_attempt_at", "priority"),
         # The worker's claim in send order: what is pending, by priority, first due first
-        # (notifications.worker.Worker._due); a backlog of receipts is never sorted per claim.
+        # (notifications.claiming.due_rows); a backlog of receipts is never sorted per claim.
         Index(
             "ix_sms_outbox_pending_priority",
             "priority",

@@ -12,7 +12,7 @@ from typing import Any
 
 # name -> (text, priority: lower is sent sooner). Parameters are named in the text.
 # The one place send order is decided (stored on each outbox row at enqueue; the worker's
-# rule, with its share for the longest-waiting, is in notifications.worker.Worker._due):
+# rule, with its share for the longest-waiting, is in notifications.claiming.due_rows):
 # 0 duty pages and sign-in codes, first come first served between them - someone is waiting
 # on each right now, and a flood of pages must not lock residents out of signing in; 1 the
 # supervisors' escalations; 2 and above the residents' receipts and notices.

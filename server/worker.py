@@ -1,7 +1,7 @@
 """``flask --app wsgi worker [--once]``: send due SMS and run the periodic jobs (SLA sweep).
 
 The periodic jobs run in a thread of their own beside the send loop; with several workers on
-PostgreSQL, in one of them at a time (notifications.worker.PeriodicJobs).
+PostgreSQL, in one of them at a time (notifications.periodic.PeriodicJobs).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from flask.cli import with_appcontext
 
 from notifications.retry import RetryPolicy
 from notifications.senders import make_sender
-from notifications.worker import Worker, WorkerSettings, waiter_for
+from notifications.waiting import waiter_for
+from notifications.worker import Worker, WorkerSettings
 from server import sealing
 from server.session import database
 

@@ -53,7 +53,7 @@ def sleeping_worker(app: Flask, fake_twilio: Any) -> Iterator[None]:
     """A worker running in a thread, asleep when the block starts: on PostgreSQL on LISTEN
     with a 30 s poll (only a NOTIFY wakes it in time), on SQLite between 0.05 s polls. Stopped
     after the block (a last message interrupts the LISTEN wait)."""
-    from notifications.worker import waiter_for
+    from notifications.waiting import waiter_for
     from server.session import database
     from tests.fake_twilio import twilio_config
 

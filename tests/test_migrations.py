@@ -71,32 +71,21 @@ def test_models_match_migrations(engine):
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
 
 
-# (index, the statement that must find rows through it): equality on the column
-_PARTIAL = {
-    "ix_cases_subject_id_hash": "SELECT id FROM cases WHERE resident_id = 1 OR "
-    "(subject_id_hash = 'ab' AND aid_type = 'medical' AND status = 'queued')",
-    "ix_sms_outbox_provider_sid": "SELECT id FROM sms_outbox WHERE provider_sid = 'SM1'",
-}
+# Partial indexes without NULLs (migration 0009); bench/explain.py checks that they serve.
+_PARTIAL = ("ix_cases_subject_id_hash", "ix_sms_outbox_provider_sid")
 
 
-def test_indexes_of_values_known_later_leave_nulls_out_and_still_serve(session):
+def test_indexes_of_values_known_later_leave_nulls_out(session):
     """A case without an ID number and an SMS not yet sent write nothing to the indexes that
-    find them by those values (migration 0009), and a look-up by value still uses them."""
-    bind = session.connection()
-    postgres = bind.dialect.name == "postgresql"
-    for name, sql in _PARTIAL.items():
+    find them by those values (migration 0009)."""
+    postgres = session.connection().dialect.name == "postgresql"
+    for name in _PARTIAL:
         if postgres:
             found = "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
         else:
             found = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
         definition = session.execute(text(found), {"n": name}).scalar_one()
         assert "IS NOT NULL" in definition, definition
-        if postgres:
-            bind.exec_driver_sql("SET LOCAL enable_seqscan = off")  # as on a table of years
-            plan = " | ".join(r[0] for r in bind.exec_driver_sql(f"EXPLAIN {sql}"))
-        else:
-            plan = " | ".join(r[-1] for r in bind.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-        assert name in plan, plan
 
 
 def test_partial_indexes_are_partial_in_models_and_migrations_alike(session):

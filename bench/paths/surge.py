@@ -59,7 +59,7 @@ DRAIN_TIMEOUT_S = 900.0
 
 
 def available(app: Any) -> str | None:
-    from notifications.worker import Pacer
+    from notifications.pacing import Pacer
 
     if not hasattr(Pacer(1), "lanes"):
         return "sender pools not on main yet"

@@ -1,10 +1,13 @@
 """``notifications.enqueue``: template overrides cached per process (an admin's change takes
-effect at its commit here, within ``OVERRIDE_CACHE_SECONDS`` elsewhere) and one NOTIFY per
-transaction on PostgreSQL."""
+effect at its commit here, within ``OVERRIDE_CACHE_SECONDS`` elsewhere) and the workers woken
+by commits only on PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, insert
+import psycopg
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 import notifications
 from notifications import templates
@@ -22,27 +25,6 @@ def _body(session) -> str:
 
 def _text(text: str) -> str:
     return templates.render("withdrawn", PARAMS, text=text)
-
-
-def _statements(connection):
-    seen: list[str] = []
-
-    def log(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(connection, "before_cursor_execute", log)
-    return seen, lambda: event.remove(connection, "before_cursor_execute", log)
-
-
-def test_overrides_are_read_once_then_cached(app, session, connection):
-    default = _body(session)
-    seen, stop = _statements(connection)
-    for _ in range(3):
-        _body(session)
-    session.flush()
-    stop()
-    assert not any("sms_template_overrides" in s for s in seen)
-    assert default == _body(session)
 
 
 def test_change_in_another_process_shows_after_the_ttl(app, session, monkeypatch):
@@ -87,22 +69,23 @@ def test_pending_override_in_the_session_is_used(app, session):
     assert _body(session) == _text("【指尖办】{case_no}未刷新。")
 
 
-def test_one_notify_per_transaction(app, session, connection):
-    expected = 1 if connection.dialect.name == "postgresql" else 0
-    seen, stop = _statements(connection)
-    for _ in range(3):
-        _body(session)
-    session.commit()
-    assert sum("NOTIFY" in s.upper() for s in seen) == expected
-    assert not any("pg_notify" in s for s in seen)
-
-    seen.clear()
-    _body(session)
-    session.rollback()  # rolled back: nobody to wake
-    session.commit()  # ... and the next transaction of the session owes nothing
-    assert not any("NOTIFY" in s.upper() for s in seen)
-
-    _body(session)
-    session.commit()
-    stop()
-    assert sum("NOTIFY" in s.upper() for s in seen) == expected
+@pytest.mark.postgres
+def test_the_workers_are_woken_by_commits_only(committed_app, database_url):
+    """A committed enqueue NOTIFYs the workers' channel; a rolled-back one wakes nobody."""
+    listener = psycopg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(False),
+        autocommit=True,
+    )
+    try:
+        listener.execute(f"LISTEN {notifications.NOTIFY_CHANNEL}")
+        with database(committed_app).new_session() as session:
+            _body(session)
+            session.rollback()
+            assert list(listener.notifies(timeout=0.3, stop_after=1)) == []
+            for _ in range(3):
+                _body(session)
+            session.commit()
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+        assert [n.channel for n in woken] == [notifications.NOTIFY_CHANNEL]
+    finally:
+        listener.close()

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select
 
 import notifications
 from notifications import templates
 from notifications.models import SmsAttempt, SmsOutbox
-from notifications.worker import Pacer
+from notifications.pacing import Pacer
 from server.session import database
 from tests.fake_twilio import twilio_config
 from tests.sms_helpers import drain_together, worker
@@ -171,38 +171,6 @@ def test_worker_paces_each_pool_sender(app, session, fake_twilio):
     for times in sent_at.values():
         assert len(times) == 2
         assert times[1] - times[0] >= 0.045  # 20/s on each number
-
-
-def test_the_claim_reads_the_pending_index_in_send_order(app, session):
-    """A backlog is handed out by the index, not read in full and sorted per claim."""
-    bind = session.get_bind()
-    for n in range(1500):
-        _receipt(session, n)
-    for n in range(20):
-        _page(session, n)
-    session.flush()
-    statements: list[tuple[str, Any]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if "FROM sms_outbox" in statement and "ORDER BY sms_outbox.priority" in statement:
-            statements.append((statement, parameters))
-
-    w = worker(app, SMS_FAIR_SHARE=0)
-    engine = session.connection().engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        w.claim()
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    (statement, params), *_ = [s for s in statements if "'pending'" in s[0]]
-    if bind.dialect.name == "postgresql":
-        session.execute(text("ANALYZE sms_outbox"))  # autovacuum's job in a deployment
-        plan = session.connection().exec_driver_sql("EXPLAIN " + statement, params).all()
-    else:
-        plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
-    plan_text = "\n".join(str(row) for row in plan)
-    assert "ix_sms_outbox_pending_priority" in plan_text, plan_text
-    assert "Sort" not in plan_text and "TEMP B-TREE" not in plan_text, plan_text
 
 
 def _enqueue_mixed(app: Any, n: int) -> list[int]:

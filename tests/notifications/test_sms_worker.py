@@ -13,9 +13,11 @@ from sqlalchemy import select, text
 
 import notifications
 from notifications.models import CallbackTask, SmsAttempt
+from notifications.pacing import Pacer
+from notifications.periodic import PERIODIC_LOCK_KEY
 from notifications.retry import RetryPolicy
 from notifications.senders import ConsoleSender, classify
-from notifications.worker import PERIODIC_LOCK_KEY, Pacer, waiter_for
+from notifications.waiting import waiter_for
 from server.cases.models import CaseEvent
 from server.cases.workflow_models import Escalation
 from server.db import utcnow
