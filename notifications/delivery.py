@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 # Provider statuses that say nothing new to us (the message is still on its way).
 IN_FLIGHT_STATUSES = frozenset({"accepted", "queued", "scheduled", "sending"})
-RECEIPT_STATUSES = frozenset({"sent", "delivered", "undelivered", "failed"}) | IN_FLIGHT_STATUSES
 
 
 def clear_claim(row: SmsOutbox) -> None:

@@ -26,7 +26,6 @@ from server.db import Base, UTCDateTime, utcnow
 OUTBOX_STATUSES = ("pending", "sending", "sent", "delivered", "undelivered", "failed")
 # Statuses a row never leaves on its own (only an operator's retry moves it back).
 FINAL_STATUSES = ("delivered", "undelivered", "failed")
-ATTEMPT_OUTCOMES = ("sent", "transient", "permanent", "lost", "superseded")
 
 _BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -104,6 +103,7 @@ class SmsAttempt(Base):
     backend: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # sent, transient, permanent, or lost (its worker died before recording it)
     outcome: Mapped[str | None] = mapped_column(String(20))
     provider_sid: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(20))

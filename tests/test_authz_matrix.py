@@ -300,7 +300,7 @@ class World:
 
     # sign-in material (made inside each call's savepoint)
     def sign_in_body(self) -> dict[str, str]:
-        from server.accounts.auth import _code_hash
+        from server.accounts.codes import _code_hash
 
         phone, code = "+8613812340000", "424242"
         with self.app.app_context():

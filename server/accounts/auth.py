@@ -1,323 +1,36 @@
-"""Sign-in services: SMS codes for residents, passwords for staff, rotating refresh tokens.
+"""Signed-in sessions: access tokens with rotating refresh tokens, logout and revocation.
 
-Keyword-only functions taking the session; they flush, the request boundary commits. Where a
-refusal must still leave a trace (a wrong code's try, a failed password, a revoked token
-family) they call ``keep_on_error`` so the counter survives the error response.
-
-Neither codes nor tokens are ever logged or stored in clear: codes as HMAC-SHA256 under
-SECRET_KEY bound to the phone number, refresh tokens (256 random bits) as SHA-256.
+How one signs in: ``server.accounts.codes`` (residents, SMS codes) and
+``server.accounts.staff_signin`` (staff, passwords). Keyword-only functions taking the
+session; they flush, the request boundary commits. A revoked token family is kept even though
+the request fails (``keep_on_error``). Refresh tokens (256 random bits) are stored as SHA-256,
+never in clear.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import logging
-import math
 import secrets
 import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-import notifications
-from notifications import templates
-from notifications.models import SmsOutbox
-from server import sealing
 from server.accounts.models import (
     Account,
     AuthSession,
     RefreshToken,
-    SignInCode,
-    StaffSignInThrottle,
 )
-from server.accounts.passwords import hash_password, needs_rehash, verify_password
-from server.accounts.service import get_or_create_resident
 from server.accounts.tokens import issue_access_token
-from server.audit import record
-from server.db import is_postgresql, utcnow
-from server.errors import Forbidden, RateLimited, Unauthorized
-from server.limits import client_address, enforce, private_key
+from server.db import utcnow
+from server.errors import Unauthorized
 from server.session import keep_on_error
 
 log = logging.getLogger(__name__)
-
-CODE_TTL = dt.timedelta(minutes=5)
-CODE_MAX_TRIES = 5
-CODE_TEMPLATE = "sign_in_code"
-REDACTED_CODE = "******"
-
-
-# --- SMS codes ------------------------------------------------------------------------------
-
-
-def _code_hash(phone: str, code: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"sign-in:{phone}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def send_sign_in_code(session: Session, *, phone: str, now: dt.datetime | None = None) -> int:
-    """Queue a fresh 6-digit code to ``phone`` (E.164); earlier codes stop working.
-
-    Limited per phone (RATELIMIT_SMS_PER_PHONE). Returns the code's lifetime in seconds.
-    The answer is the same whether or not the phone has an account.
-    """
-    now = now or utcnow()
-    enforce(current_app.config["RATELIMIT_SMS_PER_PHONE"], scope="sms-code", key=private_key(phone))
-    # Housekeeping, cheap and indexed: this phone's older codes and anybody's long-dead ones.
-    session.execute(delete(SignInCode).where(SignInCode.phone == phone))
-    session.execute(delete(SignInCode).where(SignInCode.expires_at < now - dt.timedelta(days=1)))
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    session.add(
-        SignInCode(
-            phone=phone,
-            code_hash=_code_hash(phone, code),
-            created_at=now,
-            expires_at=now + CODE_TTL,
-        )
-    )
-    # Sealed: the code is never in clear in the database, not even while the SMS waits.
-    notifications.enqueue(session, phone, CODE_TEMPLATE, {"code": sealing.seal(code)})
-    session.flush()
-    return int(CODE_TTL.total_seconds())
-
-
-def _code_refused(code: str, zh: str, en: str, **errors: Any) -> Unauthorized:
-    return Unauthorized(zh, code=code, message_en=en, errors={"code": [zh]} | errors)
-
-
-def verify_sign_in_code(
-    session: Session, *, phone: str, code: str, now: dt.datetime | None = None
-) -> Account:
-    """The resident of ``phone`` (created on first sign-in) if ``code`` is its live code.
-
-    A code works once, for 5 minutes, and dies after 5 wrong tries. Attempts are limited per
-    phone (RATELIMIT_VERIFY_PER_PHONE).
-    """
-    now = now or utcnow()
-    enforce(
-        current_app.config["RATELIMIT_VERIFY_PER_PHONE"], scope="sign-in", key=private_key(phone)
-    )
-    row = session.scalars(
-        select(SignInCode)
-        .where(SignInCode.phone == phone)
-        .order_by(SignInCode.created_at.desc(), SignInCode.id.desc())
-        .limit(1)
-        .with_for_update()
-    ).first()
-    if row is None or row.used_at is not None or row.attempts >= CODE_MAX_TRIES:
-        raise _code_refused(
-            "code_expired",
-            "验证码已失效，请重新获取。",
-            "The code is no longer valid; request a new one.",
-        )
-    if row.expires_at <= now:
-        raise _code_refused(
-            "code_expired", "验证码已过期，请重新获取。", "The code has expired; request a new one."
-        )
-    if not hmac.compare_digest(row.code_hash, _code_hash(phone, str(code))):
-        row.attempts += 1
-        session.flush()
-        keep_on_error(session)
-        left = CODE_MAX_TRIES - row.attempts
-        if left <= 0:
-            raise _code_refused(
-                "code_expired",
-                "验证码错误次数过多，请重新获取。",
-                "Too many wrong tries; request a new code.",
-            )
-        raise _code_refused(
-            "code_invalid",
-            f"验证码不正确，还可尝试 {left} 次。",
-            f"Wrong code; {left} tries left.",
-        )
-    row.used_at = now
-    account, created = get_or_create_resident(session, phone=phone)
-    if not account.active:
-        raise Forbidden(
-            "该账号已停用，请联系 12349 热线。",
-            code="account_disabled",
-            message_en="This account is disabled.",
-        )
-    redact_sign_in_codes(session, phone=phone)
-    if created:
-        log.info("resident account %s created on first sign-in", account.id)
-    session.flush()
-    return account
-
-
-def redact_sign_in_codes(session: Session, *, phone: str | None = None) -> int:
-    """Blank the code out of sign-in SMS already handed to the provider (or given up on).
-
-    The outbox must keep an unsent code to deliver it; once sent (or the code used) the clear
-    code has no business in the database. The SMS worker may call this after sending.
-    """
-    query = select(SmsOutbox).where(
-        SmsOutbox.template == CODE_TEMPLATE, SmsOutbox.status.not_in(("pending", "sending"))
-    )
-    if phone is not None:
-        query = query.where(SmsOutbox.to_phone == phone)
-    count = 0
-    for row in session.scalars(query):
-        if (row.params or {}).get("code") != REDACTED_CODE:
-            row.params = {"code": REDACTED_CODE}
-            row.body = templates.render(CODE_TEMPLATE, row.params)
-            count += 1
-    return count
-
-
-# --- staff passwords ------------------------------------------------------------------------
-
-
-# Failures further back than this are forgotten: a pair starts afresh the next day.
-THROTTLE_MEMORY = dt.timedelta(days=1)
-
-
-def authenticate_staff(
-    session: Session,
-    *,
-    username: str,
-    password: str,
-    client: str | None = None,
-    now: dt.datetime | None = None,
-) -> Account:
-    """The active staff account for ``username``/``password``, signing in from ``client``.
-
-    Failures are counted per (username, client address): after STAFF_THROTTLE_FREE_FAILURES
-    that pair waits, longer after each further failure (429 with Retry-After, even for the
-    right password), while the same officer elsewhere is not held up. Unknown usernames are
-    counted alike and every answer costs one password verification, so neither the answers
-    nor their timing tell whether an account exists. ``staff unlock`` lifts the wait.
-    """
-    now = now or utcnow()
-    # The request's client address unless told (the API and the console both sign in here).
-    client_hash = private_key(f"staff-sign-in:{client or client_address()}")
-    throttle = session.scalars(
-        select(StaffSignInThrottle)
-        .where(
-            StaffSignInThrottle.username == username,
-            StaffSignInThrottle.client_hash == client_hash,
-        )
-        .with_for_update()
-    ).first()
-    if throttle is not None and throttle.blocked_until and throttle.blocked_until > now:
-        verify_password(None, password)  # the same cost as every other answer
-        raise _throttled(throttle.blocked_until - now)
-    account = session.scalars(
-        select(Account).where(Account.username == username, Account.role != "resident")
-    ).first()
-    if not verify_password(account.password_hash if account else None, password):
-        wait = _count_failure(session, username=username, client_hash=client_hash, now=now)
-        if wait is not None and account is not None:
-            log.warning("staff sign-in of account %s throttled after failures", account.id)
-            record(
-                session,
-                actor=None,
-                action="auth.staff_throttled",
-                target_type="account",
-                target_id=account.id,
-                data={"wait_seconds": int(wait.total_seconds())},
-            )
-        session.flush()
-        keep_on_error(session)
-        if wait is not None:
-            raise _throttled(wait)
-        raise Unauthorized(
-            "用户名或密码不正确。",
-            code="invalid_credentials",
-            message_en="Wrong username or password.",
-        )
-    if not account.active:
-        raise Forbidden(
-            "该账号已停用，请联系管理员。",
-            code="account_disabled",
-            message_en="This account is disabled.",
-        )
-    if throttle is not None:
-        session.delete(throttle)
-    if needs_rehash(account.password_hash or ""):
-        account.password_hash = hash_password(password)
-    record(
-        session,
-        actor=account,
-        action="auth.staff_sign_in",
-        target_type="account",
-        target_id=account.id,
-    )
-    session.flush()
-    return account
-
-
-def _count_failure(
-    session: Session, *, username: str, client_hash: str, now: dt.datetime
-) -> dt.timedelta | None:
-    """Count one failure of the pair; the wait it now has to serve, if any."""
-    cfg = current_app.config
-    table = StaffSignInThrottle.__table__
-    # Housekeeping, indexed: a pair quiet for a day starts afresh (and unknown names go).
-    session.execute(delete(table).where(table.c.last_failure_at < now - THROTTLE_MEMORY))
-    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    insert = dialect_insert(table).values(
-        username=username, client_hash=client_hash, failures=1, last_failure_at=now
-    )
-    # One statement, so two failures at once both count (no lost update, no duplicate row).
-    failures = session.scalar(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.username, table.c.client_hash],
-            set_={
-                "failures": table.c.failures + 1,
-                "last_failure_at": now,
-            },
-        ).returning(table.c.failures)
-    )
-    free = int(cfg["STAFF_THROTTLE_FREE_FAILURES"])
-    if failures is None or failures <= free:
-        return None
-    seconds = min(
-        int(cfg["STAFF_THROTTLE_BASE_SECONDS"]) * 2 ** min(failures - free - 1, 30),
-        int(cfg["STAFF_THROTTLE_MAX_SECONDS"]),
-    )
-    wait = dt.timedelta(seconds=seconds)
-    session.execute(
-        update(StaffSignInThrottle)
-        .where(
-            StaffSignInThrottle.username == username,
-            StaffSignInThrottle.client_hash == client_hash,
-        )
-        .values(blocked_until=now + wait)
-        .execution_options(synchronize_session=False)
-    )
-    return wait
-
-
-def clear_staff_throttle(session: Session, *, username: str) -> int:
-    """Lift every sign-in wait of ``username`` (``staff unlock``); the number of pairs."""
-    result = session.execute(
-        delete(StaffSignInThrottle).where(StaffSignInThrottle.username == username)
-    )
-    return int(result.rowcount or 0)
-
-
-def _throttled(remaining: dt.timedelta) -> RateLimited:
-    seconds = max(1, math.ceil(remaining.total_seconds()))
-    minutes = math.ceil(seconds / 60)
-    return RateLimited(
-        f"登录失败次数过多，请 {minutes} 分钟后再试。"
-        "如有紧急值班任务，请联系区县民政督导员或系统管理员解除限制。",
-        code="sign_in_throttled",
-        message_en=(
-            f"Too many failed sign-ins; try again in {minutes} minute(s), or ask your county "
-            "supervisor or an administrator to lift the limit."
-        ),
-        headers={"Retry-After": str(seconds)},
-    )
-
-
-# --- sessions and tokens --------------------------------------------------------------------
 
 
 def _token_hash(token: str) -> str:

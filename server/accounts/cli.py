@@ -6,11 +6,12 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from server.accounts.auth import clear_staff_throttle, revoke_account_sessions
+from server.accounts.auth import revoke_account_sessions
 from server.accounts.idnumbers import mask_id_number, validate_id_number
 from server.accounts.models import STAFF_ROLES, Account
 from server.accounts.passwords import generate_password, hash_password
 from server.accounts.service import create_staff, unbind_id_number
+from server.accounts.staff_signin import clear_staff_throttle
 from server.audit import record
 from server.errors import DomainError
 from server.session import database

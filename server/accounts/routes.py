@@ -9,7 +9,7 @@ from flask.views import MethodView
 from limits import parse_many
 
 from server import access
-from server.accounts import auth, service
+from server.accounts import auth, codes, service, staff_signin
 from server.accounts.models import ROLE_LABELS, Account
 from server.accounts.schemas import (
     LogoutRequestSchema,
@@ -57,7 +57,7 @@ class SmsCode(MethodView):
     def post(self, data):
         """Send a sign-in code by SMS (limited per phone and per client)."""
         phone = service.normalize_phone(data["phone"])
-        ttl = auth.send_sign_in_code(db_session(), phone=phone)
+        ttl = codes.send_sign_in_code(db_session(), phone=phone)
         return {"expires_in": ttl, "resend_after": _resend_after()}
 
 
@@ -73,7 +73,7 @@ class Token(MethodView):
         """Sign a resident in with phone + SMS code (creates the account on first sign-in)."""
         session = db_session()
         phone = service.normalize_phone(data["phone"])
-        account = auth.verify_sign_in_code(session, phone=phone, code=data["code"])
+        account = codes.verify_sign_in_code(session, phone=phone, code=data["code"])
         return auth.start_session(session, account=account)
 
 
@@ -88,7 +88,7 @@ class StaffToken(MethodView):
     def post(self, data):
         """Sign a staff member in with username + password (slowed after repeated failures)."""
         session = db_session()
-        account = auth.authenticate_staff(
+        account = staff_signin.authenticate_staff(
             session, username=data["username"], password=data["password"], client=client_address()
         )
         return auth.start_session(session, account=account)

@@ -199,9 +199,6 @@ def unbind_id_number(session: Session, *, value: str, by: str, reason: str) -> A
     return account
 
 
-PROFILE_FIELDS = ("name", "id_number", "residence_township_code", "hukou_township_code")
-
-
 def update_profile(
     session: Session, *, actor: Any, account: Account, changes: dict[str, Any]
 ) -> Account:

@@ -1,7 +1,7 @@
 """Console sign-in, sign-out, the forced password change, and the per-request session check.
 
-Sign-in goes through ``accounts.auth.authenticate_staff`` (the API's staff-token service: the
-same throttling and audit). The cookie holds the account id, its role, the signed-in session
+Sign-in goes through ``accounts.staff_signin.authenticate_staff`` (as the API's staff tokens:
+the same throttling and audit). The cookie holds the account id, its role, the signed-in session
 (an ``AuthSession`` row, as an API token's ``sid``) and the time of the last activity; every
 request checks the session row and the account as the API's token check does, so a disabled
 account or a revoked session stops at once.
@@ -29,6 +29,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, select
 
 from server.accounts import auth as accounts_auth
+from server.accounts import staff_signin
 from server.accounts.models import ROLE_LABELS, Account, AuthSession
 from server.accounts.service import change_own_password
 from server.accounts.tokens import (
@@ -140,7 +141,7 @@ def login() -> Any:
         return _login_refused("请输入用户名和密码。", 400, username, target)
     db = db_session()
     try:
-        account = accounts_auth.authenticate_staff(db, username=username, password=password)
+        account = staff_signin.authenticate_staff(db, username=username, password=password)
     except DomainError as exc:
         message = localize(exc.code, exc.message, exc.message_en, **exc.params)
         return _login_refused(message, exc.status, username, target, exc.headers)

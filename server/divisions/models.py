@@ -7,16 +7,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base
 
-LEVELS = ("province", "city", "county", "township", "village")
-LEVEL_BY_LENGTH = {2: "province", 4: "city", 6: "county", 9: "township", 12: "village"}
-LEVEL_LABELS = {
-    "province": "省级",
-    "city": "地级",
-    "county": "县级",
-    "township": "乡级（乡镇/街道）",
-    "village": "村级（村/居委会）",
-}
-
 
 class Division(Base):
     """One statistical division; the code's length gives its level, its prefix its parents."""

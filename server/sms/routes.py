@@ -17,8 +17,7 @@ from twilio.request_validator import RequestValidator
 from notifications import ops
 from notifications.delivery import mask_phone, record_receipt
 from notifications.models import OUTBOX_STATUSES, CallbackTask
-from notifications.templates import TEMPLATES
-from server import access, audit
+from server import access
 from server.api import (
     Blueprint,
     ErrorSchema,
@@ -31,8 +30,9 @@ from server.api import (
 )
 from server.cases.models import Case
 from server.db import utcnow
-from server.errors import Forbidden, NotFound, ValidationFailed
+from server.errors import Forbidden, NotFound
 from server.session import database, db_session
+from server.sms import service
 from server.sms.inbound import Limits, handle_inbound
 from server.worker import retry_policy
 
@@ -234,22 +234,7 @@ class AdminSmsTemplateByName(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="没有该模板")
     def put(self, body: dict[str, Any], name: str):
         """Override a template's wording (applies to messages queued from now on)."""
-        session = db_session()
-        if name not in TEMPLATES:
-            raise NotFound("没有该短信模板。", message_en="No such SMS template.")
-        try:
-            ops.set_template_text(session, name=name, text=body["text"], actor_id=actor().id)
-        except ValueError as exc:
-            raise ValidationFailed(errors={"text": [f"模板文字无效：{exc}"]}) from exc
-        audit.record(
-            session,
-            actor=actor(),
-            action="sms_template.update",
-            target_type="sms_template",
-            target_id=name,
-            data={"text": body["text"]},
-        )
-        return next(t for t in ops.template_texts(session) if t["name"] == name)
+        return service.update_template(db_session(), actor=actor(), name=name, text=body["text"])
 
 
 # --- call-back tasks ----------------------------------------------------------------------

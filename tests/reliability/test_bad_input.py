@@ -110,7 +110,7 @@ class Ctx:
 
     def sign_in_code(self) -> dict[str, str]:
         """A phone with a fresh, valid sign-in code (as if the SMS had arrived)."""
-        from server.accounts.auth import _code_hash
+        from server.accounts.codes import _code_hash
         from server.accounts.models import SignInCode
 
         phone, code = fresh_phone(), "424242"
