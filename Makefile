@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@echo "== resolved:"
+	@$(BIN)/pip freeze --exclude-editable | grep -iE '^(flask|flask-smorest|flask-limiter|flask-wtf|werkzeug|marshmallow|sqlalchemy|alembic|psycopg|psycopg-binary|pyjwt|gunicorn|twilio|redis|orjson)=='
 	touch $(STAMP)
 
 install: $(STAMP) browser

@@ -24,7 +24,7 @@ ACCEPT_DEFER_SECONDS = 0.0005
 class ThreadWorker(_GunicornThreadWorker):
     """gthread, deferring new connections to a sibling while its threads are all taken."""
 
-    def accept(self, server: Any, listener: Any) -> None:
+    def accept(self, listener: Any) -> None:
         if self.nr_conns >= self.cfg.threads:
             time.sleep(ACCEPT_DEFER_SECONDS)
-        super().accept(server, listener)
+        super().accept(listener)
