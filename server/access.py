@@ -219,6 +219,9 @@ def require_admin(actor: Any, code: str | None = None) -> None:
         require_region(actor, code)
 
 
+# Who reads call-back tasks (residents an SMS did not reach, to phone).
+CALLBACK_READERS = frozenset({"operator", "duty", "supervisor", "admin"})
+
 # Who enters a case for someone else: the 12349 hotline and grid workers.
 INTAKE_ROLES = ("operator", "grid_worker")
 

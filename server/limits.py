@@ -169,11 +169,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _exceeded(error: RateLimitExceeded):
-        current = limiter.current_limit
-        retry = (
-            max(1, math.ceil(current.window.reset_time - time.time()))
-            if current is not None
-            else error.limit.limit.get_expiry()
-        )
         body = error_body("rate_limited", localize("rate_limited"))
-        return body, 429, {"Retry-After": str(retry)}
+        return body, 429, {"Retry-After": str(retry_after(error))}
+
+
+def retry_after(error: RateLimitExceeded) -> int:
+    """Seconds until the exceeded limit's window lets the client in again."""
+    current = limiter.current_limit
+    if current is not None:
+        return max(1, math.ceil(current.window.reset_time - time.time()))
+    return error.limit.limit.get_expiry()

@@ -118,6 +118,23 @@ def case(
     return row
 
 
+def callback_task(session: Session, case: Any, *, phone: str = "+8613900000000", **fields: Any):
+    """An open call-back task on ``case``, for its failed receipt SMS."""
+    from notifications.models import CallbackTask, SmsOutbox
+
+    sms = SmsOutbox(
+        to_phone=phone, template="receipt", params={}, body="x", case_id=case.id, status="failed"
+    )
+    session.add(sms)
+    session.flush()
+    task = CallbackTask(
+        case_id=case.id, outbox_id=sms.id, phone=phone, reason=fields.pop("reason", "x"), **fields
+    )
+    session.add(task)
+    session.flush()
+    return task
+
+
 def aid_standard(session: Session, county: str = COUNTY, **fen: int) -> Any:
     """Demo aid standards for ``county`` (overridable per field, in fen)."""
     from server.cases.money import DEMO_STANDARDS_FEN, set_standard

@@ -280,23 +280,7 @@ class World:
 
     def callback_task(self, own: bool) -> Any:
         """An open call-back task on the own/other case (made inside the call's savepoint)."""
-        from notifications.models import CallbackTask, SmsOutbox
-
-        case = self.case(own)
-        sms = SmsOutbox(
-            to_phone="+8613900000000",
-            template="receipt",
-            params={},
-            body="x",
-            case_id=case.id,
-            status="failed",
-        )
-        self.session.add(sms)
-        self.session.flush()
-        task = CallbackTask(case_id=case.id, outbox_id=sms.id, phone=sms.to_phone, reason="x")
-        self.session.add(task)
-        self.session.flush()
-        return task
+        return factories.callback_task(self.session, self.case(own))
 
     # sign-in material (made inside each call's savepoint)
     def sign_in_body(self) -> dict[str, str]:

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.accounts.models import Account, AuthSession
 from server.db import utcnow
-from server.errors import Unauthorized
+from server.errors import Forbidden, Unauthorized
 from server.session import db_session
 
 ALGORITHM = "HS256"
@@ -102,7 +102,7 @@ def signed_in_clause(*, account_id: Any, session_id: Any) -> ColumnElement[bool]
 
 
 _ACTOR_BY_SESSION = (
-    select(*SIGNED_IN_COLUMNS)
+    select(*SIGNED_IN_COLUMNS, _ACCOUNTS.c.must_change_password)
     .select_from(SIGNED_IN_FROM)
     .where(signed_in_clause(account_id=bindparam("account_id"), session_id=bindparam("session_id")))
 )
@@ -118,7 +118,19 @@ def _resolve(claims: dict[str, Any]) -> Actor:
     actor = signed_in_actor(claims, row)
     if actor is None:
         raise Unauthorized(code="token_invalid")
+    if row.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        raise Forbidden(
+            "管理员为您设置的初始密码须先修改：请登录工作台（/console/）修改密码后再使用。",
+            code="password_change_required",
+            message_en="Change the password an administrator set first: sign in to the "
+            "console (/console/) and change it.",
+        )
     return actor
+
+
+# What a staff member whose password an administrator set may still do with a token (the
+# password itself is changed in the console, /console/password).
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.Logout"})
 
 
 def signed_in_actor(claims: dict[str, Any], row: Any) -> Actor | None:

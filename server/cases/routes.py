@@ -11,12 +11,11 @@ from flask import current_app
 from flask.views import MethodView
 
 from server import access
-from server.accounts import idnumbers
 from server.accounts.models import Account
-from server.accounts.service import bind_id_number, get_or_create_resident, normalize_phone
+from server.accounts.service import normalize_phone
 from server.accounts.tokens import request_claims
 from server.api import Blueprint, ErrorSchema, actor, page_of, page_schema
-from server.cases import intake, queries
+from server.cases import entry, intake, queries
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
 from server.cases.schemas import (
     AidTypeSchema,
@@ -29,7 +28,6 @@ from server.cases.schemas import (
     IntakeCreateSchema,
     UrgentRequestCreateSchema,
 )
-from server.divisions.service import require_case_township
 from server.errors import Forbidden, Unauthorized
 from server.limits import enforce
 from server.session import commit_now, db_session
@@ -45,18 +43,7 @@ def _account(session: Any) -> Account:
 
 
 def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """The where-and-how-to-reach fields every intake request shares, as service arguments."""
-    loc = data.get("location") or {}
-    contact = data.get("contact_phone")
-    return {
-        "township_code": _township(session, data.get("township_code")),
-        "address": data.get("address") or None,
-        "lat": loc.get("lat"),
-        "lng": loc.get("lng"),
-        "contact_phone": normalize_phone(contact, field="contact_phone", mobile=False)
-        if contact
-        else None,
-    }
+    return entry.place(session, data, resident=actor().role == "resident")
 
 
 def _respond(session: Any, result: intake.IntakeResult) -> tuple[Any, int]:
@@ -158,38 +145,13 @@ class Intake(MethodView):
     def post(self, data: dict[str, Any], idempotency_key: str | None = None):
         """Enter a case for a caller (12349 hotline) or a person found (grid worker)."""
         session = db_session()
-        who = actor()
-        reporter = access.require_intake(who, data["channel"])
-        phone = normalize_phone(data["phone"], mobile=False)
-        resident, _ = get_or_create_resident(session, phone=phone)
-        # Before the name: a lost race for the ID number rolls back the binding's savepoint.
-        id_hash = _intake_id_number(session, resident, data.get("id_number"))
-        if data.get("name") and not resident.name:
-            resident.name = data["name"]
-        common = dict(
-            resident=resident,
-            actor=who,
-            channel=data["channel"],
-            **_place(session, data),
-            description=data.get("description") or None,
-            staff_notes=data.get("notes") or None,
+        result = entry.enter(
+            session,
+            actor=actor(),
+            data=data,
             idempotency_key=idempotency_key,
-            request_hash=intake.request_fingerprint("intake", data),
-            reporter_township_code=reporter,
-            subject_id_hash=id_hash,
+            duplicate_window=_duplicate_window(),
         )
-        if data["urgent"]:
-            result = intake.submit_urgent(session, **common)
-        else:
-            result = intake.submit_application(
-                session,
-                aid_type=data["aid_type"],
-                reason=data.get("reason") or None,
-                household_size=data.get("household_size"),
-                monthly_income_fen=data.get("monthly_income_fen"),
-                duplicate_window=_duplicate_window(),
-                **common,
-            )
         return _respond(session, result)
 
 
@@ -332,23 +294,5 @@ def _limit_new_urgent(resident: Account) -> None:
     )
 
 
-def _township(session: Any, code: str | None) -> str | None:
-    if not code:
-        return None
-    who = actor()
-    return require_case_township(session, code, resident=who.role == "resident").code
-
-
 def _duplicate_window() -> dt.timedelta:
     return dt.timedelta(days=int(current_app.config["DUPLICATE_WINDOW_DAYS"]))
-
-
-def _intake_id_number(session: Any, resident: Account, raw: str | None) -> str | None:
-    """Validate a caller's ID number and bind it to their account when it has none and no
-    other account holds it; returns its keyed hash for duplicate checks."""
-    if not raw:
-        return resident.id_number_hash
-    value = idnumbers.validate_id_number(raw, field="id_number")
-    if not resident.id_number_hash:
-        bind_id_number(session, account=resident, value=value)
-    return idnumbers.id_number_hash(value)

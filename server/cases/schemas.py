@@ -55,6 +55,10 @@ class IntakeCreateSchema(Schema):
     address = Text(max_length=200, allow_empty=True)
     location = ma.fields.Nested(LocationSchema)
     description = Text(max_length=500, multiline=True, allow_empty=True)
+    contact_phone = ma.fields.String(
+        validate=ma.validate.Length(max=30),
+        metadata={"description": "联系人电话（与 phone 不同时，如亲属、邻居）"},
+    )
     notes = Text(max_length=2000, multiline=True, allow_empty=True)
     reason = Text(max_length=1000, multiline=True, allow_empty=True)
     household_size = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=30))

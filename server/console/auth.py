@@ -25,6 +25,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import bindparam, select
 
@@ -42,7 +43,7 @@ from server.accounts.tokens import (
 from server.console import bp
 from server.db import utcnow
 from server.errors import DomainError, localize
-from server.limits import client_address, config_limit, limiter
+from server.limits import client_address, config_limit, limiter, retry_after
 from server.session import db_session
 
 # Pages anyone may open; the rest need a signed-in staff session.
@@ -207,6 +208,18 @@ def change_password() -> Any:
 def _csrf_refused(error: CSRFError) -> Any:
     message = "页面已过期或缺少安全令牌，请刷新页面后重试。"
     return render_template("console/error.html", message=message), 400
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(error: RateLimitExceeded) -> Any:
+    # The console's own page, not the API's JSON (limits.init_app renders those).
+    headers = {"Retry-After": str(retry_after(error))}
+    message = localize("rate_limited")
+    if _wants_json():
+        return jsonify(code="rate_limited", message=message), 429, headers
+    if request.endpoint == "console.login":
+        return _login_refused(message, 429, request.form.get("username", ""), "", headers)
+    return render_template("console/error.html", message=message), 429, headers
 
 
 @bp.errorhandler(DomainError)

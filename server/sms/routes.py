@@ -239,8 +239,6 @@ class AdminSmsTemplateByName(MethodView):
 
 # --- call-back tasks ----------------------------------------------------------------------
 
-CALLBACK_READERS = ["operator", "duty", "supervisor", "admin"]
-
 
 class CallbackTaskSchema(Schema):
     id = ma.fields.Integer()
@@ -271,7 +269,7 @@ def _case(case_id: uuid.UUID) -> Case:
 
 @blp.route("/cases/<uuid:case_id>/callback-tasks")
 class CaseCallbackTasks(MethodView):
-    @blp.login_required(roles=CALLBACK_READERS)
+    @blp.login_required(roles=access.CALLBACK_READERS)
     @blp.arguments(CallbackTaskArgsSchema, location="query")
     @blp.response(200, CallbackTaskSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema, description="案件不存在或不在辖区内")
@@ -282,7 +280,7 @@ class CaseCallbackTasks(MethodView):
 
 
 @blp.route("/cases/<uuid:case_id>/callback-tasks/<int:task_id>/done", methods=["POST"])
-@blp.login_required(roles=CALLBACK_READERS)
+@blp.login_required(roles=access.CALLBACK_READERS)
 @blp.arguments(CallbackTaskCloseSchema)
 @blp.response(200, CallbackTaskSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="案件或任务不存在")

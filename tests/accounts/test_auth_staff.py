@@ -248,3 +248,29 @@ def test_production_hasher_parameters() -> None:
         from argon2 import PasswordHasher
 
         fresh._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def test_a_password_the_administrator_set_must_be_changed_before_the_api_answers(
+    client, session
+):
+    factories.staff(
+        session, role="operator", region="3711", username="op-new", must_change_password=True
+    )
+    resp = _login(client, "op-new")
+    assert resp.status_code == 200  # signing in is how the change starts
+    tokens = resp.get_json()
+    for method, path in (("get", "/api/v1/me"), ("get", "/api/v1/cases?phone=13800000000")):
+        refused = getattr(client, method)(path, headers=bearer(tokens))
+        assert refused.status_code == 403, path
+        body = refused.get_json()
+        assert body["code"] == "password_change_required"
+        assert "修改密码" in body["message"] and "/console/" in body["message"]
+    # Signing out still works: the token's session ends.
+    out = client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens))
+    assert out.status_code == 204
+    assert client.get("/api/v1/me", headers=bearer(tokens)).status_code == 401
+    account = session.scalar(select(Account).where(Account.username == "op-new"))
+    account.must_change_password = False
+    session.flush()
+    again = _login(client, "op-new").get_json()
+    assert client.get("/api/v1/me", headers=bearer(again)).status_code == 200

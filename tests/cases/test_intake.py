@@ -216,6 +216,30 @@ def test_operator_enters_case_by_phone_only(app, client, session):
     assert [c["id"] for c in found["items"]] == [body["id"]]
 
 
+def test_an_intake_records_a_contact_person_whose_phone_differs(app, client, session):
+    op = f.staff(session, role="operator", region="3711")
+    resp = client.post(
+        "/api/v1/intake",
+        json={
+            "phone": "13812340077",
+            "channel": "hotline",
+            "urgent": True,
+            "name": "李阿姨",
+            "contact_phone": "0633-8221234",
+        },
+        headers=f.auth(app, op),
+    )
+    assert resp.status_code == 201, resp.get_json()
+    case = session.scalar(select(Case).where(Case.case_no == resp.get_json()["case_no"]))
+    assert case.contact_phone == "+866338221234"
+    bad = client.post(
+        "/api/v1/intake",
+        json={"phone": "13812340078", "channel": "hotline", "urgent": True, "contact_phone": "1"},
+        headers=f.auth(app, op),
+    )
+    assert bad.status_code == 422 and "contact_phone" in bad.get_json()["errors"]
+
+
 def test_hotline_duplicate_is_linked(app, client, session):
     op = f.staff(session, role="operator", region="3711")
     body = {
