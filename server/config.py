@@ -107,6 +107,11 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         # The staff console (server/console): signed out after this long without activity;
         # its cookie is Secure when set so, else when the request came over HTTPS.
         "CONSOLE_IDLE_MINUTES": float(env.get("CONSOLE_IDLE_MINUTES", 30)),
+        # The queue page's live channel (server/console/live.py): on PostgreSQL a request
+        # waits this long at most for a change; a server other than gunicorn lets this many
+        # wait at once per app (gunicorn: GUNICORN_LIVE_THREADS per process).
+        "CONSOLE_LIVE_WAIT_SECONDS": float(env.get("CONSOLE_LIVE_WAIT_SECONDS", 25)),
+        "CONSOLE_LIVE_WAITERS": int(env.get("CONSOLE_LIVE_WAITERS", 64)),
         "SESSION_COOKIE_SECURE": (
             _bool(env["SESSION_COOKIE_SECURE"]) if "SESSION_COOKIE_SECURE" in env else None
         ),

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,12 +192,32 @@ def committed_app(_committing_app: _Pristine, engine: Engine):
 @pytest.fixture
 def live(committed_app: Any) -> Iterator[str]:
     """The committed app served over HTTP by a threaded server on a free port."""
-    server = make_server("127.0.0.1", 0, committed_app, threaded=True)
+    from server.console.live import release_waiters
+
+    running = [0]
+    lock = threading.Lock()
+
+    def counted(environ: Any, start_response: Any) -> Any:
+        with lock:
+            running[0] += 1
+        try:
+            return committed_app(environ, start_response)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    server = make_server("127.0.0.1", 0, counted, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
     thread.daemon = True
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    # Requests still running (a console page's waiting live request) end before the test
+    # disposes of the app's database: none may use it afterwards.
+    release_waiters()
+    deadline = time.monotonic() + 10
+    while running[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
     server.server_close()
 
 

@@ -72,3 +72,31 @@ def test_threads_per_process_follow_the_database(
         monkeypatch.setenv(name, value)
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     assert conf["threads"] == threads
+
+
+def test_live_requests_wait_beside_the_apis_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setenv("GUNICORN_LIVE_THREADS", "3")
+    w = object.__new__(gthread.ThreadWorker)
+    w.cfg = SimpleNamespace(threads=1)
+    w.live_slots = threading.BoundedSemaphore(gthread.live_threads())
+    w.api_slots = threading.BoundedSemaphore(w.cfg.threads)
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        api_free = w.api_slots.acquire(blocking=False)
+        if api_free:
+            w.api_slots.release()
+        seen.append((environ["PATH_INFO"], environ.get("aidline.live_slots"), api_free))
+        return [b""]
+
+    gated = w._gated(app)
+    gated({"PATH_INFO": "/console/live"}, None)
+    gated({"PATH_INFO": "/api/v1/cases"}, None)
+    live, api = seen
+    # The live channel gets the waiting slots and takes no API thread ...
+    assert live[1] is w.live_slots and live[2] is True
+    # ... every other request runs within the API's own threads.
+    assert api[1] is None and api[2] is False
+    assert w.get_thread_pool()._max_workers == 1 + 3

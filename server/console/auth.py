@@ -65,6 +65,11 @@ def _idle_limit() -> float:
     return float(current_app.config["CONSOLE_IDLE_MINUTES"]) * 60
 
 
+def idle_seconds_left() -> float:
+    """Seconds until the signed-in session's idle timeout."""
+    return float(session.get("seen") or 0) + _idle_limit() - time.time()
+
+
 def _wants_json() -> bool:
     return request.headers.get(PASSIVE_HEADER) == "json"
 

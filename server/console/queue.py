@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
@@ -12,11 +13,12 @@ from server import access
 from server.cases import workflow
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import CHANNEL_LABELS, CHANNELS, OPEN_STATUSES, STATUS_LABELS
-from server.console import bp
+from server.console import auth, bp
+from server.console import live as live_channel
 from server.db import utcnow
 from server.divisions.models import Division
 from server.queues import service
-from server.session import db_session
+from server.session import database, db_session
 
 PAGE_SIZE = 100
 # When a countdown turns amber, then red (seconds left).
@@ -121,10 +123,28 @@ def queue() -> Any:
 
 @bp.route("/live")
 def live() -> Any:
-    """What the open queue page polls: counts, newest urgent arrival, a change stamp."""
+    """What the open queue page asks for: counts, newest urgent arrival, a change stamp; on
+    PostgreSQL, given the page's ``since`` stamp, once that changes (a long poll)."""
     code = request.args.get("township") or ""
     access.require_queue(g.actor, code)
-    return jsonify(service.queue_pulse(db_session(), township_code=code))
+    session = db_session()
+
+    def read() -> dict[str, Any]:
+        try:
+            return service.queue_pulse(session, township_code=code)
+        finally:
+            session.rollback()  # no connection held while the request waits
+
+    wait = float(current_app.config["CONSOLE_LIVE_WAIT_SECONDS"])
+    idle_left = auth.idle_seconds_left()  # signed out on time although a request waits
+    pulse, waits = live_channel.pulse_after(
+        database().engine,
+        key=code,
+        since=request.args.get("since"),
+        read=read,
+        until=time.monotonic() + max(0.0, min(wait, idle_left)),
+    )
+    return jsonify({**pulse, "waits": waits})
 
 
 @bp.route("/claim", methods=["POST"])

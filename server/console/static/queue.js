@@ -100,17 +100,27 @@
       });
   }
 
-  var busy = false;
+  // The server answers at once (poll again in POLL_MS) or, when it can wait for a change
+  // (PostgreSQL LISTEN), once the queue differs from our stamp: then ask again at once.
+  var busy = false, waits = false, timer = null;
+  function next(delay) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, delay);
+  }
   function poll() {
     if (busy) return;
     busy = true;
-    fetch(liveUrl, { credentials: "same-origin", headers: { "X-Console-Passive": "json", "Accept": "application/json" } })
+    var url = liveUrl + (liveUrl.indexOf("?") < 0 ? "?" : "&") + "since=" + encodeURIComponent(stamp);
+    var ok = false;
+    fetch(url, { credentials: "same-origin", headers: { "X-Console-Passive": "json", "Accept": "application/json" } })
       .then(function (r) {
         if (r.status === 401) { location.href = root.dataset.loginUrl; throw new Error("signed out"); }
         if (!r.ok) throw new Error(r.status);
         return r.json();
       })
       .then(function (pulse) {
+        ok = true;
+        waits = pulse.waits === true;
         title(pulse);
         var urgentArrived = pulse.newest_urgent_at && pulse.newest_urgent_at !== newestUrgent &&
           (!newestUrgent || pulse.newest_urgent_at > newestUrgent);
@@ -122,10 +132,10 @@
         }
       })
       .catch(function () { /* the next poll tries again */ })
-      .then(function () { busy = false; });
+      .then(function () { busy = false; next(ok && waits ? 0 : POLL_MS); });
   }
 
   tick();
   setInterval(tick, 1000);
-  setInterval(poll, POLL_MS);
+  next(POLL_MS);
 })();
