@@ -1,8 +1,8 @@
 """Regenerate the console's screenshots under docs/console/ (``make screenshots``).
 
 A throw-away SQLite database with a township queue (urgent requests at different ages,
-applications), the app on a free port, Debian's Chromium: the queue page at 1280 px and on a
-375 x 667 phone.
+applications), the app on a free port, Debian's Chromium: the queue page and the hotline form
+(a caller with an open case, an address typed) at 1280 px and on a 375 x 667 phone.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 OUT = ROOT / "docs" / "console"
 TOWNSHIP = "371102004"
 PASSWORD = "screenshot-password"
+CALLER = "13812345678"
 
 
 def seed(app) -> None:
@@ -44,8 +45,27 @@ def seed(app) -> None:
             password_hash=hash_password(PASSWORD),
             region_code=TOWNSHIP,
         )
-        s.add(duty)
+        operator = Account(
+            role="operator",
+            username="op12349",
+            password_hash=hash_password(PASSWORD),
+            region_code="3711",
+        )
+        s.add_all([duty, operator])
         s.flush()
+        caller = f.resident(s, phone="+86" + CALLER)
+        f.case(
+            s,
+            resident_account=caller,
+            township=TOWNSHIP,
+            subject_phone=caller.phone,
+            channel="hotline",
+            created_at=now - dt.timedelta(days=2),
+            urgent=False,
+            aid_type="medical",
+            address="秦楼街道东关社区",
+            description="住院费用负担重，申请医疗救助",
+        )
         urgent = [
             (3, "秦楼街道海曲东路 18 号", "老人独居，突发疾病无钱就医"),
             (13, "秦楼街道东关社区", "家中失火，生活用品全部烧毁"),
@@ -88,6 +108,28 @@ def _aid_types() -> dict[str, str]:
     return AID_TYPES
 
 
+def hotline(browser, base: str, name: str, size: tuple[int, int]) -> None:
+    """The operator's form for a caller with an open case, an address typed."""
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/console/login")
+    page.fill("input[name=username]", "op12349")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.goto(f"{base}/console/hotline?phone={CALLER}")
+    page.check("#urgent")
+    page.fill("#address", "秦楼街道海曲东路 18 号")
+    page.fill("textarea[name=description]", "老人独居，突发疾病无钱就医")
+    page.fill("input[name=name]", "王大爷")
+    page.wait_for_function(
+        "document.querySelector('#route-preview').textContent.startsWith('系统建议')"
+    )
+    path = OUT / f"hotline-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path.relative_to(ROOT)}")
+    context.close()
+
+
 def main() -> None:
     from alembic import command
 
@@ -121,6 +163,7 @@ def main() -> None:
                     page.screenshot(path=str(path), full_page=True)
                     print(f"wrote {path.relative_to(ROOT)}")
                     context.close()
+                    hotline(browser, base, name, size)
                 browser.close()
         finally:
             server.shutdown()
