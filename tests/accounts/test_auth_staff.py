@@ -250,9 +250,7 @@ def test_production_hasher_parameters() -> None:
         fresh._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def test_a_password_the_administrator_set_must_be_changed_before_the_api_answers(
-    client, session
-):
+def test_a_password_the_administrator_set_must_be_changed_before_the_api_answers(client, session):
     factories.staff(
         session, role="operator", region="3711", username="op-new", must_change_password=True
     )
