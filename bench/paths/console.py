@@ -117,6 +117,7 @@ class _Waiter(threading.Thread):
         self.host, self.port = parts.hostname, parts.port
         self.path, self.cookie, self.stop = path, cookie, stop
         self.stamp = ""
+        self.in_flight = False  # a request sent and not yet answered (waiting on the server)
         self.answers: list[tuple[float, dict[str, Any]]] = []  # (monotonic, body)
         self.errors = 0
 
@@ -125,15 +126,18 @@ class _Waiter(threading.Thread):
         headers = {"Cookie": self.cookie, "X-Console-Passive": "json"}
         while not self.stop.is_set():
             try:
+                self.in_flight = True
                 conn.request("GET", f"{self.path}&since={quote(self.stamp)}", headers=headers)
                 resp = conn.getresponse()
                 body = json.loads(resp.read())
             except (OSError, http.client.HTTPException, ValueError):
+                self.in_flight = False
                 self.errors += 1
                 conn.close()
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
                 time.sleep(0.5)
                 continue
+            self.in_flight = False
             self.answers.append((time.monotonic(), body))
             self.stamp = body.get("stamp", "")
             if not body.get("waits"):
@@ -162,7 +166,8 @@ def _live(ctx: Context, township: str, cookie: str) -> list[Measurement]:
     asked_before = sum(len(w.answers) for w in waiters)
     beside, floor_beside = ctx.bracketed(read)
     asked_during = sum(len(w.answers) for w in waiters) - asked_before
-    waiting = sum(1 for w in waiters if w.answers and w.answers[-1][1].get("waits"))
+    # Held by the server: asked with a stamp, not answered through the whole status run.
+    waiting = sum(1 for w in waiters if w.in_flight and w.stamp)
     # One tap into the township: every open page should hear of it.
     person = ctx.seeder.residents(1)[0]
     marks = [len(w.answers) for w in waiters]
