@@ -6,13 +6,11 @@ The notifications package and the CLI use this module as well as the web app.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -64,7 +62,8 @@ def utcnow() -> dt.datetime:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and explicit BEGIN handling."""
+    """Create an engine; SQLite gets WAL, foreign keys and explicit BEGIN handling, other
+    databases a ping of each pooled connection before use."""
     if url.startswith("sqlite"):
         connect_args = kwargs.pop("connect_args", {})
         connect_args.setdefault("check_same_thread", False)
@@ -72,35 +71,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, in_memory=":memory:" in url or url.rstrip("/") == "sqlite:")
         return engine
-    engine = create_engine(url, **kwargs)
-    if not kwargs.get("pool_pre_ping"):
-        _ping_after_idle(engine)
-    return engine
-
-
-# A pooled connection is checked for life before use only when it has sat idle this long
-# (a database restart or a dropped connection happens in a quiet spell). SQLAlchemy's
-# pool_pre_ping pings on every checkout: a round trip more on every request, under load too.
-# A connection that dies while busy fails its request (503) and the pool replaces them all.
-PING_AFTER_IDLE_SECONDS = 5.0
-
-
-def _ping_after_idle(engine: Engine) -> None:
-    @event.listens_for(engine, "checkin")
-    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            alive = engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # the driver's own error for a dead connection
-            raise sa_exc.DisconnectionError() from exc
-        if not alive:
-            raise sa_exc.DisconnectionError()
+    # A pooled connection is checked for life before use: a database restart or a dropped
+    # connection costs no request (one that dies mid-request fails with a 503).
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
 
 
 # SQLite copies the WAL into the database (a checkpoint) inside the commit that takes the WAL
