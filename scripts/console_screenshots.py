@@ -1,8 +1,10 @@
 """Regenerate the console's screenshots under docs/console/ (``make screenshots``).
 
 A throw-away SQLite database with a township queue (urgent requests at different ages,
-applications), the app on a free port, Debian's Chromium: the queue page and the hotline form
-(a caller with an open case, an address typed) at 1280 px and on a 375 x 667 phone.
+applications), one urgent case worked through the services (tapped, claimed, a note, a
+document), the app on a free port, Debian's Chromium: the queue page, that case's page and the
+hotline form (a caller with an open case, an address typed) at 1280 px and on a 375 x 667
+phone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from server.accounts.models import Account  # noqa: E402
 from server.accounts.passwords import hash_password  # noqa: E402
 from server.app import create_app  # noqa: E402
+from server.cases import intake, workflow  # noqa: E402
 from server.db import utcnow  # noqa: E402
 from server.divisions.load import load_divisions  # noqa: E402
 from server.migrate import alembic_config  # noqa: E402
@@ -35,15 +38,18 @@ PASSWORD = "screenshot-password"
 CALLER = "13812345678"
 
 
-def seed(app) -> None:
+def seed(app) -> str:
+    """The queue and the case shown on the case page; returns that case's id."""
     now = utcnow()
     with database(app).new_session() as s, s.begin():
         load_divisions(s, prefix="3711")
         duty = Account(
             role="duty",
             username="duty371102004",
+            name="王海燕",
             password_hash=hash_password(PASSWORD),
             region_code=TOWNSHIP,
+            phone="+8617000000004",
         )
         operator = Account(
             role="operator",
@@ -66,6 +72,7 @@ def seed(app) -> None:
             address="秦楼街道东关社区",
             description="住院费用负担重，申请医疗救助",
         )
+        shown = worked_case(s, duty, now)
         urgent = [
             (3, "秦楼街道海曲东路 18 号", "老人独居，突发疾病无钱就医"),
             (13, "秦楼街道东关社区", "家中失火，生活用品全部烧毁"),
@@ -100,6 +107,41 @@ def seed(app) -> None:
                 address="秦楼街道北京路社区",
                 description="申请临时救助",
             )
+    return shown
+
+
+def worked_case(s, duty: Account, now: dt.datetime) -> str:
+    """An urgent tap 22 h 40 min ago, claimed, with a note and the application on file."""
+    f.on_duty(s, duty)
+    f.aid_standard(s, county=TOWNSHIP[:6])
+    resident = Account(role="resident", phone="+8613912345678", name="李桂兰")
+    s.add(resident)
+    s.flush()
+    tapped = now - dt.timedelta(hours=22, minutes=40)
+    case = intake.submit_urgent(
+        s,
+        resident=resident,
+        actor=resident,
+        channel="app",
+        township_code=TOWNSHIP,
+        address="秦楼街道海曲东路 26 号 3 单元 502 室",
+        description="独居老人夜间摔伤住院，无力支付押金",
+        contact_phone="+8613712345678",
+        now=tapped,
+    ).case
+    workflow.claim_next(s, actor=duty, township_code=TOWNSHIP, now=tapped + dt.timedelta(minutes=6))
+    workflow.perform(
+        s,
+        actor=duty,
+        case_id=case.id,
+        action="note",
+        args={"message": "已电话联系，老人在市人民医院急诊，儿子在外地务工。"},
+        now=now,
+    )
+    workflow.add_document(
+        s, actor=duty, case_id=case.id, kind="application", file_ref="纸质件 2026-秦楼-0317"
+    )
+    return str(case.id)
 
 
 def _aid_types() -> dict[str, str]:
@@ -124,10 +166,14 @@ def hotline(browser, base: str, name: str, size: tuple[int, int]) -> None:
     page.wait_for_function(
         "document.querySelector('#route-preview').textContent.startsWith('系统建议')"
     )
-    path = OUT / f"hotline-{name}.png"
+    shoot(page, f"hotline-{name}.png")
+    context.close()
+
+
+def shoot(page, name: str) -> None:
+    path = OUT / name
     page.screenshot(path=str(path), full_page=True)
     print(f"wrote {path.relative_to(ROOT)}")
-    context.close()
 
 
 def main() -> None:
@@ -141,7 +187,7 @@ def main() -> None:
             command.upgrade(alembic_config(url, connection=conn), "head")
             conn.commit()
         with app.app_context():
-            seed(app)
+            case_id = seed(app)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
@@ -159,9 +205,10 @@ def main() -> None:
                     page.click("main button[type=submit]")
                     page.wait_for_selector(".lane-urgent")
                     page.wait_for_timeout(1200)  # countdowns ticked, first poll done
-                    path = OUT / f"queue-{name}.png"
-                    page.screenshot(path=str(path), full_page=True)
-                    print(f"wrote {path.relative_to(ROOT)}")
+                    shoot(page, f"queue-{name}.png")
+                    page.goto(f"{base}/console/cases/{case_id}")
+                    page.wait_for_selector(".case-clocks .countdown.red")
+                    shoot(page, f"case-{name}.png")
                     context.close()
                     hotline(browser, base, name, size)
                 browser.close()

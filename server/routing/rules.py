@@ -241,6 +241,18 @@ class Decision:
         return self.township_code is None
 
 
+# What decided a case's queue (``Decision.evidence``), as staff read it.
+EVIDENCE_LABELS = {
+    "explicit_township": "提交的乡镇（街道）代码",
+    "address": "地址中的地名",
+    "reporter": "发现人所在乡镇",
+    "residence": "登记的居住地",
+    "hukou": "户籍地",
+    "outside": "地址在本市以外",
+    "none": "无法确定乡镇",
+}
+
+
 def route(evidence: Evidence, gaz: Gazetteer) -> Decision:
     """Decide the queue of a new case from ``evidence``."""
     notes: list[str] = []

@@ -1,4 +1,4 @@
-// Queue page: live countdowns, a poll for new arrivals, title count, notification and sound.
+// Queue page: a poll for new arrivals, title count, notification and sound (clocks.js ticks).
 (function () {
   "use strict";
   var root = document.getElementById("queue");
@@ -7,33 +7,9 @@
   var liveUrl = root.dataset.liveUrl;
   var stamp = root.dataset.stamp;
   var newestUrgent = root.dataset.newestUrgent || "";
-  var limits = {
-    pay: [Number(root.dataset.payAmber), Number(root.dataset.payRed)],
-    claim: [Number(root.dataset.claimAmber), Number(root.dataset.claimRed)]
-  };
   var baseTitle = document.title;
   var soundKey = "aidline.console.sound";
   var askedKey = "aidline.console.notifyAsked";
-
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-  function span(seconds) {
-    var s = Math.floor(Math.abs(seconds));
-    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    return h > 0 ? h + " 小时 " + pad(m) + " 分" : m + " 分 " + pad(s % 60) + " 秒";
-  }
-  function tick() {
-    var now = Date.now();
-    document.querySelectorAll("[data-since]").forEach(function (el) {
-      el.textContent = "已等待 " + span((now - Date.parse(el.dataset.since)) / 1000);
-    });
-    document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
-      var left = (Date.parse(el.dataset.deadline) - now) / 1000;
-      var kind = el.dataset.kind, label = kind === "pay" ? "距 24 小时发放时限" : "距认领时限";
-      el.textContent = left >= 0 ? label + " " + span(left) : label.replace("距", "") + "已超时 " + span(left);
-      el.classList.toggle("red", left <= limits[kind][1]);
-      el.classList.toggle("amber", left > limits[kind][1] && left <= limits[kind][0]);
-    });
-  }
 
   function soundOn() { return localStorage.getItem(soundKey) !== "off"; }
   var soundButton = document.getElementById("sound-toggle");
@@ -96,7 +72,7 @@
         box.querySelectorAll("[data-case-no]").forEach(function (el) {
           if (!seen[el.dataset.caseNo]) el.classList.add("case-new");
         });
-        tick();
+        window.aidlineClocks.tick();
       });
   }
 
@@ -135,7 +111,5 @@
       .then(function () { busy = false; next(ok && waits ? 0 : POLL_MS); });
   }
 
-  tick();
-  setInterval(tick, 1000);
   next(POLL_MS);
 })();
