@@ -45,11 +45,12 @@ def parse_yuan(text: str) -> int:
     """A yuan amount typed by an administrator ("1050", "1050.5") as integer fen; exact."""
     try:
         value = Decimal(str(text).strip())
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"not an amount: {text!r}")
+        # Raises too for a number with more digits than the context holds ("1e9999").
+        fen = (value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {text!r}") from exc
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"not an amount: {text!r}")
-    fen = (value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
     if fen != value * 100:
         raise ValueError(f"more than two decimals: {text!r}")
     return int(fen)
