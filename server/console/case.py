@@ -220,6 +220,7 @@ def _render(
         "evidence_label": EVIDENCE_LABELS.get(case.routing_evidence or "", "未记录"),
         "holder": people.get(case.claimed_by_id),
         "held_by_me": case.claimed_by_id == actor.id,
+        "lease_until": case.lease_expires_at if case.status == "claimed" else None,
         "is_open": case.status in OPEN_STATUSES,
         "clocks": _clocks(case, now),
         "timeline": [_event(item) for item in reversed(body["timeline"])],
@@ -282,7 +283,8 @@ def _offered(actor: Any, case: Any) -> tuple[list[str], str | None]:
 
 
 def _people(session: Any, ids: set[Any]) -> dict[int, str]:
-    """Staff names for the page: name (role), or username."""
+    """Who did what, for the page: a staff member's name (role); the resident as 申请人 (their
+    name stays masked, as everywhere on the page)."""
     ids.discard(None)
     if not ids:
         return {}
@@ -290,7 +292,10 @@ def _people(session: Any, ids: set[Any]) -> dict[int, str]:
         select(Account.id, Account.name, Account.username, Account.role).where(Account.id.in_(ids))
     )
     return {
-        r.id: f"{r.name or r.username or r.id}（{ROLE_LABELS.get(r.role, r.role)}）" for r in rows
+        r.id: "申请人"
+        if r.role == "resident"
+        else f"{r.name or r.username}（{ROLE_LABELS.get(r.role, r.role)}）"
+        for r in rows
     }
 
 

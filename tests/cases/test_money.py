@@ -30,7 +30,7 @@ def test_parse_yuan(text, fen):
     assert money.parse_yuan(text) == fen
 
 
-@pytest.mark.parametrize("text", ["abc", "-1", "1.001", "nan", "inf", ""])
+@pytest.mark.parametrize("text", ["abc", "-1", "1.001", "nan", "inf", "", "1e9999", "500元"])
 def test_parse_yuan_refuses(text):
     with pytest.raises(ValueError):
         money.parse_yuan(text)

@@ -183,7 +183,10 @@ def test_only_the_actions_the_api_allows_now_are_offered(committed_app, live, pa
     other_duty = staff(committed_app, "duty-b", TOWNSHIP)
     queued = _case(committed_app)
     held_by_other = _case(committed_app, status="claimed", claimed_by_id=other_duty.id)
-    paid = _case(committed_app, status="paid", claimed_by_id=duty.id)
+    resident = f.Account(role="resident", phone=RESIDENT_PHONE, name="张三丰")
+    add(committed_app, resident)
+    paid = _case(committed_app, status="paid", claimed_by_id=duty.id, resident_id=resident.id)
+    add(committed_app, CaseDocument(case_id=paid.id, kind="id_proof", added_by_id=resident.id))
     sign_in(page, live, "duty-a")
     page.wait_for_selector("text=秦楼街道 · 案件队列")
 
@@ -199,6 +202,9 @@ def test_only_the_actions_the_api_allows_now_are_offered(committed_app, live, pa
     assert page.locator("#action-add_document").count() == 0
     assert offered(paid) == ["close", "note"]
     assert page.locator("#action-add_document").count() == 1
+    documents = page.locator("#documents .docs").inner_text()
+    assert "身份证明" in documents and "申请人" in documents
+    assert "张三丰" not in page.content() and "张**" in page.content()  # masked everywhere
 
 
 def test_a_transfer_picks_the_township_from_the_list(committed_app, live, page):
