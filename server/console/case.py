@@ -237,6 +237,8 @@ def _render(
         "missing": [workflow.DOCUMENT_KINDS[k] for k in workflow.missing_paperwork(session, case)]
         if case.urgent and case.status in OPEN_STATUSES
         else [],
+        "may_call_back": actor.role in access.CALLBACK_READERS
+        and any(t.status == "open" for t in tasks),
         "tasks": [
             {"task": t, "phone": mask_phone(t.phone), "by": people.get(t.closed_by_id)}
             for t in tasks

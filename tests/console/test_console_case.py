@@ -187,6 +187,8 @@ def test_only_the_actions_the_api_allows_now_are_offered(committed_app, live, pa
     add(committed_app, resident)
     paid = _case(committed_app, status="paid", claimed_by_id=duty.id, resident_id=resident.id)
     add(committed_app, CaseDocument(case_id=paid.id, kind="id_proof", added_by_id=resident.id))
+    with database(committed_app).new_session() as s, s.begin():
+        f.callback_task(s, paid, phone=RESIDENT_PHONE, reason="发放通知短信未送达")
     sign_in(page, live, "duty-a")
     page.wait_for_selector("text=秦楼街道 · 案件队列")
 
@@ -205,6 +207,11 @@ def test_only_the_actions_the_api_allows_now_are_offered(committed_app, live, pa
     documents = page.locator("#documents .docs").inner_text()
     assert "身份证明" in documents and "申请人" in documents
     assert "张三丰" not in page.content() and "张**" in page.content()  # masked everywhere
+    tasks = page.locator(".tasks").inner_text()
+    assert "待回访" in tasks and "发放通知短信未送达" in tasks and "138****0001" in tasks
+    assert RESIDENT_PHONE not in page.content()
+    page.click("text=到“回访任务”记录回访结果")
+    page.wait_for_selector(f"[data-case-no='{paid.case_no}'] a.case-no")  # and back again
 
 
 def test_a_transfer_picks_the_township_from_the_list(committed_app, live, page):
