@@ -89,14 +89,17 @@ def require_view(actor: Any, case: Any) -> Any:
     return case
 
 
-def may_read_contact(actor: Any, case: Any) -> bool:
+def may_read_contact(actor: Any, case: Any, *, callback_open: bool = False) -> bool:
     """Whether ``actor`` may read ``case``'s full phone numbers: the staff who may act on it
     (the holder, the township's duty staff, the county supervisor, the operator who entered
-    it). Everyone else sees them masked."""
+    it) and, while the case has an open call-back task (``callback_open``), whoever may close
+    it: they are to phone the resident. Everyone else sees them masked."""
     if not can_view_case(actor, case) or actor.role == "resident":
         return False
     if case.claimed_by_id is not None and case.claimed_by_id == actor.id:
         return True
+    if callback_open and may_act(actor, case.status, "close_callback_task"):
+        return not _held_by_other(actor, case)
     if actor.role == "duty":
         return bool(case.township_code) and in_scope(actor, case.township_code)
     if actor.role == "supervisor":
@@ -106,16 +109,19 @@ def may_read_contact(actor: Any, case: Any) -> bool:
     return False
 
 
-def require_contact(actor: Any, case: Any) -> Any:
-    """Return ``case`` if ``actor`` may read its full phone numbers; NotFound when the case is
-    out of view, Forbidden when it is visible but calling the resident is not theirs to do."""
+def require_contact(actor: Any, case: Any, *, callback_open: bool = False) -> Any:
+    """Return ``case`` if ``actor`` may read its full phone numbers (``may_read_contact``);
+    NotFound when the case is out of view, Forbidden when it is visible but calling the
+    resident is not theirs to do."""
     require_view(actor, case)
-    if not may_read_contact(actor, case):
+    if not may_read_contact(actor, case, callback_open=callback_open):
         raise Forbidden(
-            "只有认领人、本乡镇值班人员、区县督导或登记该案件的坐席可以查看完整联系电话。",
+            "只有认领人、本乡镇值班人员、区县督导、登记该案件的坐席或处理其回访任务的人员"
+            "可以查看完整联系电话。",
             message_en=(
-                "Only the holder, the township's duty staff, the county supervisor or the "
-                "operator who entered the case may read its phone numbers."
+                "Only the holder, the township's duty staff, the county supervisor, the "
+                "operator who entered the case or whoever works its call-back task may read "
+                "its phone numbers."
             ),
         )
     return case
@@ -148,6 +154,11 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 _HOLDER_FREE_ROLES = frozenset({"resident", "supervisor"})
 
 
+def _held_by_other(actor: Any, case: Any) -> bool:
+    holder = getattr(case, "claimed_by_id", None)
+    return actor.role not in _HOLDER_FREE_ROLES and holder is not None and holder != actor.id
+
+
 def permission_for(action: str, status: str) -> str:
     """The ACTION_ROLES key for ``action`` in ``status``: deciding above the township's
     authority (一事一议) is the county's approve/reject."""
@@ -169,8 +180,7 @@ def require_action(actor: Any, case: Any, action: str) -> None:
         raise Forbidden(
             "您的角色不能执行该操作。", message_en="Your role may not perform this action."
         )
-    holder = getattr(case, "claimed_by_id", None)
-    if actor.role not in _HOLDER_FREE_ROLES and holder is not None and holder != actor.id:
+    if _held_by_other(actor, case):
         raise Conflict(
             "该案件已由其他工作人员认领办理；如需接手，请联系区县督导退回队列。",
             code="claimed_by_other",

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from notifications import ops as sms_ops
 from server import access, audit
 from server.accounts import tokens
 from server.accounts.models import Account
@@ -338,8 +339,10 @@ def case_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def contact(session: Session, case: Any, *, actor: Any) -> dict[str, Any]:
-    """A case's full phone numbers (``access.require_contact`` decided who); the read is
-    written to the audit trail."""
+    """A case's full phone numbers for the staff who may call (``access.require_contact``,
+    told whether the case has an open call-back task); the read is written to the audit
+    trail."""
+    access.require_contact(actor, case, callback_open=callback_open(session, case))
     phone = case.subject_phone
     if not phone:
         phone = session.scalar(select(Account.phone).where(Account.id == case.resident_id))
@@ -352,3 +355,8 @@ def contact(session: Session, case: Any, *, actor: Any) -> dict[str, Any]:
         "phone": phone,
         "contact_phone": case.contact_phone,
     }
+
+
+def callback_open(session: Session, case: Any) -> bool:
+    """Whether ``case`` has an open call-back task (a resident an SMS did not reach)."""
+    return bool(sms_ops.callback_tasks(session, case_id=case.id, status="open"))

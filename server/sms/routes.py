@@ -244,7 +244,13 @@ class CallbackTaskSchema(Schema):
     id = ma.fields.Integer()
     case_id = ma.fields.UUID()
     outbox_id = ma.fields.Integer()
-    phone = ma.fields.String(metadata={"description": "居民手机号（值班人员回访用）"})
+    phone = ma.fields.Function(
+        lambda task: mask_phone(task.phone),
+        metadata={
+            "type": "string",
+            "description": "居民手机号（隐去中间四位；拨打前取 GET /cases/{id}/contact，留审计）",
+        },
+    )
     reason = ma.fields.String()
     status = ma.fields.String(metadata={"description": "open | done"})
     created_at = ma.fields.DateTime()

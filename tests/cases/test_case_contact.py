@@ -91,3 +91,42 @@ def test_a_triage_case_is_the_supervisors(app, client, session):
     # The resident's account phone when the case carries none of its own.
     bare = case_in(session, "queued", p, subject_phone=None)
     assert _contact(client, app, p.duty, bare).json["phone"] == p.resident.phone
+
+
+def test_whoever_may_close_a_call_back_task_may_reveal_and_each_call_is_audited(
+    app, client, session
+):
+    """An open call-back task lets the staff who may close it phone the resident: a city's
+    12349 operator who did not enter the case; closed, the task no longer does."""
+    p = people(session)
+    operator = factories.staff(session, role="operator", region="3711")
+    case = case_in(session, "queued", p, subject_phone=PHONE)
+    assert _contact(client, app, operator, case).status_code == 403
+    task = factories.callback_task(session, case, phone=PHONE)
+    r = _contact(client, app, operator, case)
+    assert r.status_code == 200 and r.json["phone"] == PHONE
+    assert _reads(session, case) == [operator.id]
+    # Another region's staff see neither the case nor its number; nothing is audited.
+    for who in (
+        factories.staff(session, role="duty", region=OTHER_TOWNSHIP),
+        factories.staff(session, role="supervisor", region="371103"),
+        factories.staff(session, role="operator", region="3702"),
+    ):
+        assert _contact(client, app, who, case).status_code == 404, who.role
+    # Roles that may not close the task (an administrator, a grid worker) stay refused.
+    for who in (p.admin, factories.staff(session, role="grid_worker", region=TOWNSHIP)):
+        assert _contact(client, app, who, case).status_code == 403, who.role
+    assert _reads(session, case) == [operator.id]
+    task.status = "done"
+    session.flush()
+    assert _contact(client, app, operator, case).status_code == 403
+
+
+def test_a_call_back_task_on_a_case_another_officer_holds_is_the_holders_call(app, client, session):
+    p = people(session)
+    operator = factories.staff(session, role="operator", region="3711")
+    case = case_in(session, "claimed", p, holder=p.duty, subject_phone=PHONE)
+    factories.callback_task(session, case, phone=PHONE)
+    assert _contact(client, app, operator, case).status_code == 403
+    assert _contact(client, app, p.duty, case).status_code == 200
+    assert _reads(session, case) == [p.duty.id]

@@ -7,6 +7,7 @@ from sqlalchemy import select
 import notifications
 from notifications.models import CallbackTask, SmsOutbox, SmsReceipt
 from server.cases.models import CaseEvent
+from server.masking import mask_phone
 from tests import factories
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign, twilio_config
 from tests.sms_helpers import COUNTY, TOWNSHIP, make_case
@@ -209,11 +210,14 @@ def test_duty_staff_list_and_close_callback_tasks(app, client, session):
     assert resp.status_code == 200
     [item] = resp.get_json()
     assert item["id"] == task.id and item["status"] == "open" and "21610" in item["reason"]
+    # Masked like every other list; the full number only through the audited contact read.
+    assert item["phone"] == mask_phone(task.phone) and task.phone[3:] not in resp.text
 
     resp = client.post(
         f"{url}/{task.id}/done", json={"note": "已电话告知"}, headers=factories.auth(app, duty)
     )
     assert resp.status_code == 200 and resp.get_json()["status"] == "done"
+    assert task.phone[3:] not in resp.text
     assert client.get(url, headers=factories.auth(app, duty)).get_json() == []
     done = client.get(url + "?status=done", headers=factories.auth(app, duty)).get_json()
     assert done[0]["note"] == "已电话告知" and done[0]["closed_by_id"] == duty.id
