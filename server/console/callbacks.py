@@ -22,6 +22,7 @@ from server.cases.models import Case
 from server.console import bp
 from server.db import utcnow
 from server.errors import DomainError, Forbidden, NotFound, ValidationFailed, localize
+from server.masking import mask_phone
 from server.session import db_session
 
 LIST_LIMIT = 200
@@ -34,8 +35,9 @@ def _require_reader() -> None:
         raise Forbidden("您的角色没有回访任务。", message_en="Your role has no call-back tasks.")
 
 
-def _open_tasks(session: Any) -> list[tuple[CallbackTask, Case]]:
-    """Open tasks of the cases ``g.actor`` may see, oldest first."""
+def _open_tasks(session: Any) -> list[dict[str, Any]]:
+    """Open tasks of the cases ``g.actor`` may see, oldest first; the phone masked, the full
+    number behind the case page's audited "显示号码 / 拨打" for whoever may call."""
     rows = session.execute(
         select(CallbackTask, Case)
         .join(Case, Case.id == CallbackTask.case_id)
@@ -43,7 +45,15 @@ def _open_tasks(session: Any) -> list[tuple[CallbackTask, Case]]:
         .order_by(CallbackTask.created_at, CallbackTask.id)
         .limit(LIST_LIMIT)
     )
-    return [(task, case) for task, case in rows]
+    return [
+        {
+            "task": task,
+            "case": case,
+            "phone": mask_phone(task.phone),
+            "may_call": access.may_read_contact(g.actor, case, callback_open=True),
+        }
+        for task, case in rows
+    ]
 
 
 def _page(**context: Any) -> Any:

@@ -110,10 +110,10 @@ def case_contact(case_id: str) -> Any:
     session = db_session()
     case = queries.get_case(session, actor=g.actor, case_id=case_id)
     try:
-        access.require_contact(g.actor, case)
+        contact = queries.contact(session, case, actor=g.actor)
     except DomainError as error:
         return _refused(case_id, "contact", error)
-    return _render(case_id, contact=queries.contact(session, case, actor=g.actor))
+    return _render(case_id, contact=contact)
 
 
 def _action_args(action: str, form: Any) -> dict[str, Any]:
@@ -214,7 +214,9 @@ def _render(
         "case": case,
         "body": body,
         "contact": contact,
-        "may_call": access.may_read_contact(actor, case),
+        "may_call": access.may_read_contact(
+            actor, case, callback_open=any(t.status == "open" for t in tasks)
+        ),
         "masked_contact_phone": mask_phone(case.contact_phone),
         "channel_label": CHANNEL_LABELS.get(case.channel, case.channel),
         "evidence_label": EVIDENCE_LABELS.get(case.routing_evidence or "", "未记录"),

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from notifications.models import CallbackTask, SmsOutbox
+from server.audit import AuditEntry
 from server.cases.models import Case, CaseEvent
 from server.session import database
 from tests import factories as f
@@ -189,6 +190,31 @@ def test_a_call_back_task_is_marked_called_with_a_note(committed_app, live, page
         assert task.status == "done" and task.note == "已接通。已告知居民到乡镇领取"
         event = s.scalar(select(CaseEvent).where(CaseEvent.action == "callback_done"))
         assert event is not None and "已告知居民到乡镇领取" in event.text_zh
+
+
+def test_a_call_back_task_shows_the_phone_masked_and_reveals_it_audited(committed_app, live, page):
+    """The list never shows the full number; "显示号码 / 拨打" reads it through the contact
+    service (an operator who did not enter the case may: the task is theirs to close)."""
+    operator = staff(committed_app, "op-a", "3711", role="operator")
+    with database(committed_app).new_session() as s, s.begin():
+        person = f.resident(s, phone="+8613900003333")
+        case = f.case(s, township=TOWNSHIP, resident_account=person)
+        task_id = f.callback_task(s, case, phone=person.phone).id
+    sign_in(page, live, "op-a")
+    page.goto(f"{live}/console/callbacks")
+    row = page.locator(f"[data-task-id='{task_id}']")
+    assert "139****3333" in row.inner_text()
+    assert "13900003333" not in page.content()
+    with database(committed_app).new_session() as s:
+        assert s.scalar(select(AuditEntry).where(AuditEntry.action == "case.read_contact")) is None
+    row.locator("button.call-button").click()
+    tel = page.locator("#tel-phone")
+    assert tel.get_attribute("href") == "tel:+8613900003333"
+    with database(committed_app).new_session() as s:
+        reads = s.scalars(
+            select(AuditEntry.actor_id).where(AuditEntry.action == "case.read_contact")
+        ).all()
+    assert reads == [operator.id]
 
 
 def test_the_consoles_rate_limit_refusal_is_its_own_page(committed_app):
