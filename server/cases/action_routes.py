@@ -8,7 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from server.api import Blueprint, actor
-from server.cases import queries, workflow
+from server.cases import actions, documents, queries
 from server.cases.action_schemas import CaseActionSchema, DocumentCreateSchema, DocumentSchema
 from server.cases.schemas import CaseSchema
 from server.db import utcnow
@@ -51,7 +51,7 @@ class CaseActions(MethodView):
         """Act on a case (one state machine; 409 names the status and allowed actions)."""
         action = args.pop("action")
         session, who = db_session(), actor()
-        case = workflow.perform(
+        case = actions.perform(
             session, actor=who, case_id=case_id, action=action, args=args, now=utcnow()
         )
         if who.is_staff:
@@ -70,6 +70,6 @@ class CaseDocuments(MethodView):
     @blp.alt_response(409, description="当前状态不能添加材料")
     def post(self, args, case_id: uuid.UUID):
         """Add supplementary material to a case (also during the paperwork window)."""
-        return workflow.add_document(
+        return documents.add_document(
             db_session(), actor=actor(), case_id=case_id, now=utcnow(), **args
         )

@@ -7,8 +7,9 @@ from typing import Any
 import marshmallow as ma
 
 from server.api import Fen, LocalDateTime, Schema, Text
+from server.cases.actions import DEPARTMENTS, PAY_METHODS
+from server.cases.documents import DOCUMENT_KINDS
 from server.cases.state import ACTION_LABELS, PUBLIC_ACTIONS
-from server.cases.workflow import DEPARTMENTS, DOCUMENT_KINDS, PAY_METHODS
 
 # Per action: (required fields, optional fields). Any other field is refused (422).
 ACTION_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {

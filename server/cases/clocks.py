@@ -1,4 +1,4 @@
-"""Case clocks: the 24-hour payment clock and the 5-working-day paperwork clock.
+"""Case clocks: the 24-hour payment clock, the 5-working-day paperwork clock, the claim lease.
 
 Working days are reckoned in Asia/Shanghai local dates. The ``chinese-calendar`` package
 knows statutory holidays and make-up workdays (调休) up to its release year; administrator
@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import chinese_calendar
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,7 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 PAY_WINDOW = dt.timedelta(hours=24)
 PAY_WARNING_BEFORE = dt.timedelta(hours=4)  # the warning fires 20 h after submission
 PAPERWORK_WORKING_DAYS = 5
+DEFAULT_URGENT_LEASE_MINUTES = 30
 # No real calendar has this many non-working days in a row; guards a runaway override table.
 _MAX_SCAN_DAYS = 400
 
@@ -97,3 +100,18 @@ def local_text(moment: dt.datetime | None) -> str:
         return ""
     local = moment.astimezone(SHANGHAI)
     return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def urgent_lease() -> dt.timedelta:
+    """How long an urgent claim holds without activity (config URGENT_LEASE_MINUTES; the
+    default outside an app context: worker, scripts)."""
+    minutes = DEFAULT_URGENT_LEASE_MINUTES
+    if has_app_context():
+        minutes = int(current_app.config.get("URGENT_LEASE_MINUTES", minutes))
+    return dt.timedelta(minutes=minutes)
+
+
+def renew_lease(case: Any, actor: Any, now: dt.datetime) -> None:
+    """Activity by the holder of an urgent claim restarts its lease."""
+    if case.urgent and case.status == "claimed" and case.claimed_by_id == getattr(actor, "id", 0):
+        case.lease_expires_at = now + urgent_lease()

@@ -37,7 +37,7 @@ lock on its keyed hash, so two hotline entries at once still see (and link) each
 
 Folding a repeat into an open case is a write that depends on the case's status: the case
 row is locked (``FOR NO KEY UPDATE``), its status re-checked, and its row version bumped,
-the same version every transition checks (server/cases/workflow.py). A case that ended
+the same version every transition checks (server/cases/locks.py). A case that ended
 meanwhile takes no repeat: the request opens a new case and pages; a transition that read
 the case before the repeat landed gets the 409 of a concurrent change and sees it on reload.
 

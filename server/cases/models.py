@@ -163,7 +163,7 @@ class Case(Base):
         return self.county_code or (self.township_code or "")[:6]
 
 
-# In the claim order (server/cases/workflow.py QUEUE_ORDER): the next case of a township queue
+# In the claim order (server/cases/claim.py QUEUE_ORDER): the next case of a township queue
 # is the first index entry, whatever the queue's length (migration 0006, bench/README.md).
 Index(
     "ix_cases_queue",

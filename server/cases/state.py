@@ -1,10 +1,11 @@
 """The case state machine: one table of (status, action) -> status; the only writer of status.
 
 Public actions are what clients send to ``POST /cases/{id}/actions``. Internal actions are
-taken by the system on someone's behalf: ``claim`` (the queue endpoint), ``request_county_approval``
-(an ``approve`` above the township's authority, 一事一议), ``expire_lease`` (the sweeper).
-Guards that depend on more than the status (urgent-only payment, money limits, the claim
-holder) live in the workflow services; *whether* a move exists at all is decided here.
+taken by the system on someone's behalf: ``create`` (intake: a new case, status ``NEW``),
+``claim`` (the queue endpoint), ``request_county_approval`` (an ``approve`` above the
+township's authority, 一事一议), ``expire_lease`` (the sweeper). *Whether* a move exists at
+all is decided here; the rules that depend on more than the status are
+server/cases/transitions.py's guards (money limits: server/cases/money.py; who: access.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PUBLIC_ACTIONS = (
     "assign",
     "note",
 )
-INTERNAL_ACTIONS = ("claim", "request_county_approval", "expire_lease")
+INTERNAL_ACTIONS = ("create", "claim", "request_county_approval", "expire_lease")
 ACTIONS = PUBLIC_ACTIONS + INTERNAL_ACTIONS
 
 ACTION_LABELS = {
@@ -45,6 +46,7 @@ ACTION_LABELS = {
     "release": "退回队列",
     "assign": "分派乡镇",
     "note": "工作记录",
+    "create": "提交",
     "claim": "认领",
     "request_county_approval": "报区县审批",
     "expire_lease": "认领超时退回",
@@ -53,7 +55,12 @@ ACTION_LABELS = {
 # Statuses before any money has gone out: the resident may still withdraw.
 _UNPAID_OPEN = ("queued", "claimed", "needs_info", "pending_county_approval", "approved")
 
-TRANSITIONS: dict[tuple[str, str], str] = {
+# The status of a case not yet created.
+NEW = None
+
+TRANSITIONS: dict[tuple[str | None, str], str] = {
+    # A new request joins a township queue (or a county's triage queue).
+    (NEW, "create"): "queued",
     # Waiting in a township queue (or a county triage queue when township_code is NULL).
     ("queued", "claim"): "claimed",
     ("queued", "assign"): "queued",
@@ -63,7 +70,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     # Someone holds it.
     ("claimed", "approve"): "approved",
     ("claimed", "request_county_approval"): "pending_county_approval",
-    ("claimed", "pay"): "paid",  # urgent only: 先行救助 (guarded in workflow)
+    ("claimed", "pay"): "paid",  # urgent only: 先行救助 (transitions.GUARDS)
     ("claimed", "request_info"): "needs_info",
     ("claimed", "reject"): "rejected",
     ("claimed", "transfer"): "queued",
@@ -100,7 +107,10 @@ FINAL_STATUSES = tuple(s for s in STATUSES if not any(k[0] == s for k in TRANSIT
 DOCUMENT_STATUSES = ("claimed", "needs_info", "pending_county_approval", "approved", "paid")
 UNPAID_OPEN_STATUSES = _UNPAID_OPEN
 
-assert all(s in STATUSES and t in STATUSES and a in ACTIONS for (s, a), t in TRANSITIONS.items())
+assert all(
+    (s is NEW or s in STATUSES) and t in STATUSES and a in ACTIONS
+    for (s, a), t in TRANSITIONS.items()
+)
 
 
 class IllegalTransition(Conflict):
@@ -115,13 +125,13 @@ class IllegalTransition(Conflict):
         return refuse(status, action, reason_zh=reason_zh, reason_en=reason_en, may=may)
 
 
-def allowed_actions(status: str) -> list[str]:
+def allowed_actions(status: str | None) -> list[str]:
     """Public actions possible from ``status`` (what a client may try next)."""
     return [a for a in PUBLIC_ACTIONS if (status, a) in TRANSITIONS]
 
 
 def refuse(
-    status: str,
+    status: str | None,
     action: str,
     *,
     reason_zh: str = "",
@@ -149,7 +159,7 @@ def refuse(
     return error
 
 
-def target(status: str, action: str) -> str:
+def target(status: str | None, action: str) -> str:
     """The status ``action`` leads to from ``status``; IllegalTransition (409) if none."""
     try:
         return TRANSITIONS[(status, action)]

@@ -24,6 +24,7 @@ behind the duty pages.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -38,11 +39,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 import notifications
-from server.audit import record
 from server.cases import clocks, state
+from server.cases.claim import expire_lease
 from server.cases.events import add_event
 from server.cases.models import Case
-from server.cases.workflow import division_name
+from server.cases.notices import division_name
 from server.cases.workflow_models import Escalation
 from server.db import is_postgresql
 from server.roster.service import supervisors_to_alert
@@ -197,7 +198,7 @@ def _fire(
             township = division_name(session, case.township_code)
             add_event(
                 session,
-                case=case,
+                case_id=case.id,
                 actor=SYSTEM,
                 action=f"escalation.{kind}",
                 text_zh=f"督办：{PROBLEMS[kind]}（{township or '区县分流'}），已通知区县民政督导。",
@@ -212,37 +213,6 @@ def _fire(
     digest.add(session, case, kind, row)
     log.warning("escalation %s: case %s", kind, case.case_no)
     return True
-
-
-def _expire_lease(session: Session, case: Case, now: dt.datetime) -> Callable[[], None]:
-    def change() -> None:
-        holder = case.claimed_by_id
-        before, after = state.apply(case, "expire_lease")
-        case.claimed_by_id = None
-        case.claimed_at = None
-        case.lease_expires_at = None
-        record(
-            session,
-            actor=SYSTEM,
-            action="case.expire_lease",
-            target_type="case",
-            target_id=case.id,
-            data={"from": before, "to": after, "held_by": holder},
-        )
-        add_event(
-            session,
-            case=case,
-            actor=SYSTEM,
-            action="expire_lease",
-            from_status=before,
-            to_status=after,
-            text_zh="认领后超时未处理，已退回乡镇队列。",
-            data={"held_by": holder},
-            resident_visible=False,
-        )
-        session.flush()
-
-    return change
 
 
 def sweep(
@@ -274,7 +244,7 @@ def sweep(
             kind="lease_expired",
             ref=ref[:40],
             now=now,
-            change=_expire_lease(session, case, now),
+            change=functools.partial(expire_lease, session, case, actor=SYSTEM),
         ):
             fired["lease_expired"] += 1
 

@@ -10,8 +10,8 @@ from flask import current_app, flash, g, jsonify, redirect, render_template, req
 from sqlalchemy import select
 
 from server import access
-from server.cases import workflow
 from server.cases.aid_types import AID_TYPES
+from server.cases.claim import claim_next
 from server.cases.models import CHANNEL_LABELS, CHANNELS, OPEN_STATUSES, STATUS_LABELS
 from server.console import auth, bp
 from server.console import live as live_channel
@@ -154,9 +154,7 @@ def claim() -> Any:
     code = request.form.get("township") or ""
     access.require_queue(g.actor, code)
     name = service.require_division(session, code, "township")
-    case = workflow.claim_next(
-        session, actor=g.actor, township_code=code, township_name=name, now=utcnow()
-    )
+    case = claim_next(session, actor=g.actor, township_code=code, township_name=name, now=utcnow())
     if case is None:
         flash("队列中没有待认领的案件。", "info")
         return redirect(url_for("console.queue", township=code))

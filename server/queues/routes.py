@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from server import access
 from server.api import Blueprint, actor, page_of, page_schema
-from server.cases import workflow
+from server.cases.claim import claim_next
 from server.db import utcnow
 from server.queues import service
 from server.queues.schemas import QueueArgsSchema, QueueCaseSchema, SlaArgsSchema, SlaSchema
@@ -50,7 +50,7 @@ class TownshipQueueClaim(MethodView):
         session = db_session()
         access.require_queue(actor(), code)
         name = service.require_division(session, code, "township")
-        case = workflow.claim_next(
+        case = claim_next(
             session, actor=actor(), township_code=code, township_name=name, now=utcnow()
         )
         return case if case is not None else Response(status=204)
@@ -87,7 +87,7 @@ class CountyTriageClaim(MethodView):
         session = db_session()
         access.require_triage(actor(), code)
         service.require_division(session, code, TRIAGE_LEVELS)
-        case = workflow.claim_next(session, actor=actor(), county_code=code, now=utcnow())
+        case = claim_next(session, actor=actor(), county_code=code, now=utcnow())
         return case if case is not None else Response(status=204)
 
 

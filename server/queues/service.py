@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server.cases.claim import QUEUE_ORDER
 from server.cases.clocks import SHANGHAI
 from server.cases.models import OPEN_STATUSES, Case, CaseEvent
 from server.cases.state import UNPAID_OPEN_STATUSES
-from server.cases.workflow import QUEUE_ORDER
 from server.db import UTC
 from server.divisions.models import Division
 from server.errors import NotFound

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.cases import state, workflow
+from server.cases import actions, state
 from server.cases.models import STATUSES
 from server.cases.state import ACTIONS, PUBLIC_ACTIONS, TRANSITIONS
 from server.errors import DomainError
@@ -91,7 +91,7 @@ def test_service_allows(session, status, action):
     p = people(session)
     holder = p.supervisor if action == "assign" else p.duty
     case = case_in(session, status, p, holder=holder, triage=action == "assign")
-    workflow.perform(
+    actions.perform(
         session,
         actor=actor_for(action, status, p),
         case_id=case.id,
@@ -107,7 +107,7 @@ def test_service_refuses(session, status, action):
     case = case_in(session, status, p)
     version = case.version
     with pytest.raises(DomainError) as info:
-        workflow.perform(
+        actions.perform(
             session,
             actor=actor_for(action, status, p),
             case_id=case.id,

@@ -321,12 +321,13 @@ def test_sla_report(app, client, session):
     for case, minutes in ((on_time, 10), (late, 30)):
         add_event(
             session,
-            case=case,
+            case_id=case.id,
             actor=p.duty,
             action="claim",
             to_status="claimed",
             at=t0 + dt.timedelta(minutes=minutes),
         )
+    session.flush()
 
     r = client.get(f"/api/v1/counties/{COUNTY}/sla", headers=auth(app, p.supervisor))
     assert r.status_code == 200, r.json

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.cases import workflow
+from server.cases import actions
 from server.cases.models import Case
 from server.db import utcnow
 from server.errors import Conflict
@@ -342,7 +342,7 @@ def test_stale_version_is_a_conflict(committed_app):
             # The second reader's transaction ends (a page shown to an officer); its copy of
             # the case stays in memory (expire_on_commit=False) and goes stale.
             second.commit()
-            workflow.perform(
+            actions.perform(
                 first,
                 actor=p.duty,
                 case_id=case.id,
@@ -351,7 +351,7 @@ def test_stale_version_is_a_conflict(committed_app):
             )
             first.commit()
             with pytest.raises(Conflict) as info:
-                workflow.perform(
+                actions.perform(
                     second, actor=p.resident, case_id=case.id, action="withdraw", args={}
                 )
             assert info.value.code == "concurrent_update"

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import event, select, update
 
 from server.audit import AuditEntry
-from server.cases import state, workflow
+from server.cases import state
+from server.cases.claim import claim_next
 from server.cases.models import Case
 from server.errors import Conflict, NotFound
 from server.queues.routes import TRIAGE_LEVELS
@@ -140,14 +141,20 @@ def test_a_row_version_moved_under_the_claim_is_a_conflict(app, session, monkeyp
     real_apply = state.apply
 
     def apply_after_a_concurrent_change(obj, action):
-        session.execute(update(Case).where(Case.id == obj.id).values(version=Case.version + 1))
+        # As another transaction would: the claim's copy of the case does not see it.
+        session.execute(
+            update(Case)
+            .where(Case.id == obj.id)
+            .values(version=Case.version + 1)
+            .execution_options(synchronize_session=False)
+        )
         return real_apply(obj, action)
 
     monkeypatch.setattr(state, "apply", apply_after_a_concurrent_change)
     with app.test_request_context():
         work = session.begin_nested()
         with pytest.raises(Conflict) as info:
-            workflow.claim_next(session, actor=p.duty, township_code=TOWNSHIP)
+            claim_next(session, actor=p.duty, township_code=TOWNSHIP)
         work.rollback()
     assert info.value.code == "concurrent_update"
     session.expire_all()
