@@ -1,4 +1,4 @@
-"""What each door does before intake: a request's place fields as intake arguments, and a
+"""What each door does before intake: a request's fields as intake's ``Need``, and a
 staff member's entry of a caller (12349 hotline) or a person found (grid worker).
 
 The API's ``POST /api/v1/intake`` and the console's hotline form both call ``enter``: the
@@ -21,23 +21,38 @@ from server.cases import intake
 from server.divisions.service import require_case_township
 
 
-def place(session: Session, data: dict[str, Any], *, resident: bool) -> dict[str, Any]:
-    """The where-and-how-to-reach fields every intake request shares, as service arguments
+def need(
+    session: Session,
+    data: dict[str, Any],
+    *,
+    channel: str,
+    resident: bool,
+    idempotency_key: str | None,
+    **more: Any,
+) -> intake.Need:
+    """What an intake request (``data``: its schema's load) tells intake, ``more`` besides
     (a township outside the deployment area is a 422; a resident is told the hotline)."""
     loc = data.get("location") or {}
     contact = data.get("contact_phone")
     code = data.get("township_code")
-    return {
-        "township_code": require_case_township(session, code, resident=resident).code
+    return intake.Need(
+        channel=channel,
+        township_code=require_case_township(session, code, resident=resident).code
         if code
         else None,
-        "address": data.get("address") or None,
-        "lat": loc.get("lat"),
-        "lng": loc.get("lng"),
-        "contact_phone": normalize_phone(contact, field="contact_phone", mobile=False)
+        address=data.get("address") or None,
+        lat=loc.get("lat"),
+        lng=loc.get("lng"),
+        contact_phone=normalize_phone(contact, field="contact_phone", mobile=False)
         if contact
         else None,
-    }
+        description=data.get("description") or None,
+        reason=data.get("reason") or None,
+        household_size=data.get("household_size"),
+        monthly_income_fen=data.get("monthly_income_fen"),
+        idempotency_key=idempotency_key,
+        **more,
+    )
 
 
 def enter(
@@ -58,28 +73,26 @@ def enter(
     id_hash = _id_number_hash(session, resident, data.get("id_number"))
     if data.get("name") and not resident.name:
         resident.name = data["name"]
-    common: dict[str, Any] = dict(
-        resident=resident,
-        actor=actor,
+    request = need(
+        session,
+        data,
         channel=data["channel"],
-        **place(session, data, resident=False),
-        description=data.get("description") or None,
-        staff_notes=data.get("notes") or None,
+        resident=False,
         idempotency_key=idempotency_key,
+        staff_notes=data.get("notes") or None,
         request_hash=intake.request_fingerprint("intake", data),
         reporter_township_code=reporter,
         subject_id_hash=id_hash,
     )
     if data["urgent"]:
-        return intake.submit_urgent(session, **common)
+        return intake.submit_urgent(session, resident=resident, actor=actor, need=request)
     return intake.submit_application(
         session,
+        resident=resident,
+        actor=actor,
         aid_type=data["aid_type"],
-        reason=data.get("reason") or None,
-        household_size=data.get("household_size"),
-        monthly_income_fen=data.get("monthly_income_fen"),
+        need=request,
         duplicate_window=duplicate_window,
-        **common,
     )
 
 

@@ -1,5 +1,4 @@
-"""Timeline events: every change to a case writes one (``add_event``; intake still builds
-its rows with ``event_row`` until it writes ORM objects too)."""
+"""Timeline events: every change to a case writes one (``add_event``)."""
 
 from __future__ import annotations
 
@@ -42,33 +41,3 @@ def add_event(
     )
     session.add(event)
     return event
-
-
-EVENTS = CaseEvent.__table__
-
-
-def event_row(
-    *,
-    case_id: uuid.UUID,
-    actor: Any,
-    action: str,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    text_zh: str | None = None,
-    data: dict[str, Any] | None = None,
-    resident_visible: bool = True,
-    at: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """A timeline event row (actor, time, from/to, data) of case ``case_id``."""
-    return {
-        "case_id": case_id,
-        "at": at or utcnow(),
-        "actor_id": getattr(actor, "id", None),
-        "actor_role": getattr(actor, "role", None),
-        "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "data": data,
-        "resident_visible": resident_visible,
-        "text_zh": text_zh,
-    }

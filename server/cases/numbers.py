@@ -8,26 +8,22 @@ from sqlalchemy import Integer, text
 from sqlalchemy.orm import Session
 
 from server.api import SHANGHAI
-from server.db import DriverStatement
 
 # 急 for urgent help, 申 for applications.
 KIND_PREFIX = {True: "JJ", False: "SQ"}
 
 
-# One statement for SQLite (3.35+) and PostgreSQL, on every tap: as text (the ORM upsert
-# construct has no cache key and was compiled on every tap), run on the driver's cursor.
-_NEXT_VALUE = DriverStatement(
-    text(
-        "INSERT INTO case_counters (prefix, day, value) VALUES (:prefix, :day, 1) "
-        "ON CONFLICT (prefix, day) DO UPDATE SET value = case_counters.value + 1 "
-        "RETURNING value"
-    ).columns(value=Integer)
-)
+# One statement for SQLite (3.35+) and PostgreSQL alike.
+_NEXT_VALUE = text(
+    "INSERT INTO case_counters (prefix, day, value) VALUES (:prefix, :day, 1) "
+    "ON CONFLICT (prefix, day) DO UPDATE SET value = case_counters.value + 1 "
+    "RETURNING value"
+).columns(value=Integer)
 
 
 def next_case_no(session: Session, *, urgent: bool, queue_code: str, now: dt.datetime) -> str:
     """Allocate the next number of the queue's day (atomic upsert, safe under concurrency)."""
     prefix = f"{KIND_PREFIX[urgent]}{queue_code}"
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    (value,) = _NEXT_VALUE.fetch(session.connection(), {"prefix": prefix, "day": day}).rows[0]
+    value = session.execute(_NEXT_VALUE, {"prefix": prefix, "day": day}).scalar_one()
     return f"{prefix}-{day}-{value:04d}"

@@ -164,12 +164,6 @@ def _event_item(ev: Any, *, staff: bool) -> dict[str, Any]:
     return item
 
 
-def written_timeline(rows: list[dict[str, Any]], *, staff: bool) -> list[dict[str, Any]]:
-    """The timeline of event rows this request wrote (``events.event_row``), as read back."""
-    items = (SimpleNamespace(**row) for row in rows)
-    return [_event_item(ev, staff=staff) for ev in items if access.event_visible(ev, staff=staff)]
-
-
 def timeline(session: Session, case: Any, *, staff: bool) -> list[dict[str, Any]]:
     """The case's events, oldest first; residents see only resident-visible ones."""
     if session.new or session.dirty:

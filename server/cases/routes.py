@@ -30,7 +30,7 @@ from server.cases.schemas import (
 )
 from server.errors import Forbidden, Unauthorized
 from server.limits import enforce
-from server.session import commit_now, db_session
+from server.session import db_session
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1", description="求助、申请与案件查询")
 
@@ -42,35 +42,18 @@ def _account(session: Any) -> Account:
     return account
 
 
-def _place(session: Any, data: dict[str, Any]) -> dict[str, Any]:
-    return entry.place(session, data, resident=actor().role == "resident")
-
-
 def _respond(session: Any, result: intake.IntakeResult) -> tuple[Any, int]:
-    if result.events is not None:
-        body = queries.case_json(_created(session, result, actor()))
-        # Nothing left to write or read: committed now, so SQLite's other writers do not
-        # wait while the answer is encoded and sent (as JSON, without CaseSchema's dump).
-        commit_now(session)
-        return current_app.json.response(body), 201
-    # A case read back for staff (a retry, a repeat folded in) is audited as any staff read.
+    # A case read back for staff (a retry, a repeat folded in) is audited as any staff read;
+    # the one this request created is not read, it was written.
     body = queries.detail(
-        session, result.case, actor=actor(), note=result.note, duplicate_of=result.duplicate_of
-    )
-    return body, 201 if result.created else 200
-
-
-def _created(session: Any, result: intake.IntakeResult, who: Any) -> dict[str, Any]:
-    """The answer for a case this request created, from what intake wrote: the same body
-    as ``queries.detail`` gives for the case read back (tests/cases/test_intake.py pins it)."""
-    return queries.case_body(
         session,
         result.case,
-        actor=who,
-        events=queries.written_timeline(result.events, staff=who.is_staff),
-        names=result.names,
-        person=result.resident,
+        actor=actor(),
+        note=result.note,
+        duplicate_of=result.duplicate_of,
+        audit_read=not result.created,
     )
+    return body, 201 if result.created else 200
 
 
 @blp.route("/urgent-requests")
@@ -94,13 +77,16 @@ class UrgentRequests(MethodView):
         who = actor()
         result = intake.submit_urgent(
             session,
-            resident=who.id,  # read and locked by intake, with what it needs of the account
+            resident=who.id,  # read and locked by intake
             actor=who,
-            channel="app",
-            description=data.get("description") or None,
-            **_place(session, data),
-            idempotency_key=idempotency_key,
-            request_hash=intake.request_fingerprint("urgent", data),
+            need=entry.need(
+                session,
+                data,
+                channel="app",
+                resident=True,
+                idempotency_key=idempotency_key,
+                request_hash=intake.request_fingerprint("urgent", data),
+            ),
             on_repeat=lambda: _limit_repeated_taps(who),
             on_new=lambda: _limit_new_urgent(who),
         )
@@ -122,14 +108,15 @@ class Applications(MethodView):
             session,
             resident=resident,
             actor=actor(),
-            channel="app",
             aid_type=data["aid_type"],
-            reason=data["reason"],
-            household_size=data.get("household_size"),
-            monthly_income_fen=data.get("monthly_income_fen"),
-            **_place(session, data),
-            idempotency_key=idempotency_key,
-            request_hash=intake.request_fingerprint("applications", data),
+            need=entry.need(
+                session,
+                data,
+                channel="app",
+                resident=True,
+                idempotency_key=idempotency_key,
+                request_hash=intake.request_fingerprint("applications", data),
+            ),
             duplicate_window=_duplicate_window(),
         )
         return _respond(session, result)

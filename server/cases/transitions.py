@@ -95,6 +95,9 @@ def transition(
     written, after any wait for the row lock). Returns (from, to)."""
     check(session, case, action)
     before, after = state.apply(case, action)
+    # A write on the case row in every move, so the row version guards it; set before the
+    # audit entry is written, which may flush the case.
+    case.updated_at = at or utcnow()
     name = event_action or action
     audit.record(
         session,
@@ -104,10 +107,6 @@ def transition(
         target_id=case.id,
         data={"from": before, "to": after, **(audit_data or {})},
     )
-    # Stamped after the audit entry: the timeline's move is the last row of the move.
-    at = at or utcnow()
-    # A write on the case row in every move, so the row version guards it.
-    case.updated_at = at
     add_event(
         session,
         case_id=case.id,
@@ -118,6 +117,7 @@ def transition(
         text_zh=text_zh,
         data=data,
         resident_visible=resident_visible,
-        at=at,
+        # Stamped after the audit entry: the timeline's move is the last row of the move.
+        at=at or utcnow(),
     )
     return before, after

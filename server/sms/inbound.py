@@ -20,7 +20,7 @@ from notifications.models import SmsInbound
 from notifications.templates import mask_case_no
 from server.accounts.models import Account
 from server.accounts.service import get_or_create_resident, normalize_phone
-from server.cases.intake import request_fingerprint, submit_urgent
+from server.cases.intake import Need, request_fingerprint, submit_urgent
 from server.cases.models import STATUS_LABELS, Case
 from server.errors import ValidationFailed
 
@@ -117,13 +117,15 @@ def _help(
         session,
         resident=resident,
         actor=resident,
-        channel="sms",
-        description=description,
-        idempotency_key=f"sms:{record.provider_sid}",
-        request_hash=request_fingerprint("urgent", {"channel": "sms", "text": description}),
+        need=Need(
+            channel="sms",
+            description=description,
+            idempotency_key=f"sms:{record.provider_sid}",
+            request_hash=request_fingerprint("urgent", {"channel": "sms", "text": description}),
+        ),
         now=now,
     )
-    case, created = result
+    case, created = result.case, result.created
     record.case_id = case.id
     if not created:
         # Intake sent the receipt and paged the duty staff the first time; now just say
