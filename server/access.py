@@ -244,6 +244,14 @@ def require_intake(actor: Any, channel: str) -> str | None:
     return actor.region_code if actor.role == "grid_worker" else None
 
 
+def require_phone_search(actor: Any) -> None:
+    """Only staff look cases up by a person's phone (403 for residents)."""
+    if not actor.is_staff:
+        raise Forbidden(
+            "只有工作人员可以按电话查询。", message_en="Only staff may search by phone."
+        )
+
+
 def require_region(actor: Any, code: str) -> None:
     """Staff may act on a township/county queue only inside their region (else 404)."""
     if not actor.region_code or not within(actor.region_code, code):

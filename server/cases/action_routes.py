@@ -57,7 +57,7 @@ class CaseActions(MethodView):
         if who.is_staff:
             return case
         return current_app.json.response(
-            queries.case_json(queries.detail(session, case, actor=who))
+            CaseSchema().dump(queries.detail(session, case, actor=who))
         )
 
 

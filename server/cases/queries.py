@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select
@@ -13,16 +12,13 @@ from notifications import ops as sms_ops
 from server import access, audit
 from server.accounts import tokens
 from server.accounts.models import Account
-from server.api import local_time
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
-from server.db import DriverStatement
 from server.divisions.models import Division
 from server.divisions.service import deployment_city
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
 from server.routing.gazetteer import gazetteer
-from server.session import database
 
 # Prepared once: the resident's status read is the hottest path; plain Core rows skip the
 # ORM's identity map and per-call statement construction.
@@ -240,7 +236,7 @@ def case_body(
 # The resident's status read, the hottest path, in one statement: the case, its
 # resident-visible timeline, and what proves the caller may read it — the token's session
 # live (tokens.signed_in_clause), the case that account's own (access.own_case_clause), and
-# the account's role and active flag for tokens.signed_in_actor. No ORM entities, no schema.
+# the account's role and active flag for tokens.signed_in_actor.
 _ACCOUNTS = Account.__table__
 # The case columns CaseSchema shows a resident.
 # fmt: off
@@ -251,7 +247,7 @@ _RESIDENT_VIEW_COLUMNS = (
     "paid_amount_fen", "paid_at", "pay_due_at", "paperwork_due_at", "created_at", "updated_at",
 )
 # fmt: on
-_OWN_CASE_READ = DriverStatement(
+_OWN_CASE_READ = (
     select(
         *(_CASES.c[name] for name in _RESIDENT_VIEW_COLUMNS),
         *tokens.SIGNED_IN_COLUMNS,
@@ -274,62 +270,30 @@ _OWN_CASE_READ = DriverStatement(
     )
     .order_by(_EVENTS.c.id)
 )
-# What one row holds: the case and the signed-in check (read from the first row), an event.
-_HEAD = (*_RESIDENT_VIEW_COLUMNS, *(c.key for c in tokens.SIGNED_IN_COLUMNS))
-_EVENT_FIELDS = ("at", "action", "to_status", "text_zh")
-_EVENT_ID = _OWN_CASE_READ.names.index("event_id")
-# CaseSchema's LocalDateTime fields of a case (the timeline's ``at`` besides).
-_TIMES = ("pay_due_at", "created_at", "paid_at", "paperwork_due_at", "updated_at")
 
 
-def resident_read(*, claims: dict[str, Any], case_id: uuid.UUID) -> dict[str, Any] | None:
-    """A resident reading their own case: its CaseSchema dump, ready for JSON, from one
-    statement that also authenticates the verified token ``claims``; the caller becomes the
-    request's actor. None when that finds nothing (not a resident's token, not their case,
-    no such case, session revoked, account disabled): the full path answers those.
-
-    Runs on a pooled connection of its own (``DriverStatement``), back in the pool before the
-    response is built: the request's session, which the request boundary commits, is never
-    opened on this path, and is there untouched for the full path."""
+def resident_read(
+    session: Session, *, claims: dict[str, Any], case_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """A resident reading their own case: its ``case_body``, from one statement that also
+    authenticates the verified token ``claims``; the caller becomes the request's actor. None
+    when that finds nothing (not a resident's token, not their case, no such case, session
+    revoked, account disabled): the full path answers those."""
     if claims.get("role") != "resident":
         return None
-    bind = database().bind()
-    found = _OWN_CASE_READ.fetch(
-        bind,
+    rows = session.execute(
+        _OWN_CASE_READ,
         {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},
-    )
-    if not found.rows:
+    ).all()
+    if not rows:
         return None
-    first = SimpleNamespace(**found.values(found.rows[0], _HEAD))
+    first = rows[0]
     resident = tokens.signed_in_actor(claims, first)
     if resident is None:
         return None
-    code = first.township_code or first.county_code or ""
-    name = gazetteer(bind, deployment_city()).name(code) if code else ""
-    if name is None:  # a division outside the deployment city
-        with database().new_session() as session:
-            name = _names(session, {code}).get(code, code)
-    events = [
-        _event_item(SimpleNamespace(**found.values(row, _EVENT_FIELDS)), staff=False)
-        for row in found.rows
-        if row[_EVENT_ID] is not None
-    ]
-    # No session: a resident's body needs only the division name (staff also see the person).
-    return case_json(case_body(None, first, actor=resident, events=events, names={code: name}))
-
-
-def case_json(data: dict[str, Any]) -> dict[str, Any]:
-    """A ``case_body`` as CaseSchema's dump leaves it, ready for JSON, without the schema (for
-    the hot answers: a resident's read, a new case); converted in place.
-    tests/cases/test_case_read.py and tests/cases/test_intake.py hold both to the same bytes."""
-    data["id"] = str(data["id"])
-    if data.get("duplicate_of") is not None:
-        data["duplicate_of"] = str(data["duplicate_of"])
-    for key in _TIMES:
-        data[key] = local_time(data[key])
-    for item in data["timeline"]:
-        item["at"] = local_time(item["at"])
-    return data
+    events = [_event_item(row, staff=False) for row in rows if row.event_id is not None]
+    # A resident's body needs only the division name (staff also see the person).
+    return case_body(session, first, actor=resident, events=events)
 
 
 def contact(session: Session, case: Any, *, actor: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from server.cases.schemas import (
     IntakeCreateSchema,
     UrgentRequestCreateSchema,
 )
-from server.errors import Forbidden, Unauthorized
+from server.errors import Unauthorized
 from server.limits import enforce
 from server.session import db_session
 
@@ -154,10 +154,7 @@ class Cases(MethodView):
         who = actor()
         phone = args.get("phone")
         if phone is not None:
-            if not who.is_staff:
-                raise Forbidden(
-                    "只有工作人员可以按电话查询。", message_en="Only staff may search by phone."
-                )
+            access.require_phone_search(who)
             phone = normalize_phone(phone, mobile=False)
         cases, total = queries.list_cases(
             session,
@@ -176,10 +173,13 @@ class Cases(MethodView):
         )
 
 
+_CASE_SCHEMA = CaseSchema()
+
+
 def _own_case_first(view: Any) -> Any:
     """Answer a resident reading their own case from ``queries.resident_read`` (one
-    statement, no schema dump: the status read is issue 7's hottest path); every other
-    caller, and every refusal, goes through ``view`` unchanged (its 401/404, the staff audit)."""
+    statement: the status read is the hottest path); every other caller, and every refusal,
+    goes through ``view`` unchanged (its 401/404, the staff audit)."""
 
     @wraps(view)
     def get(self: Any, case_id: uuid.UUID) -> Any:
@@ -188,9 +188,9 @@ def _own_case_first(view: Any) -> Any:
         except Unauthorized:
             claims = None
         if claims is not None:
-            body = queries.resident_read(claims=claims, case_id=case_id)
+            body = queries.resident_read(db_session(), claims=claims, case_id=case_id)
             if body is not None:
-                return current_app.json.response(body)
+                return current_app.json.response(_CASE_SCHEMA.dump(body))
         return view(self, case_id)
 
     return get

@@ -367,7 +367,7 @@ def test_failure_rolls_back_everything(app, client, session, monkeypatch):
 
     # The outbox fails while the tap is being written; then everything is written and the
     # answer fails: either way nothing of the tap stays.
-    monkeypatch.setattr(notifications, "outbox_row", boom)
+    monkeypatch.setattr(notifications, "enqueue", boom)
     resp = client.post(
         "/api/v1/urgent-requests", headers={**f.auth(app, me), "Idempotency-Key": "x"}
     )
