@@ -37,7 +37,7 @@ _DUPLICATE_TEXT = {
 
 
 def link_duplicate(
-    session: Session, *, case: Case, duplicate: Case, person: Account, actor: Any, now: Any
+    session: Session, *, case: Case, duplicate: Case, person: Account, actor: Any, now: dt.datetime
 ) -> None:
     """A staff-only ``possible_duplicate`` event on each case (the other case's id only:
     whoever may see one may not see the other) and an audit entry on the older one."""
@@ -140,10 +140,11 @@ def create_case(
     if urgent:
         # How the need came in, never who or where exactly: a page is read on a locked screen.
         page = {**params, "channel": CHANNEL_LABELS[channel]}
-        paged = [staff.id for staff in found.pagers if staff.phone]
+        paged = []
         for staff in found.pagers:
             if staff.phone:
                 notifications.enqueue(session, staff.phone, "duty_page", page, case_id=case.id)
+                paged.append(staff.id)
         if not paged:
             log.warning(
                 "urgent case %s: nobody with a phone to page in %s", case.case_no, queue_code
