@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 import uuid
@@ -75,47 +74,6 @@ def _override_text(session: Session, template: str) -> str | None:
     return _overrides.texts(session).get(template)
 
 
-def outbox_row(
-    session: Session,
-    to: str,
-    template: str,
-    params: dict[str, Any],
-    case_id: uuid.UUID | None = None,
-    *,
-    now: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """An outbox row for an SMS in the caller's transaction (sent only if it commits); the
-    transaction NOTIFYs the workers when it commits. ``enqueue`` writes
-    one; a caller writing several rows with others in one statement uses this."""
-    now = now or utcnow()
-    if is_postgresql(session):
-        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
-        # workers at once (an urgent page leaves within a second, not at the next poll).
-        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
-        session.info[_NOTIFY] = True
-    return {
-        "to_phone": to,
-        "template": template,
-        "params": params,
-        "body": templates.render(
-            template, templates.shown(template, params), text=_override_text(session, template)
-        ),
-        "case_id": case_id,
-        "priority": templates.priority(template),
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def take_notify(_session: Session) -> str:
-    """Interim, until ``server.cases`` no longer calls it (issue 20): always ''; the commit
-    sends the one NOTIFY (``_notify_on_commit``)."""
-    return ""
-
-
 def enqueue(
     session: Session,
     to: str,
@@ -123,8 +81,29 @@ def enqueue(
     params: dict[str, Any],
     case_id: uuid.UUID | None = None,
 ) -> SmsOutbox:
-    """Add an SMS to the outbox in the caller's transaction (sent only if it commits)."""
-    row = SmsOutbox(**outbox_row(session, to, template, params, case_id))
+    """Add an SMS to the outbox in the caller's transaction (sent only if it commits); the
+    transaction NOTIFYs the workers when it commits."""
+    now = utcnow()
+    if is_postgresql(session):
+        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
+        # workers at once (an urgent page leaves within a second, not at the next poll).
+        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
+        session.info[_NOTIFY] = True
+    row = SmsOutbox(
+        to_phone=to,
+        template=template,
+        params=params,
+        body=templates.render(
+            template, templates.shown(template, params), text=_override_text(session, template)
+        ),
+        case_id=case_id,
+        priority=templates.priority(template),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(row)
     return row
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, insert
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.db import Base, UTCDateTime, utcnow
@@ -38,29 +38,6 @@ def _request_ip() -> str | None:
     return request.remote_addr if has_request_context() else None
 
 
-def entry_row(
-    *,
-    actor: Any,
-    action: str,
-    target_type: str,
-    target_id: Any,
-    data: dict[str, Any] | None = None,
-    ip: str | None = None,
-    at: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """An audit row (the request IP is taken when known); ``record`` writes one."""
-    return {
-        "at": at or utcnow(),
-        "actor_id": getattr(actor, "id", None),
-        "actor_role": getattr(actor, "role", None),
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id),
-        "ip": _request_ip() if ip is None else ip,
-        "data": data,
-    }
-
-
 def record(
     session: Session,
     *,
@@ -70,12 +47,20 @@ def record(
     target_id: Any,
     data: dict[str, Any] | None = None,
     ip: str | None = None,
-) -> dict[str, Any]:
-    """Write an audit entry now, in the caller's transaction; returns its row."""
-    row = entry_row(
-        actor=actor, action=action, target_type=target_type, target_id=target_id, data=data, ip=ip
-    )
+) -> AuditEntry:
+    """Add an audit entry to the caller's transaction (the request IP is taken when known);
+    written by the next flush, in the order entries were added."""
     if session.new:
-        session.flush()  # the actor or target this row refers to may be pending
-    session.execute(insert(AUDIT).values(row))
-    return row
+        session.flush()  # the actor this entry refers to may be pending
+    entry = AuditEntry(
+        at=utcnow(),
+        actor_id=getattr(actor, "id", None),
+        actor_role=getattr(actor, "role", None),
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        ip=_request_ip() if ip is None else ip,
+        data=data,
+    )
+    session.add(entry)
+    return entry

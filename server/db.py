@@ -6,11 +6,9 @@ The notifications package and the CLI use this module as well as the web app.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert
+from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -114,61 +112,9 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def insert_rows(
-    session: Any, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]], *, notify: str = ""
-) -> None:
-    """Interim, until ``server.cases`` writes its rows through the ORM (issue 20): insert
-    ``rows`` into each ``table`` in the session's transaction, one executemany per table.
-    Pending ORM objects are flushed first, since rows may refer to them. ``notify`` is
-    ignored: the commit wakes the SMS workers (``notifications``)."""
-    if session.new:
-        session.flush()
-    for table, rows in inserts:
-        if rows:
-            session.execute(insert(table), list(rows))
-
-
 def is_postgresql(bind: Any) -> bool:
     """True when ``bind`` (a Session, Connection, Engine or Dialect) is PostgreSQL, the one
     other database than SQLite."""
     if isinstance(bind, Session):
         bind = bind.get_bind()
     return getattr(bind, "dialect", bind).name == "postgresql"
-
-
-class DriverRows:
-    """Interim (issue 20): the rows of a ``DriverStatement``."""
-
-    def __init__(self, rows: list[Any]) -> None:
-        self.rows = rows
-
-    def values(self, row: Any, names: Sequence[str]) -> dict[str, Any]:
-        """The named columns of ``row``."""
-        return {name: row._mapping[name] for name in names}
-
-    def first(self, names: Sequence[str] | None = None) -> dict[str, Any] | None:
-        """The named columns (all when None) of the first row; None without rows."""
-        if not self.rows:
-            return None
-        return self.values(self.rows[0], self.rows[0]._fields if names is None else names)
-
-    def records(self) -> list[SimpleNamespace]:
-        """Every row as attributes."""
-        return [SimpleNamespace(**row._asdict()) for row in self.rows]
-
-
-class DriverStatement:
-    """Interim, until ``server.cases`` no longer uses it (issue 20): a Core statement run by
-    ``Connection.execute``; on an Engine, on a pooled connection of its own."""
-
-    def __init__(self, statement: Any) -> None:
-        self.statement = statement
-        self.names = tuple(getattr(statement, "exported_columns", {}).keys())
-
-    def fetch(self, bind: Any, values: dict[str, Any]) -> DriverRows:
-        """Run with ``values`` on ``bind`` (an Engine or a Connection); all rows."""
-        if isinstance(bind, Engine):
-            with bind.connect() as conn:
-                return self.fetch(conn, values)
-        result = bind.execute(self.statement, values)
-        return DriverRows(result.all() if result.returns_rows else [])

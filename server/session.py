@@ -65,12 +65,6 @@ def db_session() -> Session:
     return session
 
 
-def commit_now(session: Session) -> None:
-    """Interim, until ``server.cases`` no longer calls it (issue 20): commit the request's
-    changes before its answer is sent, with the boundary's 409/503 answers."""
-    _commit_or_roll_back(session)
-
-
 def _commit_or_roll_back(session: Session) -> None:
     try:
         session.commit()
@@ -107,7 +101,7 @@ def init_app(app: Flask) -> None:
 
     def _end(session: Session, response):
         if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
-            return response  # committed already (commit_now), or nothing was ever done
+            return response  # nothing was ever done
         if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
             session.rollback()
             return response
