@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 import notifications
@@ -42,16 +42,23 @@ def clear_claim(case: Case) -> None:
     case.lease_expires_at = None
 
 
-def _next_queued(*, township_code: str | None, county_code: str | None) -> Any:
+def _next_queued(*, triage: bool) -> Any:
     # The resident account's phone comes with the case (for the "claimed" SMS): a scalar
     # subquery, not a join, so only the case row is locked.
     phone = select(Account.phone).where(Account.id == Case.resident_id).scalar_subquery()
     query = select(Case, phone).where(Case.status == "queued")
-    if township_code:
-        query = query.where(Case.township_code == township_code)
+    if triage:
+        query = query.where(Case.township_code.is_(None), Case.county_code == bindparam("code"))
     else:
-        query = query.where(Case.township_code.is_(None), Case.county_code == county_code)
+        query = query.where(Case.township_code == bindparam("code"))
     return query.order_by(*QUEUE_ORDER).limit(1).with_for_update(skip_locked=True, of=Case)
+
+
+# Built once: a statement object keeps its cache key, so each claim skips computing it.
+_NEXT = {triage: _next_queued(triage=triage) for triage in (False, True)}
+_CLAIMED_BEFORE = select(
+    exists().where(CaseEvent.case_id == bindparam("case_id"), CaseEvent.action == "claim")
+)
 
 
 def claim_next(
@@ -68,16 +75,14 @@ def claim_next(
     ``township_name``: the township's name when the caller knows it already."""
     now = now or utcnow()
     found = session.execute(
-        _next_queued(township_code=township_code, county_code=county_code)
+        _NEXT[not township_code], {"code": township_code or county_code}
     ).first()
     if found is None:
         return None
     case, account_phone = found
     # Asked after the row lock, so it sees every committed claim: the resident hears once,
     # at the first claim (not again after a release).
-    claimed_before = session.scalar(
-        select(exists().where(CaseEvent.case_id == case.id, CaseEvent.action == "claim"))
-    )
+    claimed_before = session.scalar(_CLAIMED_BEFORE, {"case_id": case.id})
     if township_code and township_name is None:
         township_name = division_name(session, township_code)
     township = township_name or "区县民政部门"
