@@ -1,8 +1,8 @@
 """The case page: who and where, the routing decision, both clocks, the staff timeline,
 documents and call-back tasks, and every action the officer may take now as a form.
 
-Each form posts to a view that calls the API's own service (``workflow.perform``,
-``workflow.add_document``, ``queries.contact``); which forms are offered comes from the
+Each form posts to a view that calls the API's own service (``actions.perform``,
+``documents.add_document``, ``queries.contact``); which forms are offered comes from the
 state table (``state.allowed_actions``) and ``access.require_action``, as for the API. A
 refused action renders the page again with the service's Chinese message beside its form and
 what was typed kept; the refused request writes nothing (a 4xx rolls the request back).
@@ -20,9 +20,10 @@ from sqlalchemy import select
 from notifications import ops as sms_ops
 from server import access
 from server.accounts.models import ROLE_LABELS, Account
-from server.cases import money, queries, state, workflow
+from server.cases import actions, money, queries, state
 from server.cases.action_schemas import ACTION_FIELDS, CaseActionSchema, DocumentCreateSchema
 from server.cases.clocks import SHANGHAI
+from server.cases.documents import DOCUMENT_KINDS, add_document, missing_paperwork
 from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES, CaseDocument
 from server.console import bp
 from server.console.queue import PAY_AMBER, PAY_RED
@@ -69,13 +70,13 @@ def case_page(case_id: str) -> Any:
 
 @bp.route("/cases/<case_id>/actions", methods=["POST"])
 def case_action(case_id: str) -> Any:
-    """One action on the case through ``workflow.perform`` (the API's service)."""
+    """One action on the case through ``actions.perform`` (the API's service)."""
     session = db_session()
     case = queries.get_case(session, actor=g.actor, case_id=case_id)
     action = request.form.get("action", "")
     try:
         args = _action_args(action, request.form)
-        moved = workflow.perform(
+        moved = actions.perform(
             session, actor=g.actor, case_id=case.id, action=action, args=args, now=utcnow()
         )
     except DomainError as error:
@@ -88,18 +89,16 @@ def case_action(case_id: str) -> Any:
 
 @bp.route("/cases/<case_id>/documents", methods=["POST"])
 def case_document(case_id: str) -> Any:
-    """Record a document on the case through ``workflow.add_document`` (the API's service)."""
+    """Record a document on the case through ``documents.add_document`` (the API's service)."""
     session = db_session()
     case = queries.get_case(session, actor=g.actor, case_id=case_id)
     typed = {name: (request.form.get(name) or "").strip() for name in ("kind", "file_ref", "note")}
     try:
         args = _load(_DOCUMENT_SCHEMA, {name: value for name, value in typed.items() if value})
-        document = workflow.add_document(
-            session, actor=g.actor, case_id=case.id, now=utcnow(), **args
-        )
+        document = add_document(session, actor=g.actor, case_id=case.id, now=utcnow(), **args)
     except DomainError as error:
         return _refused(case_id, "add_document", error)
-    flash(f"已添加材料：{workflow.DOCUMENT_KINDS[document.kind]}", "success")
+    flash(f"已添加材料：{DOCUMENT_KINDS[document.kind]}", "success")
     return redirect(url_for("console.case_page", case_id=case.id) + "#documents")
 
 
@@ -228,7 +227,7 @@ def _render(
         "timeline": [_event(item) for item in reversed(body["timeline"])],
         "documents": [
             {
-                "kind": workflow.DOCUMENT_KINDS.get(d.kind, d.kind),
+                "kind": DOCUMENT_KINDS.get(d.kind, d.kind),
                 "ref": d.file_ref,
                 "note": d.note,
                 "by": people.get(d.added_by_id),
@@ -236,7 +235,7 @@ def _render(
             }
             for d in documents
         ],
-        "missing": [workflow.DOCUMENT_KINDS[k] for k in workflow.missing_paperwork(session, case)]
+        "missing": [DOCUMENT_KINDS[k] for k in missing_paperwork(session, case)]
         if case.urgent and case.status in OPEN_STATUSES
         else [],
         "may_call_back": actor.role in access.CALLBACK_READERS
@@ -250,9 +249,9 @@ def _render(
         "blocked": blocked,
         "may_document": may_document,
         "action_labels": state.ACTION_LABELS,
-        "document_kinds": list(workflow.DOCUMENT_KINDS.items()),
-        "pay_methods": list(workflow.PAY_METHODS.items()),
-        "departments": list(workflow.DEPARTMENTS.items()),
+        "document_kinds": list(DOCUMENT_KINDS.items()),
+        "pay_methods": list(actions.PAY_METHODS.items()),
+        "departments": list(actions.DEPARTMENTS.items()),
         "townships": _townships(session, exclude=case.township_code, first=case.county_code or ""),
         "default_amount": money.yuan(case.approved_amount_fen) if case.approved_amount_fen else "",
         "now_local": now.astimezone(SHANGHAI).strftime(_PAID_AT_FORMAT),
