@@ -108,13 +108,17 @@ _ACTOR_BY_SESSION = (
 )
 
 
+def signed_in_row(account_id: int, session_id: Any) -> Any:
+    """The ``SIGNED_IN_COLUMNS`` and ``must_change_password`` of account ``account_id``
+    signed in with session ``session_id`` (an API token's or the console's), None when the
+    session is unknown or revoked; ``signed_in_actor`` decides on it."""
+    params = {"account_id": account_id, "session_id": session_id}
+    return db_session().execute(_ACTOR_BY_SESSION, params).first()
+
+
 def _resolve(claims: dict[str, Any]) -> Actor:
     """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
-    row = (
-        db_session()
-        .execute(_ACTOR_BY_SESSION, {"account_id": int(claims["sub"]), "session_id": claims["sid"]})
-        .first()
-    )
+    row = signed_in_row(int(claims["sub"]), claims["sid"])
     actor = signed_in_actor(claims, row)
     if actor is None:
         raise Unauthorized(code="token_invalid")

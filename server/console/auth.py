@@ -27,19 +27,12 @@ from flask import (
 )
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import bindparam, select
 
 from server.accounts import auth as accounts_auth
 from server.accounts import staff_signin
 from server.accounts.models import ROLE_LABELS, Account, AuthSession
 from server.accounts.service import change_own_password
-from server.accounts.tokens import (
-    _ACCOUNTS,
-    SIGNED_IN_COLUMNS,
-    SIGNED_IN_FROM,
-    signed_in_actor,
-    signed_in_clause,
-)
+from server.accounts.tokens import signed_in_actor, signed_in_row
 from server.console import bp
 from server.db import utcnow
 from server.errors import DomainError, localize
@@ -53,12 +46,6 @@ PASSWORD_CHANGE_ENDPOINTS = frozenset({"console.change_password", "console.logou
 # Requests the page makes by itself (live updates): they are not the officer's activity and
 # do not hold the session open past the idle timeout.
 PASSIVE_HEADER = "X-Console-Passive"
-
-_SIGNED_IN = (
-    select(*SIGNED_IN_COLUMNS, _ACCOUNTS.c.must_change_password)
-    .select_from(SIGNED_IN_FROM)
-    .where(signed_in_clause(account_id=bindparam("account_id"), session_id=bindparam("session_id")))
-)
 
 
 def _idle_limit() -> float:
@@ -98,7 +85,7 @@ def _signed_in() -> Any:
         session_id = uuid.UUID(str(sid))
     except ValueError:
         return _to_login()
-    found = _signed_in_row(int(uid), session_id)
+    found = signed_in_row(int(uid), session_id)
     claims = {"sub": str(uid), "role": role, "sid": session_id}
     if found is None or found.role == "resident" or signed_in_actor(claims, found) is None:
         return _to_login("登录已失效，请重新登录。")
@@ -110,11 +97,6 @@ def _signed_in() -> Any:
     if not request.headers.get(PASSIVE_HEADER):
         session["seen"] = now
     return None
-
-
-def _signed_in_row(account_id: int, session_id: uuid.UUID) -> Any:
-    params = {"account_id": account_id, "session_id": session_id}
-    return db_session().execute(_SIGNED_IN, params).first()
 
 
 @bp.context_processor
