@@ -7,7 +7,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from server.cases.claim import QUEUE_ORDER
@@ -40,7 +40,19 @@ def require_division(session: Session, code: str, level: str | tuple[str, ...]) 
 
 
 def list_queue(
-    session: Session,
+    session: Session, *, page: int = 1, per_page: int = 20, **filters: Any
+) -> tuple[list[Case], int]:
+    """One page of a queue's open cases (``queue_query``'s filters) in claim order, and how
+    many there are in all."""
+    query = queue_query(**filters)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(*QUEUE_ORDER).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(items), total
+
+
+def queue_query(
     *,
     township_code: str | None = None,
     county_code: str | None = None,
@@ -49,11 +61,10 @@ def list_queue(
     urgent: bool | None = None,
     channel: str | None = None,
     claimed_by_id: int | None = None,
-    page: int = 1,
-    per_page: int = 20,
-) -> tuple[list[Case], int]:
-    """Open cases of a township queue (or a county's triage queue), in claim order;
-    ``claimed_by_id``: only the cases that staff member holds ("my cases")."""
+) -> Select[Any]:
+    """The open cases of a township queue (or a county's triage queue) with these filters,
+    ``claimed_by_id`` for the cases one staff member holds ("my cases"): ``select(Case)``,
+    unordered (narrow it with ``with_only_columns``)."""
     query = select(Case).where(Case.status.in_((status,) if status else OPEN_STATUSES))
     if township_code:
         query = query.where(Case.township_code == township_code)
@@ -67,11 +78,7 @@ def list_queue(
         query = query.where(Case.channel == channel)
     if claimed_by_id is not None:
         query = query.where(Case.claimed_by_id == claimed_by_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(
-        query.order_by(*QUEUE_ORDER).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return list(items), total
+    return query
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -184,23 +191,25 @@ def sla_report(
 
 
 def queue_pulse(session: Session, *, township_code: str) -> dict[str, Any]:
-    """What a open queue page polls for (one aggregate over the township's open cases): how
-    many wait to be claimed, how many of them are urgent, the newest urgent arrival, and a
-    stamp that changes whenever any open case of the township changes."""
+    """What an open queue page polls for (one aggregate over the township's open cases): how
+    many are open (and urgent), how many wait to be claimed and how many of those are urgent,
+    the newest urgent arrival, and a stamp that changes whenever any open case changes."""
     queued = Case.status == "queued"
     urgent_queued = queued & Case.urgent.is_(True)
     row = session.execute(
         select(
             func.count(),
+            func.count().filter(Case.urgent.is_(True)),
             func.count().filter(queued),
             func.count().filter(urgent_queued),
             func.max(Case.created_at).filter(urgent_queued),
             func.max(Case.updated_at),
         ).where(Case.township_code == township_code, Case.status.in_(OPEN_STATUSES))
     ).one()
-    total, waiting, urgent, newest_urgent, changed = row
+    total, urgent_open, waiting, urgent, newest_urgent, changed = row
     return {
         "open": total,
+        "urgent_open": urgent_open,
         "queued": waiting,
         "urgent_queued": urgent,
         "newest_urgent_at": str(newest_urgent) if newest_urgent else None,

@@ -3,6 +3,7 @@ live queue (a resident's tap appears without reload), claim, region scope, a 375
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from server.accounts.models import Account
 from server.cases.models import Case
+from server.console.queue import LANE_ROWS
 from server.session import database
 from tests import factories as f
 from tests.console.conftest import PASSWORD, add, sign_in, staff
@@ -158,3 +160,49 @@ def test_a_disabled_accounts_open_session_stops_at_once(committed_app, live, pag
     page.goto(f"{live}/console/")
     assert page.url.startswith(f"{live}/console/login")
     assert "登录已失效" in page.content()
+
+
+def test_each_lane_shows_its_first_rows_earliest_deadline_first_and_pages_the_rest(
+    committed_app, live, page
+):
+    staff(committed_app, "duty-a", TOWNSHIP)
+    start = time.time()
+    with database(committed_app).new_session() as s, s.begin():
+        person = f.resident(s)
+        # Created oldest first, so each lane's claim order is the order made here.
+        urgent = [
+            f.case(
+                s,
+                township=TOWNSHIP,
+                resident_account=person,
+                urgent=True,
+                created_at=_ago(start, 300 - 10 * k),
+            ).case_no
+            for k in range(LANE_ROWS + 3)
+        ]
+        other = [
+            f.case(s, township=TOWNSHIP, resident_account=person, urgent=False).case_no
+            for _ in range(2)
+        ]
+    sign_in(page, live, "duty-a")
+    shown = page.locator(".lane-urgent [data-case-no]")
+    assert [shown.nth(k).get_attribute("data-case-no") for k in range(shown.count())] == urgent[
+        :LANE_ROWS
+    ]
+    assert page.locator(".lane-urgent-title").inner_text() == f"紧急求助 {len(urgent)} 件"
+    assert page.locator(".lane:not(.lane-urgent) [data-case-no]").count() == len(other)
+    page.click(".lane-more a.more")
+    rest = page.locator(".lane-urgent [data-case-no]")
+    assert [rest.nth(k).get_attribute("data-case-no") for k in range(rest.count())] == urgent[
+        LANE_ROWS:
+    ]
+    assert page.locator(".lane:not(.lane-urgent)").count() == 0  # the urgent lane alone
+    assert "距认领时限" in rest.first.inner_text()
+    # A page number that is no page number is the first page, never an error.
+    for bad in ("9" * 5000, "-1", "²", "abc"):
+        assert page.goto(f"{live}/console/?urgent=1&page={bad}").status == 200
+        assert page.locator(".lane-urgent [data-case-no]").count() == LANE_ROWS
+
+
+def _ago(now: float, seconds: int) -> Any:
+    return dt.datetime.fromtimestamp(now, dt.UTC) - dt.timedelta(seconds=seconds)
