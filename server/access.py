@@ -143,6 +143,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "county_approve": frozenset({"supervisor"}),
     "county_reject": frozenset({"supervisor"}),
     "add_document": frozenset({"resident", "duty", "supervisor"}),
+    # 承诺制: only the resident commits, for themselves.
+    "sign_commitment": frozenset({"resident"}),
     "note": frozenset({"duty", "supervisor"}),
     "claim": frozenset({"duty", "supervisor"}),
     # Phoning a resident an SMS did not reach (call-back tasks).

@@ -18,6 +18,9 @@ import flask_smorest
 import marshmallow as ma
 from apispec import BasePlugin
 from flask import g
+from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import CombinedMultiDict
 
 from server.db import UTC
 from server.errors import Forbidden, render_http_exception
@@ -144,8 +147,19 @@ class Api(flask_smorest.Api):
             )
 
 
+class Parser(FlaskParser):
+    """webargs' Flask parser, except that ``location="files"`` reads a multipart body whole:
+    its files and its other fields, one schema documented as one ``multipart/form-data``
+    request body (flask-smorest documents one body per operation)."""
+
+    def load_files(self, req: Any, schema: ma.Schema) -> Any:
+        return MultiDictProxy(CombinedMultiDict([req.files, req.form]), schema)
+
+
 class Blueprint(flask_smorest.Blueprint):
     """Blueprint with ``login_required``: resolves the actor and checks the role once."""
+
+    ARGUMENTS_PARSER = Parser()
 
     def login_required(
         self, func: Callable | None = None, *, roles: Iterable[str] | None = None

@@ -14,7 +14,7 @@ from webargs.core import is_json
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from server import accesslog, docs, limits
+from server import accesslog, docs, documents, limits
 from server import config as config_module
 from server.api import Api
 from server.errors import DomainError, register_error_handlers
@@ -26,6 +26,10 @@ API_VERSION = "v1"
 
 # Callers that post form-encoded bodies: Twilio webhooks, the console's forms.
 FORM_PATH_PREFIXES = ("/api/v1/webhooks/", "/console/")
+# Operations that take a multipart/form-data body (a file), and what a body may hold beyond
+# the file (framing, kind, note).
+UPLOAD_ENDPOINTS = frozenset({"documents.CaseDocuments"})
+UPLOAD_OVERHEAD = 64 * 1024
 # Answers that carry tokens: no cache (browser, proxy) may keep them.
 TOKEN_PATH_PREFIX = "/api/v1/auth/"
 SECURITY_HEADERS = {
@@ -120,6 +124,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     init_db(app)
+    documents.init_app(app)
     _check_bodies(app)
     _security_headers(app)
     accesslog.install()
@@ -156,6 +161,7 @@ def _blueprints() -> list[Any]:
     from server.cases.routes import blp as cases
     from server.cases.settings_routes import blp as workflow_settings
     from server.divisions.routes import blp as divisions
+    from server.documents.routes import blp as documents
     from server.health import blp as health
     from server.queues.routes import blp as queues
     from server.sms.routes import blp as sms
@@ -167,6 +173,7 @@ def _blueprints() -> list[Any]:
         me_blp,
         cases,
         case_actions,
+        documents,
         queues,
         workflow_settings,
         sms,
@@ -178,6 +185,7 @@ def _cli_groups() -> list[Any]:
     from server.cases.workflow_cli import calendar_cli, standards_cli
     from server.demo import demo_cli
     from server.divisions.cli import divisions_cli
+    from server.documents.cli import documents_cli
     from server.migrate import db_cli
     from server.roster.cli import duty_cli
     from server.sms.cli import sms_cli
@@ -193,6 +201,7 @@ def _cli_groups() -> list[Any]:
         sms_cli,
         standards_cli,
         calendar_cli,
+        documents_cli,
     ]
 
 
@@ -203,10 +212,20 @@ def _check_bodies(app: Flask) -> None:
         # and a deeply nested document must not reach the parser's recursion limit.
         if request.method not in WRITE_METHODS or request.path.startswith(FORM_PATH_PREFIXES):
             return
+        if request.endpoint in UPLOAD_ENDPOINTS and request.mimetype == "multipart/form-data":
+            # A document upload: the file's own limit (413 beyond it), plus room for the
+            # multipart framing and the other fields; parsed by werkzeug's form parser.
+            request.max_content_length = app.config["DOCUMENT_MAX_BYTES"] + UPLOAD_OVERHEAD
+            return
         data = request.get_data(cache=True)  # raises 413 above MAX_CONTENT_LENGTH
         if not data:
             return
         if not is_json(request.mimetype):
+            if request.endpoint in UPLOAD_ENDPOINTS:
+                raise UnsupportedMediaType(
+                    "请以 multipart/form-data 格式上传文件。",
+                    message_en="Upload the file as multipart/form-data.",
+                )
             raise UnsupportedMediaType()
         try:
             json.loads(data)

@@ -104,6 +104,19 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "URGENT_CLAIM_MINUTES": int(env.get("URGENT_CLAIM_MINUTES", 15)),
         "DUPLICATE_WINDOW_DAYS": int(env.get("DUPLICATE_WINDOW_DAYS", 30)),
         "DEPLOYMENT_CITY": env.get("DEPLOYMENT_CITY", "3711"),
+        # Case documents (server/documents): where the files go, how large one may be, which
+        # aid types take a signed commitment instead of proofs, how long files are kept.
+        "DOCUMENT_STORAGE": env.get("DOCUMENT_STORAGE", "filesystem"),
+        "DOCUMENT_DIR": env.get("DOCUMENT_DIR") or str(instance / "documents"),
+        "DOCUMENT_S3_BUCKET": env.get("DOCUMENT_S3_BUCKET", ""),
+        "DOCUMENT_S3_ENDPOINT_URL": env.get("DOCUMENT_S3_ENDPOINT_URL", ""),
+        "DOCUMENT_S3_REGION": env.get("DOCUMENT_S3_REGION", ""),
+        "DOCUMENT_S3_ACCESS_KEY_ID": env.get("DOCUMENT_S3_ACCESS_KEY_ID", ""),
+        "DOCUMENT_S3_SECRET_ACCESS_KEY": env.get("DOCUMENT_S3_SECRET_ACCESS_KEY", ""),
+        "DOCUMENT_S3_PREFIX": env.get("DOCUMENT_S3_PREFIX", ""),
+        "DOCUMENT_MAX_BYTES": int(env.get("DOCUMENT_MAX_BYTES", 10 * 1024 * 1024)),
+        "DOCUMENT_COMMITMENT_AID_TYPES": env.get("DOCUMENT_COMMITMENT_AID_TYPES"),
+        "DOCUMENT_RETENTION_YEARS": int(env.get("DOCUMENT_RETENTION_YEARS", 10)),
         # The staff console (server/console): signed out after this long without activity;
         # its cookie is Secure when set so, else when the request came over HTTPS.
         "CONSOLE_IDLE_MINUTES": float(env.get("CONSOLE_IDLE_MINUTES", 30)),

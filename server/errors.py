@@ -248,7 +248,16 @@ def _flatten_webargs(errors: Any) -> dict[str, Any]:
         return {"_schema": errors}
     flat: dict[str, Any] = {}
     for location, value in errors.items():
-        if location in {"json", "query", "form", "headers", "path", "view_args", "querystring"}:
+        if location in {
+            "json",
+            "query",
+            "form",
+            "files",
+            "headers",
+            "path",
+            "view_args",
+            "querystring",
+        }:
             if isinstance(value, dict):
                 flat.update(value)
             else:

@@ -143,15 +143,28 @@ class _Pristine:
 
 
 @pytest.fixture(scope="session")
-def _rolled_back_app(database_url: str) -> Iterator[_Pristine]:
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, "ID_ENCRYPTION_KEYS": ""})
+def document_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where the test apps store documents (never the repository's instance/)."""
+    return str(tmp_path_factory.mktemp("documents"))
+
+
+@pytest.fixture(scope="session")
+def _rolled_back_app(database_url: str, document_dir: str) -> Iterator[_Pristine]:
+    app = create_app(
+        {
+            **TEST_CONFIG,
+            "DATABASE_URL": database_url,
+            "ID_ENCRYPTION_KEYS": "",
+            "DOCUMENT_DIR": document_dir,
+        }
+    )
     yield _Pristine(app)
     database(app).engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def _committing_app(database_url: str) -> Iterator[_Pristine]:
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+def _committing_app(database_url: str, document_dir: str) -> Iterator[_Pristine]:
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url, "DOCUMENT_DIR": document_dir})
     yield _Pristine(app)
     database(app).engine.dispose()
 
@@ -272,6 +285,7 @@ def _collect_logs() -> Iterator[None]:
     root.setLevel(logging.DEBUG)
     # SQL echo would print bound parameters; that is an operator's debugging switch, not ours.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("PIL").setLevel(logging.INFO)  # image headers, field by field
     root.addHandler(LOG_COLLECTOR)
     yield
     root.removeHandler(LOG_COLLECTOR)

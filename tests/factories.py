@@ -154,3 +154,20 @@ def on_duty(session: Session, account: Account, hours: int = 8) -> Account:
     )
     session.flush()
     return account
+
+
+def document(session: Session, app: Flask, *, case_id: Any, kind: str = "other") -> Any:
+    """A stored photo (cleaned, in the app's store) as a document of ``case_id``; flush only."""
+    from server.db import utcnow
+    from server.documents.content import clean
+    from server.documents.service import stored_file
+    from tests.files import jpeg_with_gps
+
+    photo = clean(jpeg_with_gps())
+    with app.app_context():
+        row = stored_file(
+            session, case_id=case_id, kind=kind, clean=photo, actor=None, now=utcnow()
+        )
+    session.add(row)
+    session.flush()
+    return row

@@ -4,10 +4,13 @@ and the broken ones (truncated, renamed text)."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pillow_heif
 from PIL import Image
 from pypdf import PdfWriter
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -64,3 +67,13 @@ def truncated_jpeg() -> bytes:
 
 
 TEXT = "这不是图片，只是改了扩展名的文本文件。\n".encode()
+
+
+def multipart(
+    fields: dict[str, str], data: bytes, name: str = "photo.jpg", mimetype: str | None = None
+) -> dict[str, Any]:
+    """``client.post`` arguments of a multipart body with ``fields`` and the file ``data``,
+    encoded in memory (the test client spools a large body to a file it never closes)."""
+    part = FileStorage(io.BytesIO(data), filename=name, content_type=mimetype)
+    boundary, body = encode_multipart({**fields, "file": part})
+    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}

@@ -68,6 +68,8 @@ class Row:
     json: Any = None
     query: dict[str, Any] | Callable[..., dict[str, Any]] | None = None
     headers: dict[str, str] | Callable[..., dict[str, str]] | None = None
+    # A multipart body instead of JSON: {"data": ..., "content_type": ...} (a file upload).
+    multipart: dict[str, Any] | Callable[..., dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,10 +129,31 @@ MATRIX: dict[tuple[str, str], Row] = {
         path=lambda w, own: {"case_id": w.case(own).id},
         json={"action": "withdraw"},
     ),
+    # documents: whoever may view the case reads them; the resident, the township's duty
+    # staff and the county's supervisors add them; only the resident signs a commitment.
+    ("GET", "/api/v1/cases/<uuid:case_id>/documents"): Row(
+        signed_in((OK, HIDE)), path=lambda w, own: {"case_id": w.case(own).id}
+    ),
     ("POST", "/api/v1/cases/<uuid:case_id>/documents"): Row(
         roles(resident=(OK, HIDE), duty=(OK, HIDE), supervisor=(OK, HIDE)),
         path=lambda w, own: {"case_id": w.claimed_case(own).id},
-        json={"kind": "other", "note": "补充说明"},
+        multipart=lambda w, own: w.upload_body(),
+    ),
+    ("GET", "/api/v1/cases/<uuid:case_id>/documents/<int:document_id>"): Row(
+        signed_in((OK, HIDE)),
+        path=lambda w, own: {"case_id": w.case(own).id, "document_id": w.document(own).id},
+    ),
+    ("GET", "/api/v1/cases/<uuid:case_id>/documents/<int:document_id>/thumbnail"): Row(
+        signed_in((OK, HIDE)),
+        path=lambda w, own: {"case_id": w.case(own).id, "document_id": w.document(own).id},
+    ),
+    ("GET", "/api/v1/cases/<uuid:case_id>/commitment"): Row(
+        signed_in((OK, HIDE)), path=lambda w, own: {"case_id": w.case(own).id}
+    ),
+    ("POST", "/api/v1/cases/<uuid:case_id>/commitment"): Row(
+        roles(resident=(OK, HIDE)),
+        path=lambda w, own: {"case_id": w.claimed_case(own, aid_type="minimum_living").id},
+        json=lambda w, own: w.commitment_body(),
     ),
     # aid types: public reference data.
     ("GET", "/api/v1/aid-types"): Row(public()),
@@ -256,14 +279,30 @@ class World:
         self.session.flush()
         return case
 
-    def claimed_case(self, own: bool) -> Case:
+    def claimed_case(self, own: bool, **values: Any) -> Case:
         """The own/other case, claimed by nobody in particular (documents need a live case)."""
         from sqlalchemy import update
 
         case = self.case(own)
         # test world set-up, not a transition under test
-        self.session.execute(update(Case).where(Case.id == case.id).values(status="claimed"))
+        self.session.execute(
+            update(Case).where(Case.id == case.id).values(status="claimed", **values)
+        )
         return case
+
+    def upload_body(self) -> dict[str, Any]:
+        from tests.files import multipart, png
+
+        return multipart({"kind": "other"}, png(), "a.png")
+
+    def document(self, own: bool) -> Any:
+        """A stored photo on the own/other case."""
+        return factories.document(self.session, self.app, case_id=self.case(own).id)
+
+    def commitment_body(self) -> dict[str, Any]:
+        from server.documents.service import commitment_text_hash
+
+        return {"confirm": True, "text_sha256": commitment_text_hash()}
 
     def county_with_standards(self, own: bool) -> str:
         factories.aid_standard(self.session, county=self.county(own))
@@ -385,11 +424,14 @@ def test_matrix(app, session, connection, key) -> None:
                 resp = client.open(
                     url,
                     method=method,
-                    json=_resolve(row.json, world, own),
+                    **(
+                        _resolve(row.multipart, world, own)
+                        or {"json": _resolve(row.json, world, own)}
+                    ),
                     query_string=_resolve(row.query, world, own),
                     headers=world.headers(role) | (_resolve(row.headers, world, own) or {}),
                 )
-                body = resp.get_data(as_text=True)[:200]
+                body = resp.get_data()[:200].decode(errors="replace")
                 resp.close()  # a served file stays open until closed
                 if not _matches(expected, resp.status_code):
                     failures.append(

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from notifications.models import SmsOutbox
 from server.accounts.models import Account
-from server.cases.models import CaseDocument, CaseEvent
+from server.cases.models import CaseEvent
 from server.db import utcnow
+from server.documents.checklist import CHECKLISTS
+from server.documents.models import CaseDocument
 from tests import factories
 from tests.factories import COUNTY, OTHER_TOWNSHIP, TOWNSHIP
 
@@ -89,11 +91,29 @@ def case_in(
         status=status,
         **values,
     )
-    if status == "paid" and urgent:
-        for kind in ("application", "payment_receipt"):
+    if status == "paid":
+        # Its paperwork on file (records only: no test here reads the files).
+        for kind in CHECKLISTS[case.aid_type]["close"]:
             session.add(CaseDocument(case_id=case.id, kind=kind, added_by_id=p.duty.id))
         session.flush()
     return case
+
+
+def upload(
+    client: Any, app: Any, account: Account, case: Any, kind: str, data: bytes | None = None
+):
+    """POST a real file (a one-page PDF unless ``data``) as a document of ``case``."""
+    import io
+
+    from tests import files
+
+    body = {"kind": kind, "file": (io.BytesIO(files.pdf() if data is None else data), "a.pdf")}
+    return client.post(
+        f"/api/v1/cases/{case.id}/documents",
+        data=body,
+        content_type="multipart/form-data",
+        headers=factories.auth(app, account),
+    )
 
 
 def args_for(action: str, status: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``POST /api/v1/cases/{id}/actions`` and ``POST /api/v1/cases/{id}/documents``."""
+"""``POST /api/v1/cases/{id}/actions``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from flask import current_app
 from flask.views import MethodView
 
 from server.api import Blueprint, actor
-from server.cases import actions, documents, queries
-from server.cases.action_schemas import CaseActionSchema, DocumentCreateSchema, DocumentSchema
+from server.cases import actions, queries
+from server.cases.action_schemas import CaseActionSchema
 from server.cases.schemas import CaseSchema
 from server.db import utcnow
 from server.queues.schemas import QueueCaseSchema
@@ -58,18 +58,4 @@ class CaseActions(MethodView):
             return case
         return current_app.json.response(
             CaseSchema().dump(queries.detail(session, case, actor=who))
-        )
-
-
-@blp.route("/<uuid:case_id>/documents")
-class CaseDocuments(MethodView):
-    @blp.login_required(roles=ROLES)
-    @blp.arguments(DocumentCreateSchema)
-    @blp.response(201, DocumentSchema)
-    @blp.alt_response(404, description="案件不存在或不在您的范围内")
-    @blp.alt_response(409, description="当前状态不能添加材料")
-    def post(self, args, case_id: uuid.UUID):
-        """Add supplementary material to a case (also during the paperwork window)."""
-        return documents.add_document(
-            db_session(), actor=actor(), case_id=case_id, now=utcnow(), **args
         )

@@ -1,4 +1,4 @@
-"""Schemas of case actions and documents (``POST /cases/{id}/actions``, ``/documents``)."""
+"""Schemas of case actions (``POST /cases/{id}/actions``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import marshmallow as ma
 
 from server.api import Fen, LocalDateTime, Schema, Text
 from server.cases.actions import DEPARTMENTS, PAY_METHODS
-from server.cases.documents import DOCUMENT_KINDS
 from server.cases.state import ACTION_LABELS, PUBLIC_ACTIONS
 
 # Per action: (required fields, optional fields). Any other field is refused (422).
@@ -16,7 +15,7 @@ ACTION_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "approve": (frozenset(), frozenset({"amount_fen", "note"})),
     "pay": (frozenset({"amount_fen", "method"}), frozenset({"reference", "paid_at"})),
     "request_info": (frozenset({"message"}), frozenset()),
-    "supply_info": (frozenset(), frozenset({"message"})),
+    "supply_info": (frozenset(), frozenset({"message", "document_ids"})),
     "reject": (frozenset({"reason"}), frozenset()),
     "transfer": (frozenset({"township_code", "reason"}), frozenset()),
     "refer": (frozenset({"department", "reason"}), frozenset()),
@@ -61,6 +60,14 @@ class CaseActionSchema(Schema):
         validate=ma.validate.Regexp(r"^\d{9}$", error="必须是 9 位乡镇（街道）统计用区划代码。"),
         metadata={"description": "transfer, assign: target township"},
     )
+    document_ids = ma.fields.List(
+        ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=2**31 - 1)),
+        validate=ma.validate.Length(max=20),
+        metadata={
+            "description": "supply_info: documents of the case uploaded for this request "
+            "(POST /cases/{id}/documents first)"
+        },
+    )
     department = ma.fields.String(
         validate=ma.validate.OneOf(tuple(DEPARTMENTS)),
         metadata={"description": "refer: " + ", ".join(f"{k}={v}" for k, v in DEPARTMENTS.items())},
@@ -79,26 +86,3 @@ class CaseActionSchema(Schema):
             errors[name] = [f"操作 {action} 不接受此字段。"]
         if errors:
             raise ma.ValidationError(errors)
-
-
-class DocumentCreateSchema(Schema):
-    """Supplementary material (metadata; the file itself is stored elsewhere)."""
-
-    kind = ma.fields.String(
-        required=True,
-        validate=ma.validate.OneOf(tuple(DOCUMENT_KINDS)),
-        metadata={"description": ", ".join(f"{k}={v}" for k, v in DOCUMENT_KINDS.items())},
-    )
-    note = Text(max_length=500, multiline=True)
-    file_ref = Text(max_length=500, metadata={"description": "reference of the stored file"})
-
-
-class DocumentSchema(Schema):
-    id = ma.fields.Integer(dump_only=True)
-    case_id = ma.fields.UUID(dump_only=True)
-    kind = ma.fields.String(dump_only=True)
-    kind_label = ma.fields.Function(lambda d: DOCUMENT_KINDS.get(d.kind), dump_only=True)
-    note = ma.fields.String(dump_only=True, allow_none=True)
-    file_ref = ma.fields.String(dump_only=True, allow_none=True)
-    added_by_id = ma.fields.Integer(dump_only=True, allow_none=True)
-    created_at = LocalDateTime(dump_only=True)

@@ -25,6 +25,7 @@ from server.cases.notices import alert_supervisors, division_name, page_township
 from server.cases.transitions import transition
 from server.db import utcnow
 from server.divisions.service import require_case_township
+from server.documents import checklist
 from server.errors import ValidationFailed
 
 # County departments a case can be referred to (一门受理、协同办理), with Chinese labels.
@@ -158,8 +159,9 @@ def _pay(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime)
             ),
         },
     )
+    checklist.note_paperwork(session, case=case, actor=actor, now=now)
     tell_resident(session, case, "paid", amount_yuan=money.yuan(amount))
-    if case.urgent and case.paperwork_due_at:
+    if case.urgent and case.paperwork_due_at and case.paperwork_done_at is None:
         tell_resident(
             session, case, "paperwork_due", due_date=clocks.local_text(case.paperwork_due_at)
         )
@@ -181,13 +183,18 @@ def _request_info(session: Session, actor: Any, case: Case, args: dict, now: dt.
 
 def _supply_info(session: Session, actor: Any, case: Case, args: dict, now: dt.datetime) -> None:
     message = args.get("message")
+    documents = checklist.supplied_documents(session, case, args.get("document_ids") or [])
+    labels = "、".join(checklist.KINDS[d.kind] for d in documents)
     transition(
         session,
         case,
         "supply_info",
         actor=actor,
-        text_zh="已补充材料" + (f"：{message}" if message else "。"),
-        data={"message": message},
+        text_zh="已补充材料"
+        + (f"：{message}" if message else "")
+        + (f"（{labels}）" if labels else "")
+        + "。",
+        data={"message": message, "document_ids": [d.id for d in documents]},
     )
     if case.urgent:
         # The officer who asked gets a fresh lease to act on what arrived.

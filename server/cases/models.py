@@ -1,4 +1,4 @@
-"""Cases, their timeline events, documents, and idempotency keys."""
+"""Cases, their timeline events, and idempotency keys (documents: server/documents/models.py)."""
 
 from __future__ import annotations
 
@@ -144,6 +144,8 @@ class Case(Base):
     # Clocks.
     pay_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     paperwork_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the closing checklist was first complete (server/documents): stops that clock.
+    paperwork_done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -197,22 +199,6 @@ class CaseEvent(Base):
     text_zh: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[Case] = relationship(back_populates="events", lazy="raise_on_sql")
-
-
-class CaseDocument(Base):
-    """Metadata of supplementary material (the file itself lives elsewhere)."""
-
-    __tablename__ = "case_documents"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), index=True
-    )
-    kind: Mapped[str] = mapped_column(String(40))
-    note: Mapped[str | None] = mapped_column(Text)
-    file_ref: Mapped[str | None] = mapped_column(String(500))
-    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class IdempotencyKey(Base):

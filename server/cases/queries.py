@@ -16,6 +16,7 @@ from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, Case, CaseEvent
 from server.divisions.models import Division
 from server.divisions.service import deployment_city
+from server.documents import service as documents
 from server.errors import NotFound
 from server.masking import mask_name, mask_phone
 from server.routing.gazetteer import gazetteer
@@ -185,6 +186,8 @@ def detail(
     data = case_body(
         session, case, actor=actor, events=events, note=note, duplicate_of=duplicate_of
     )
+    if actor.is_staff:
+        data["documents"] = documents.overview(session, actor=actor, case=case)
     if actor.is_staff and audit_read:
         audit.record(
             session, actor=actor, action="case.read", target_type="case", target_id=case.id

@@ -7,6 +7,7 @@ import marshmallow as ma
 from server.api import Fen, LocalDateTime, Schema, Text
 from server.cases.aid_types import AID_TYPES, APPLICATION_TYPES
 from server.cases.models import STATUSES
+from server.documents.schemas import DocumentsSchema
 
 TOWNSHIP_CODE = ma.validate.Regexp(r"^\d{9}$", error="乡镇（街道）代码必须是 9 位数字。")
 INTAKE_CHANNELS = ("hotline", "proactive_discovery", "walk_in")
@@ -146,6 +147,13 @@ class CaseSchema(Schema):
     paperwork_due_at = LocalDateTime(allow_none=True)
     created_at = LocalDateTime(required=True)
     updated_at = LocalDateTime(required=True)
+    documents = ma.fields.Nested(
+        DocumentsSchema,
+        metadata={
+            "description": "staff view only: required / present / missing documents "
+            "(a resident: GET /cases/{id}/documents)"
+        },
+    )
     person = ma.fields.Nested(PersonSchema, metadata={"description": "staff view only"})
     staff_notes = ma.fields.String(allow_none=True, metadata={"description": "staff view only"})
     duplicate_of = ma.fields.UUID(

@@ -283,6 +283,7 @@ def sweep(
                 Case.status == "paid",
                 Case.paperwork_due_at.is_not(None),
                 Case.paperwork_due_at <= now,
+                Case.paperwork_done_at.is_(None),  # the checklist was complete in time
                 _not_fired("paperwork_overdue"),
             ),
         ),

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from server import audit
 from server.cases import state
-from server.cases.documents import DOCUMENT_KINDS, missing_paperwork
 from server.cases.events import add_event
 from server.cases.models import Case
 from server.db import utcnow
+from server.documents import checklist
 
 
 def _urgent_only_before_approval(session: Session, case: Case) -> None:
@@ -44,15 +44,14 @@ def _triage_only(session: Session, case: Case) -> None:
 
 
 def _paperwork_complete(session: Session, case: Case) -> None:
-    if not case.urgent:
-        return
-    missing = missing_paperwork(session, case)
+    # The closing checklist of the case's aid type (server/documents/checklist.py).
+    missing = checklist.missing_for_close(session, case)
     if missing:
-        labels = "、".join(DOCUMENT_KINDS[k] for k in missing)
+        labels = "、".join(checklist.KINDS[k] for k in missing)
         raise state.refuse(
             case.status,
             "close",
-            reason_zh=f"先行救助手续未补齐，缺少：{labels}",
+            reason_zh=f"材料未齐，缺少：{labels}",
             reason_en=f"paperwork incomplete, missing: {', '.join(missing)}",
         )
 

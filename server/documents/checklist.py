@@ -19,10 +19,17 @@ Stages: ``decide`` (what the decision rests on, shown to staff until the money i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app, has_app_context
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from server.cases.aid_types import AID_TYPES, URGENT_AID_TYPE
+from server.cases.events import add_event
+from server.documents.models import CaseDocument
 
 KINDS = {
     "application": "救助申请书",
@@ -70,6 +77,13 @@ def commitment_aid_types(config: Any) -> frozenset[str]:
     return frozenset(v for v in value if v)
 
 
+def commitment_allowed(aid_type: str) -> bool:
+    """Whether this deployment accepts a commitment for ``aid_type`` (the default list
+    outside an app context: worker, scripts)."""
+    config = current_app.config if has_app_context() else {}
+    return aid_type in commitment_aid_types(config)
+
+
 def stage_of(status: str) -> str:
     """The stage a case in ``status`` is at: ``close`` once paid, else ``decide``."""
     return "close" if status in {"paid", "closed"} else "decide"
@@ -108,3 +122,62 @@ def evaluate(
         else:
             missing.append(kind)
     return Checklist(stage, required, present, missing, commitment_allowed, by_commitment)
+
+
+# --- a case's checklist ---------------------------------------------------------------------
+
+
+def case_checklist(session: Session, case: Any, *, stage: str | None = None) -> Checklist:
+    """The case's checklist at ``stage`` (default: the stage its status is at)."""
+    on_file = set(session.scalars(select(CaseDocument.kind).where(CaseDocument.case_id == case.id)))
+    return evaluate(
+        aid_type=case.aid_type,
+        stage=stage or stage_of(case.status),
+        on_file=on_file,
+        commitment_allowed=commitment_allowed(case.aid_type),
+    )
+
+
+def missing_for_close(session: Session, case: Any) -> list[str]:
+    """Kinds the case still needs before it may close."""
+    return case_checklist(session, case, stage="close").missing
+
+
+def note_paperwork(session: Session, *, case: Any, actor: Any, now: dt.datetime) -> None:
+    """Stop the paperwork clock of a paid urgent case once its closing checklist is complete."""
+    if case.paperwork_due_at is None or case.paperwork_done_at is not None:
+        return
+    if missing_for_close(session, case):
+        return
+    case.paperwork_done_at = now
+    add_event(
+        session,
+        case_id=case.id,
+        actor=actor,
+        at=now,
+        action="paperwork_complete",
+        text_zh="先行救助手续已补齐。",
+        data={
+            "paperwork_due_at": case.paperwork_due_at.isoformat(),
+            "in_time": now <= case.paperwork_due_at,
+        },
+    )
+
+
+def supplied_documents(session: Session, case: Any, ids: list[int]) -> list[CaseDocument]:
+    """The documents ``ids`` of ``case`` (a resident's ``supply_info`` names what it brings);
+    a 422 naming any id that is not one of them."""
+    from server.errors import ValidationFailed
+
+    if not ids:
+        return []
+    found = session.scalars(
+        select(CaseDocument)
+        .where(CaseDocument.case_id == case.id, CaseDocument.id.in_(set(ids)))
+        .order_by(CaseDocument.id)
+    ).all()
+    unknown = sorted(set(ids) - {d.id for d in found})
+    if unknown:
+        names = "、".join(map(str, unknown))
+        raise ValidationFailed(errors={"document_ids": [f"不是该案件的材料：{names}。"]})
+    return list(found)

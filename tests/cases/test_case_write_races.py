@@ -15,14 +15,21 @@ from server.audit import AuditEntry
 from server.cases import state
 from server.cases.models import Case, CaseEvent
 from server.session import database
+from tests import files
 from tests.factories import auth
+from tests.files import multipart
 from tests.workflow_support import case_in, people
 
 pytestmark = pytest.mark.postgres
 
 ROUNDS = 6
 NOTE = {"action": "note", "message": "已电话联系本人"}
-DOCUMENT = {"kind": "other"}
+
+
+def DOCUMENT() -> dict:  # noqa: N802  (a body, like NOTE: a multipart upload, built per post)
+    return multipart({"kind": "other"}, files.png(), "x.png")
+
+
 # (status the case starts in, the racing write, the move that ends or changes the case)
 RACES = {
     "note_vs_reject": ("claimed", ("actions", NOTE), {"action": "reject", "reason": "不符合"}),
@@ -44,7 +51,8 @@ def _fire(app: Any, case_id: Any, headers: dict[str, str], posts: list[tuple[str
         client = app.test_client()
         path, body = posts[i]
         barrier.wait()
-        r = client.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=headers)
+        sent = body() if callable(body) else {"json": body}
+        r = client.post(f"/api/v1/cases/{case_id}/{path}", headers=headers, **sent)
         results[i] = r.status_code
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]

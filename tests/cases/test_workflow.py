@@ -18,7 +18,7 @@ from server.errors import Conflict
 from server.session import database
 from tests import factories
 from tests.factories import OTHER_TOWNSHIP, TOWNSHIP, auth
-from tests.workflow_support import case_in, events, people, sms
+from tests.workflow_support import case_in, events, people, sms, upload
 
 
 def act(client, app, account, case, **body):
@@ -26,9 +26,7 @@ def act(client, app, account, case, **body):
 
 
 def doc(client, app, account, case, kind):
-    return client.post(
-        f"/api/v1/cases/{case.id}/documents", json={"kind": kind}, headers=auth(app, account)
-    )
+    return upload(client, app, account, case, kind)
 
 
 def test_emergency_aid_first_paperwork_after(app, client, session):
@@ -70,6 +68,9 @@ def test_emergency_aid_first_paperwork_after(app, client, session):
     r = act(client, app, p.duty, case, action="close")
     assert r.status_code == 409 and "救助申请书" in r.json["message"]
     assert doc(client, app, p.resident, case, "application").status_code == 201
+    assert doc(client, app, p.resident, case, "hardship_proof").status_code == 201
+    r = act(client, app, p.duty, case, action="close")
+    assert r.status_code == 409 and "救助金发放签收单" in r.json["message"]
     assert doc(client, app, p.duty, case, "payment_receipt").status_code == 201
     r = act(client, app, p.duty, case, action="close")
     assert r.status_code == 200 and r.json["status"] == "closed"
@@ -77,7 +78,15 @@ def test_emergency_aid_first_paperwork_after(app, client, session):
     assert doc(client, app, p.duty, case, "other").status_code == 409
 
     actions = [e.action for e in events(session, case)]
-    assert actions == ["claim", "pay", "add_document", "add_document", "close"]
+    assert actions == [
+        "claim",
+        "pay",
+        "add_document",
+        "add_document",
+        "add_document",
+        "paperwork_complete",
+        "close",
+    ]
     pay_event = events(session, case)[1]
     assert pay_event.actor_id == p.duty.id and pay_event.from_status == "claimed"
     assert pay_event.to_status == "paid" and "先行救助" in pay_event.text_zh
@@ -113,6 +122,11 @@ def test_ordinary_case_is_not_paid_before_approval(app, client, session):
     r = act(client, app, p.duty, case, action="pay", amount_fen=80_000, method="bank_transfer")
     assert r.status_code == 200 and r.json["paperwork_due_at"] is None
     assert [s.template for s in sms(session, case)] == ["approved", "paid"]
+    # The checklist drives closing for every aid type, not only urgent aid.
+    r = act(client, app, p.duty, case, action="close")
+    assert r.status_code == 409 and "身份证明" in r.json["message"]
+    for kind in ("application", "id_proof", "hardship_proof", "payment_receipt"):
+        assert doc(client, app, p.duty, case, kind).status_code == 201
     assert act(client, app, p.duty, case, action="close").status_code == 200
 
 
@@ -412,10 +426,10 @@ def test_one_tap_to_closed_through_intake(app, client, session):
     case = session.get(Case, uuid.UUID(case_id))
     r = act(client, app, p.duty, case, action="pay", amount_fen=20_000, method="cash")
     assert r.status_code == 200, r.json
-    for kind in ("application", "payment_receipt"):
+    for kind in ("application", "hardship_proof", "payment_receipt"):
         assert doc(client, app, p.duty, case, kind).status_code == 201
     assert act(client, app, p.duty, case, action="close").status_code == 200
     mine = client.get(f"/api/v1/cases/{case_id}", headers=auth(app, p.resident))
     assert mine.status_code == 200 and mine.json["status"] == "closed"
     actions = [e["action"] for e in mine.json["timeline"]]
-    assert actions[-3:] == ["add_document", "add_document", "close"] and "pay" in actions
+    assert actions[-3:] == ["add_document", "paperwork_complete", "close"] and "pay" in actions

@@ -111,6 +111,7 @@ class World:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     case_id: str = ""
     other_case_id: str = ""
+    document_id: str = ""
 
     def auth(self, role: str) -> dict[str, str]:
         return dict(self.headers.get(role, {}))
@@ -120,6 +121,7 @@ class World:
         return {
             "case_id": self.case_id,
             "id": self.case_id,
+            "document_id": self.document_id,
             "code": TOWNSHIP,
             "township_code": TOWNSHIP,
             "county_code": COUNTY,
@@ -146,6 +148,7 @@ def seed_world(app: Flask, session: Session, *, phone: str | None = None) -> Wor
     )
     assert resp.status_code == 201, resp.get_json()
     world.case_id = resp.get_json()["id"]
+    world.document_id = str(f.document(session, app, case_id=uuid.UUID(world.case_id)).id)
     other = f.resident(session)
     resp = client.post(
         "/api/v1/urgent-requests",

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from server.audit import AuditEntry
 from server.cases.models import Case, CaseEvent
 from tests import factories as f
+from tests import files
+from tests.files import multipart
 from tests.reliability import support as r
 from tests.workflow_support import people
 
@@ -59,13 +61,13 @@ def test_full_case_life_is_reconstructed_from_the_audit_trail(app, client, sessi
         "10.0.0.2",
         json={"action": "pay", "amount_fen": 80_000, "method": "cash"},
     )
-    for kind in ("application", "payment_receipt"):
+    for kind in ("application", "hardship_proof", "payment_receipt"):
         call(
             "POST",
             f"/api/v1/cases/{case_id}/documents",
             duty,
             "10.0.0.2",
-            json={"kind": kind, "file_ref": f"oss://{kind}"},
+            **multipart({"kind": kind}, files.pdf(), f"{kind}.pdf"),
         )
     call("POST", f"/api/v1/cases/{case_id}/actions", duty, "10.0.0.2", json={"action": "close"})
 
@@ -79,6 +81,7 @@ def test_full_case_life_is_reconstructed_from_the_audit_trail(app, client, sessi
         "case.claim",
         "case.read",
         "case.pay",
+        "case.add_document",
         "case.add_document",
         "case.add_document",
         "case.close",

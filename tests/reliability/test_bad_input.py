@@ -23,6 +23,7 @@ gets one here (or an entry in ``BODY_ROWS_ONLY`` saying why the generic rows are
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import json
 import re
@@ -36,11 +37,15 @@ from urllib.parse import urlencode
 import marshmallow as ma
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from notifications.models import CallbackTask
 from server.cases.models import Case, CaseEvent
 from server.db import utcnow
+from server.documents.service import commitment_text_hash
 from tests import factories as f
+from tests import files
 from tests.fake_twilio import AUTH_TOKEN, PUBLIC_BASE_URL, sign
 from tests.reliability import support as r
 
@@ -69,6 +74,8 @@ class Req:
     content_type: str | None = "application/json"
     form: dict[str, str] | None = None  # or a form, signed like Twilio's when ``signed``
     signed: bool = False
+    # or a multipart body: text fields, and files as (bytes, file name, declared type)
+    multipart: dict[str, Any] | None = None
 
     def send(self, client: Any) -> Any:
         data = self.raw
@@ -84,6 +91,15 @@ class Req:
                     for k, v in self.form.items()
                 }
                 headers["X-Twilio-Signature"] = sign(PUBLIC_BASE_URL + self.path, readable)
+        if self.multipart is not None:
+            values = {
+                name: FileStorage(io.BytesIO(v[0]), filename=v[1], content_type=v[2])
+                if isinstance(v, tuple)
+                else v
+                for name, v in self.multipart.items()
+            }
+            boundary, data = encode_multipart(values)
+            self.content_type = f"multipart/form-data; boundary={boundary}"
         if data is None and self.json is not MISSING:
             data = json.dumps(self.json).encode()
         kwargs: dict[str, Any] = {"headers": headers}
@@ -309,7 +325,17 @@ BASELINES: dict[str, Callable[[Ctx], Req] | list[Callable[[Ctx], Req]]] = {
         "POST",
         c.action("claimed", {}).path.replace("/actions", "/documents"),
         f.auth(c.app, c.people().duty),
-        {"kind": "application", "note": "申请书", "file_ref": "oss://bucket/a.pdf"},
+        multipart={
+            "kind": "application",
+            "note": "申请书",
+            "file": (files.pdf(), "申请书.pdf", "application/pdf"),
+        },
+    ),
+    "POST /api/v1/cases/{case_id}/commitment": lambda c: Req(
+        "POST",
+        c.action("claimed", {}).path.replace("/actions", "/commitment"),
+        f.auth(c.app, c.people().resident),
+        {"confirm": True, "text_sha256": commitment_text_hash()},
     ),
     "POST /api/v1/townships/{code}/queue/claim": lambda c: Req(
         "POST", f"/api/v1/townships/{r.TOWNSHIP}/queue/claim", c.world.auth("duty")
@@ -489,6 +515,68 @@ FORM_BODY_ROWS: list[Row] = [
     Row("signed-empty-form", _form({})),
 ]
 
+
+def _upload(file: Any = MISSING, **fields: Any) -> Callable[[Req], Req]:
+    """The baseline upload with its file and fields replaced (MISSING drops one)."""
+
+    def build(base: Req) -> Req:
+        body = dict(base.multipart or {})
+        for name, value in {**fields, "file": file}.items():
+            if value is MISSING:
+                if name != "file" or "file" in fields:
+                    body.pop(name, None)
+            else:
+                body[name] = value
+        return Req(base.method, base.path, dict(base.headers), multipart=body)
+
+    return build
+
+
+def _no_file(base: Req) -> Req:
+    body = {k: v for k, v in (base.multipart or {}).items() if k != "file"}
+    return Req(base.method, base.path, dict(base.headers), multipart=body)
+
+
+_JPEG = files.jpeg_with_gps()
+
+# Rows for the multipart upload: what a phone, a careless client or an attacker may send as a
+# "file". Each must be refused with nothing stored (no row, no object), or stored cleaned.
+UPLOAD_ROWS: list[Row] = [
+    Row("text-renamed-jpg", _upload((files.TEXT, "photo.jpg", "image/jpeg")), status=422),
+    Row("truncated-jpeg", _upload((files.truncated_jpeg(), "photo.jpg", "image/jpeg")), 422),
+    Row("empty-file", _upload((b"", "photo.jpg", "image/jpeg")), status=422),
+    Row(
+        "ten-megabytes-and-one",
+        _upload((_JPEG + b"\0" * (TEN_MB + 1 - len(_JPEG)), "big.jpg", "image/jpeg")),
+        status=413,
+    ),
+    Row("html-as-png", _upload((b"<html><script>alert(1)</script>", "x.png", "image/png")), 422),
+    Row("svg", _upload((b"<svg xmlns='http://www.w3.org/2000/svg'/>", "x.svg", None)), 422),
+    Row("exe", _upload((b"MZ\x90\x00" + b"\0" * 60, "x.jpg", "image/jpeg")), status=422),
+    Row("pdf-magic-only", _upload((b"%PDF-1.7\n%%EOF", "x.pdf", "application/pdf")), 422),
+    Row("jpeg-magic-only", _upload((b"\xff\xd8\xff\xe0garbage", "x.jpg", None)), 422),
+    Row("traversal-name", _upload((_JPEG, "../../../../etc/passwd", None)), expect=EITHER),
+    Row("no-file-part", _no_file, status=422),
+    Row("file-as-text-field", _upload("not a file"), status=422),
+    Row("kind-missing", _upload(file=(_JPEG, "a.jpg", None), kind=MISSING), status=422),
+    Row("kind-unknown", _upload(file=(_JPEG, "a.jpg", None), kind="passport"), status=422),
+    Row("kind-uppercase", _upload(file=(_JPEG, "a.jpg", None), kind="APPLICATION"), 422),
+    Row("kind-commitment", _upload(file=(_JPEG, "a.jpg", None), kind="commitment"), 422),
+    Row("kind-empty", _upload(file=(_JPEG, "a.jpg", None), kind=""), status=422),
+    Row("kind-as-file", _upload(file=(_JPEG, "a.jpg", None), kind=(b"other", "k", None)), 422),
+    Row("note-too-long", _upload(file=(_JPEG, "a.jpg", None), note="长" * 501), status=422),
+    Row("note-nul", _upload(file=(_JPEG, "a.jpg", None), note="a\x00b"), expect=EITHER),
+    Row("note-unknown-field", _upload(file=(_JPEG, "a.jpg", None), extra="x"), status=422),
+    Row(
+        "note-emoji",
+        _upload(file=(_JPEG, "a.jpg", None), note="😀𠀀 收据"),
+        expect=ACCEPT,
+        sent="😀𠀀 收据",
+        field=("note",),
+    ),
+]
+
+
 # Values that are not IDs, for every path parameter.
 PATH_VALUES = [
     "not-an-id",
@@ -537,6 +625,10 @@ def body_schema(op: dict[str, Any]) -> dict[str, Any] | None:
     content = (op.get("requestBody") or {}).get("content", {})
     media = content.get("application/json") or content.get("application/x-www-form-urlencoded")
     return _resolve(media["schema"]) if media else None
+
+
+def is_multipart(op: dict[str, Any]) -> bool:
+    return "multipart/form-data" in (op.get("requestBody") or {}).get("content", {})
 
 
 def is_form(op: dict[str, Any]) -> bool:
@@ -878,6 +970,13 @@ def _at(payload: Any, path: tuple[str, ...]) -> Any:
     return payload
 
 
+def _stored_objects(app: Any) -> int:
+    """Files in the app's document store (the filesystem store of the tests)."""
+    from pathlib import Path
+
+    return sum(1 for p in Path(app.config["DOCUMENT_DIR"]).rglob("*") if p.is_file())
+
+
 def _cases_without_events(session: Any) -> int:
     has_event = select(CaseEvent.case_id).where(CaseEvent.case_id == Case.id).exists()
     return session.scalar(select(func.count()).select_from(Case).where(~has_event)) or 0
@@ -891,6 +990,7 @@ def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], 
     for row in rows:
         req = row.build(base())
         before = r.row_counts(ctx.session)
+        objects = _stored_objects(ctx.app)
         eventless = _cases_without_events(ctx.session)
         resp = req.send(client)
         r.STATS["bad inputs"] += 1
@@ -909,6 +1009,8 @@ def run_rows(ctx: Ctx, label: str, op: dict[str, Any], base: Callable[[], Req], 
                 changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
                 if changed:
                     problem = f"{status} but rows written: {changed}"
+                elif _stored_objects(ctx.app) != objects:
+                    problem = f"{status} but a document file was left in the store"
                 elif row.expect == ACCEPT:
                     problem = f"refused ({status}) {resp.get_json()}"
                 elif row.status and status != row.status:
@@ -994,6 +1096,8 @@ def test_bad_inputs(ctx, label: str) -> None:
         rows += FORM_BODY_ROWS
     elif op.get("requestBody"):
         rows += BODY_ROWS
+    if is_multipart(op):
+        rows += UPLOAD_ROWS
     for name in r.path_params(path):
         for value in PATH_VALUES:
 
