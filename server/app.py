@@ -28,7 +28,7 @@ API_VERSION = "v1"
 FORM_PATH_PREFIXES = ("/api/v1/webhooks/", "/console/")
 # Operations that take a multipart/form-data body (a file), and what a body may hold beyond
 # the file (framing, kind, note).
-UPLOAD_ENDPOINTS = frozenset({"documents.CaseDocuments"})
+UPLOAD_ENDPOINTS = frozenset({"documents.CaseDocuments", "console.case_document"})
 UPLOAD_OVERHEAD = 64 * 1024
 # Answers that carry tokens: no cache (browser, proxy) may keep them.
 TOKEN_PATH_PREFIX = "/api/v1/auth/"
@@ -210,12 +210,14 @@ def _check_bodies(app: Flask) -> None:
     def _json_body() -> None:
         # Reject what webargs would otherwise misread: a non-JSON body is not "no fields",
         # and a deeply nested document must not reach the parser's recursion limit.
-        if request.method not in WRITE_METHODS or request.path.startswith(FORM_PATH_PREFIXES):
+        if request.method not in WRITE_METHODS:
             return
         if request.endpoint in UPLOAD_ENDPOINTS and request.mimetype == "multipart/form-data":
             # A document upload: the file's own limit (413 beyond it), plus room for the
             # multipart framing and the other fields; parsed by werkzeug's form parser.
             request.max_content_length = app.config["DOCUMENT_MAX_BYTES"] + UPLOAD_OVERHEAD
+            return
+        if request.path.startswith(FORM_PATH_PREFIXES):
             return
         data = request.get_data(cache=True)  # raises 413 above MAX_CONTENT_LENGTH
         if not data:

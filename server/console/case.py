@@ -2,7 +2,7 @@
 documents and call-back tasks, and every action the officer may take now as a form.
 
 Each form posts to a view that calls the API's own service (``actions.perform``,
-``documents.add_document``, ``queries.contact``); which forms are offered comes from the
+``documents.service.upload``, ``queries.contact``); which forms are offered comes from the
 state table (``state.allowed_actions``) and ``access.require_action``, as for the API. A
 refused action renders the page again with the service's Chinese message beside its form and
 what was typed kept; the refused request writes nothing (a 4xx rolls the request back).
@@ -21,14 +21,16 @@ from notifications import ops as sms_ops
 from server import access
 from server.accounts.models import ROLE_LABELS, Account
 from server.cases import actions, money, queries, state
-from server.cases.action_schemas import ACTION_FIELDS, CaseActionSchema, DocumentCreateSchema
+from server.cases.action_schemas import ACTION_FIELDS, CaseActionSchema
 from server.cases.clocks import SHANGHAI
-from server.cases.documents import DOCUMENT_KINDS, add_document, missing_paperwork
-from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES, CaseDocument
+from server.cases.models import CHANNEL_LABELS, OPEN_STATUSES
 from server.console import bp
 from server.console.queue import PAY_AMBER, PAY_RED
 from server.db import utcnow
 from server.divisions.service import deployment_city
+from server.documents import checklist
+from server.documents import service as documents
+from server.documents.routes import file_response
 from server.errors import DomainError, ValidationFailed, error_body, localize
 from server.masking import mask_phone
 from server.routing.gazetteer import gazetteer
@@ -55,11 +57,10 @@ _PAID_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 # The inputs of the page's forms (templates/console/case.html).
 FORM_FIELDS = frozenset(
     {"amount_yuan", "method", "reference", "paid_at", "message", "reason", "note"}
-    | {"township_code", "department", "kind", "file_ref"}
+    | {"township_code", "department", "kind", "file"}
 )
 # The API's schemas (instances: built once).
 _ACTION_SCHEMA = CaseActionSchema()
-_DOCUMENT_SCHEMA = DocumentCreateSchema()
 
 
 @bp.route("/cases/<case_id>")
@@ -89,17 +90,44 @@ def case_action(case_id: str) -> Any:
 
 @bp.route("/cases/<case_id>/documents", methods=["POST"])
 def case_document(case_id: str) -> Any:
-    """Record a document on the case through ``documents.add_document`` (the API's service)."""
-    session = db_session()
-    case = queries.get_case(session, actor=g.actor, case_id=case_id)
-    typed = {name: (request.form.get(name) or "").strip() for name in ("kind", "file_ref", "note")}
+    """Upload a document (a photo from the phone's camera, a scan) through the API's service:
+    the same checks, the same storage."""
+    kind = (request.form.get("kind") or "").strip()
+    note = (request.form.get("note") or "").strip() or None
+    upload = request.files.get("file")
     try:
-        args = _load(_DOCUMENT_SCHEMA, {name: value for name, value in typed.items() if value})
-        document = add_document(session, actor=g.actor, case_id=case.id, now=utcnow(), **args)
+        errors = {}
+        if kind not in checklist.FILE_KINDS:
+            errors["kind"] = ["请选择材料类型。"]
+        if upload is None or not upload.filename:
+            errors["file"] = ["请选择要上传的文件（照片或 PDF）。"]
+        if note and len(note) > 500:
+            errors["note"] = ["不能超过 500 个字符。"]
+        if errors:
+            raise ValidationFailed(errors=errors)
+        clean = documents.checked_file(upload.stream.read(documents.max_bytes() + 1))
+        session = db_session()
+        case = queries.get_case(session, actor=g.actor, case_id=case_id)
+        documents.upload(
+            session, actor=g.actor, case_id=case.id, kind=kind, note=note, clean=clean, now=utcnow()
+        )
     except DomainError as error:
         return _refused(case_id, "add_document", error)
-    flash(f"已添加材料：{DOCUMENT_KINDS[document.kind]}", "success")
-    return redirect(url_for("console.case_page", case_id=case.id) + "#documents")
+    flash(f"已添加材料：{checklist.KINDS[kind]}", "success")
+    return redirect(url_for("console.case_page", case_id=case_id) + "#documents")
+
+
+@bp.route("/cases/<case_id>/documents/<int:document_id>")
+@bp.route("/cases/<case_id>/documents/<int:document_id>/thumbnail", endpoint="case_thumbnail")
+def case_document_file(case_id: str, document_id: int) -> Any:
+    """A document's file or thumbnail, as the API serves it (a staff read: audited)."""
+    session = db_session()
+    case = queries.get_case(session, actor=g.actor, case_id=case_id)
+    thumbnail = request.endpoint == "console.case_thumbnail"
+    document, data, content_type = documents.download(
+        session, actor=g.actor, case=case, document_id=document_id, thumbnail=thumbnail
+    )
+    return file_response(case, document, data, content_type, thumbnail=thumbnail)
 
 
 @bp.route("/cases/<case_id>/contact", methods=["POST"])
@@ -198,15 +226,12 @@ def _render(
     may_document = (
         case.status in state.DOCUMENT_STATUSES and _refusal(actor, case, "add_document") is None
     )
-    documents = list(
-        session.scalars(
-            select(CaseDocument).where(CaseDocument.case_id == case.id).order_by(CaseDocument.id)
-        )
-    )
+    paperwork = body["documents"]  # the checklist (documents.service.overview)
+    on_file = paperwork["documents"]
     tasks = sms_ops.callback_tasks(session, case_id=case.id, status=None)
     people = _people(
         session,
-        {case.claimed_by_id, *(d.added_by_id for d in documents), *(t.closed_by_id for t in tasks)},
+        {case.claimed_by_id, *(d.added_by_id for d in on_file), *(t.closed_by_id for t in tasks)},
     )
     now = utcnow()
     context = {
@@ -227,17 +252,22 @@ def _render(
         "timeline": [_event(item) for item in reversed(body["timeline"])],
         "documents": [
             {
-                "kind": DOCUMENT_KINDS.get(d.kind, d.kind),
-                "ref": d.file_ref,
+                "id": d.id,
+                "kind": checklist.KINDS.get(d.kind, d.kind),
                 "note": d.note,
                 "by": people.get(d.added_by_id),
                 "at": d.created_at,
+                "file": d.storage_key is not None or d.kind == "commitment",
+                "thumbnail": d.storage_key is not None
+                and (d.content_type or "").startswith("image/"),
+                "purged": d.purged_at is not None,
             }
-            for d in documents
+            for d in on_file
         ],
-        "missing": [DOCUMENT_KINDS[k] for k in missing_paperwork(session, case)]
-        if case.urgent and case.status in OPEN_STATUSES
+        "missing": [k["label"] for k in paperwork["missing"]]
+        if case.status in OPEN_STATUSES
         else [],
+        "paperwork": paperwork,
         "may_call_back": actor.role in access.CALLBACK_READERS
         and any(t.status == "open" for t in tasks),
         "tasks": [
@@ -249,7 +279,7 @@ def _render(
         "blocked": blocked,
         "may_document": may_document,
         "action_labels": state.ACTION_LABELS,
-        "document_kinds": list(DOCUMENT_KINDS.items()),
+        "document_kinds": [(k, checklist.KINDS[k]) for k in checklist.FILE_KINDS],
         "pay_methods": list(actions.PAY_METHODS.items()),
         "departments": list(actions.DEPARTMENTS.items()),
         "townships": _townships(session, exclude=case.township_code, first=case.county_code or ""),

@@ -75,6 +75,12 @@ def _file_response(case_id: uuid.UUID, document_id: int, *, thumbnail: bool):
     document, data, content_type = service.download(
         session, actor=who, case=case, document_id=document_id, thumbnail=thumbnail
     )
+    return file_response(case, document, data, content_type, thumbnail=thumbnail)
+
+
+def file_response(case, document, data: bytes, content_type: str, *, thumbnail: bool):
+    """A document's bytes as an attachment: never cached, never sniffed, never run (the API
+    and the console serve them alike)."""
     name = service.file_name(case, document, thumbnail=thumbnail)
     response = current_app.response_class(data, status=200, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from notifications.models import SmsOutbox
 from server.audit import AuditEntry
-from server.cases.models import Case, CaseDocument
+from server.cases.models import Case
+from server.documents.models import CaseDocument
 from server.session import database
 from tests import factories as f
+from tests import files
 from tests.console.conftest import add, sign_in, staff
 
 TOWNSHIP = "371102004"  # 秦楼街道
@@ -57,7 +59,7 @@ def _my_claimed_case(app: Any, base: str, page: Any, **fields: Any) -> Case:
     return case
 
 
-def test_a_tap_is_worked_from_the_live_queue_to_closed(committed_app, live, page):
+def test_a_tap_is_worked_from_the_live_queue_to_closed(committed_app, live, page, tmp_path):
     duty = staff(committed_app, "duty-a", TOWNSHIP, phone="+8617000000004")
     resident = f.Account(role="resident", phone=RESIDENT_PHONE)
     add(committed_app, resident)
@@ -115,7 +117,8 @@ def test_a_tap_is_worked_from_the_live_queue_to_closed(committed_app, live, page
         "bank_transfer",
     )
     assert "距补齐手续时限" in page.locator(".case-clocks").inner_text()
-    assert "办结前还缺：救助申请书、救助金发放签收单" in page.locator("#missing").inner_text()
+    missing = page.locator("#missing").inner_text()
+    assert "办结前还缺：救助申请书、困难情况证明、救助金发放签收单" in missing
 
     # Closing before the paperwork is refused with the API's words; the note typed stays.
     close = page.locator("#action-close")
@@ -123,17 +126,26 @@ def test_a_tap_is_worked_from_the_live_queue_to_closed(committed_app, live, page
     close.locator("textarea[name=note]").fill("已电话回访")
     close.locator("button[type=submit]").click()
     alert = page.locator("#action-close [role=alert]")
-    assert "先行救助手续未补齐，缺少：救助申请书、救助金发放签收单" in alert.inner_text()
+    assert "材料未齐，缺少：救助申请书、困难情况证明、救助金发放签收单" in alert.inner_text()
     assert page.locator("#action-close textarea[name=note]").input_value() == "已电话回访"
     assert _stored(committed_app, case_id).status == "paid"
 
-    for kind, ref in (("application", "SQ-001"), ("payment_receipt", "QS-001")):
+    photo = tmp_path / "receipt.jpg"
+    photo.write_bytes(files.jpeg_with_gps())
+    scan = tmp_path / "application.pdf"
+    scan.write_bytes(files.pdf())
+    for kind, upload in (
+        ("application", scan),
+        ("hardship_proof", scan),
+        ("payment_receipt", photo),
+    ):
         form = page.locator("#action-add_document")
         form.locator("select[name=kind]").select_option(kind)
-        form.locator("input[name=file_ref]").fill(ref)
+        form.locator("input[name=file]").set_input_files(str(upload))
         form.locator("button[type=submit]").click()
-        page.wait_for_selector(f"text={ref}")
-    assert page.locator("#missing").inner_text() == "先行救助所需材料已齐全。"
+        page.wait_for_selector("text=已添加材料")
+    assert page.locator("#missing").inner_text() == "办结所需材料已齐全。"
+    assert page.locator("img.thumb").count() == 1  # the photo's thumbnail
 
     close = page.locator("#action-close")
     close.locator("button[type=submit]").click()
@@ -143,7 +155,7 @@ def test_a_tap_is_worked_from_the_live_queue_to_closed(committed_app, live, page
     with database(committed_app).new_session() as s:
         assert _stored(committed_app, case_id).status == "closed"
         kinds = s.scalars(select(CaseDocument.kind).where(CaseDocument.case_id == stored.id))
-        assert sorted(kinds) == ["application", "payment_receipt"]
+        assert sorted(kinds) == ["application", "hardship_proof", "payment_receipt"]
         sms = s.scalars(
             select(SmsOutbox.template)
             .where(SmsOutbox.to_phone == RESIDENT_PHONE)

@@ -3,6 +3,7 @@ that names what is wrong, never a 500, and writes nothing."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
@@ -10,8 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from server.audit import AuditEntry
-from server.cases.models import CaseDocument, CaseEvent
+from server.cases.models import CaseEvent
+from server.documents.models import CaseDocument
 from tests import factories as f
+from tests import files
 
 TOWNSHIP = "371102004"  # 秦楼街道
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -82,14 +85,20 @@ def test_a_bad_action_form_is_refused_in_chinese_and_writes_nothing(
 @pytest.mark.parametrize(
     ("form", "says"),
     [
-        ({}, "必填"),
-        ({"kind": "selfie"}, "必须是以下之一"),
-        ({"kind": "application", "file_ref": "x" * 501}, "500"),
+        ({}, "请选择材料类型"),
+        ({"kind": "selfie", "file": (io.BytesIO(files.pdf()), "a.pdf")}, "请选择材料类型"),
+        ({"kind": "application"}, "请选择要上传的文件"),
+        ({"kind": "application", "file": (io.BytesIO(files.TEXT), "a.jpg")}, "仅接受"),
+        ({"kind": "application", "file": (io.BytesIO(files.truncated_jpeg()), "a.jpg")}, "损坏"),
     ],
 )
 def test_a_bad_document_form_is_refused_in_chinese(client, session, worked, form, says):
     case, token = worked
-    answer = client.post(f"/console/cases/{case.id}/documents", data={"csrf_token": token, **form})
+    answer = client.post(
+        f"/console/cases/{case.id}/documents",
+        data={"csrf_token": token, **form},
+        content_type="multipart/form-data",
+    )
     assert answer.status_code == 422
     assert says in answer.get_data(as_text=True)
     assert session.scalar(select(CaseDocument.id).where(CaseDocument.case_id == case.id)) is None
