@@ -224,6 +224,14 @@ def require_county_read(actor: Any, county_code: str) -> None:
     require_region(actor, county_code)
 
 
+def ledger_phones_in_clear(actor: Any, county_code: str) -> bool:
+    """Whether ``actor``'s ledger (台账) export of ``county_code`` shows full phone numbers:
+    its supervisors may call every case of the county (``may_read_contact``); administrators
+    get them masked. ID numbers are masked for everyone, everywhere."""
+    region = actor.region_code
+    return actor.role == "supervisor" and bool(region) and within(region, county_code)
+
+
 def require_admin(actor: Any, code: str | None = None) -> None:
     """Administrators (of a region containing ``code`` when given)."""
     _require_role(actor, frozenset({"admin"}))

@@ -164,6 +164,7 @@ def _blueprints() -> list[Any]:
     from server.documents.routes import blp as documents
     from server.health import blp as health
     from server.queues.routes import blp as queues
+    from server.reports.routes import blp as reports
     from server.sms.routes import blp as sms
 
     return [
@@ -176,6 +177,7 @@ def _blueprints() -> list[Any]:
         documents,
         queues,
         workflow_settings,
+        reports,
         sms,
     ]
 

@@ -108,6 +108,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/counties/<string:code>/sla"): Row(
         roles(supervisor=(OK, HIDE), admin=(OK, HIDE)), path=lambda w, own: {"code": w.county(own)}
     ),
+    ("GET", "/api/v1/counties/<string:code>/ledger"): Row(
+        roles(supervisor=(OK, HIDE), admin=(OK, HIDE)),
+        path=lambda w, own: {"code": w.county(own)},
+        query={"format": "csv"},
+    ),
     ("GET", "/api/v1/counties/<string:code>/triage"): Row(
         roles(supervisor=(OK, HIDE)), path=lambda w, own: {"code": w.county(own)}
     ),

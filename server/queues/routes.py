@@ -11,6 +11,7 @@ from server.cases.claim import claim_next
 from server.db import utcnow
 from server.queues import service
 from server.queues.schemas import QueueArgsSchema, QueueCaseSchema, SlaArgsSchema, SlaSchema
+from server.reports import sla
 from server.session import db_session
 
 blp = Blueprint(
@@ -101,7 +102,7 @@ class CountySla(MethodView):
         session = db_session()
         access.require_county_read(actor(), code)
         service.require_division(session, code, "county")
-        return service.sla_report(
+        return sla.sla_report(
             session,
             county_code=code,
             since=args.get("since"),

@@ -64,20 +64,64 @@ class TownshipSlaSchema(Schema):
     open_urgent = ma.fields.Integer(
         required=True, metadata={"description": "urgent cases open now, not yet paid"}
     )
+    overdue_now = ma.fields.Integer(
+        required=True, metadata={"description": "of those, past their 24 h now"}
+    )
     urgent_cases = ma.fields.Integer(required=True, metadata={"description": "submitted in range"})
     paid_within_24h = ma.fields.Integer(required=True)
+    paid_within_24h_pct = ma.fields.Float(
+        allow_none=True, metadata={"description": "of urgent_cases, one decimal"}
+    )
     paid_late = ma.fields.Integer(required=True)
     open_past_due = ma.fields.Integer(
         required=True, metadata={"description": "in range, unpaid and past the 24 h"}
     )
     median_minutes_to_claim = ma.fields.Float(allow_none=True)
     median_minutes_to_pay = ma.fields.Float(allow_none=True)
+    p90_minutes_to_pay = ma.fields.Float(
+        allow_none=True, metadata={"description": "90th percentile (nearest rank)"}
+    )
+    escalations = ma.fields.Integer(
+        required=True, metadata={"description": "escalations fired on the range's cases"}
+    )
+    paperwork_overdue = ma.fields.Integer(
+        required=True, metadata={"description": "paid cases past their paperwork deadline now"}
+    )
+    open_applications_7d = ma.fields.Integer(
+        required=True, metadata={"description": "open ordinary applications up to 7 days old"}
+    )
+    open_applications_30d = ma.fields.Integer(
+        required=True, metadata={"description": "8 to 30 days old"}
+    )
+    open_applications_older = ma.fields.Integer(
+        required=True, metadata={"description": "older than 30 days"}
+    )
+    on_duty_tonight = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "a duty officer on the roster tonight (total: every township)"},
+    )
+
+
+class SlaDaySchema(Schema):
+    day = ma.fields.Date(required=True)
+    urgent_cases = ma.fields.Integer(required=True)
+    paid_within_24h = ma.fields.Integer(required=True)
+    paid_within_24h_pct = ma.fields.Float(allow_none=True)
+
+
+class NightSchema(Schema):
+    starts_at = LocalDateTime(required=True)
+    ends_at = LocalDateTime(required=True)
 
 
 class SlaSchema(Schema):
-    """Per township of the county: the 24-hour record of urgent cases."""
+    """Per township of the county and in total: the 24-hour record of urgent cases, what is
+    overdue now, the daily trend, and who is on duty tonight (20:00–08:00 local)."""
 
     county_code = ma.fields.String(required=True)
     since = ma.fields.Date(required=True, data_key="from")
     until = ma.fields.Date(required=True, data_key="to")
+    night = ma.fields.Nested(NightSchema, required=True)
     townships = ma.fields.List(ma.fields.Nested(TownshipSlaSchema), required=True)
+    total = ma.fields.Nested(TownshipSlaSchema, required=True)
+    days = ma.fields.List(ma.fields.Nested(SlaDaySchema), required=True)

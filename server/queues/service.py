@@ -1,26 +1,17 @@
-"""Queue listings and the county SLA report."""
+"""Queue listings and what an open queue page polls (the SLA report: server/reports/sla.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import statistics
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from server.cases.claim import QUEUE_ORDER
-from server.cases.clocks import SHANGHAI
-from server.cases.models import OPEN_STATUSES, Case, CaseEvent
-from server.cases.state import UNPAID_OPEN_STATUSES
-from server.db import UTC
+from server.cases.models import OPEN_STATUSES, Case
 from server.divisions.models import Division
 from server.errors import NotFound
 from server.routing.gazetteer import gazetteer
-
-DEFAULT_SLA_DAYS = 30
-
 
 # A code's length gives its level (server/divisions/models.py).
 _LEVEL_BY_LENGTH = {2: "province", 4: "city", 6: "county", 9: "township", 12: "village"}
@@ -79,115 +70,6 @@ def queue_query(
     if claimed_by_id is not None:
         query = query.where(Case.claimed_by_id == claimed_by_id)
     return query
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(UTC)
-
-
-def _minutes(delta: dt.timedelta) -> float:
-    return round(delta.total_seconds() / 60, 1)
-
-
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 1) if values else None
-
-
-def sla_report(
-    session: Session,
-    *,
-    county_code: str,
-    since: dt.date | None,
-    until: dt.date | None,
-    now: dt.datetime,
-) -> dict[str, Any]:
-    """Per township of the county: open urgent cases now; for urgent cases submitted in
-    [since, until] (local dates): paid within 24 h, paid late, open past due, median minutes
-    from submission to first claim and to payment. A case counts for its accountable
-    (first) township, which keeps the 24 h after a transfer."""
-    today = now.astimezone(SHANGHAI).date()
-    until = until or today
-    since = since or until - dt.timedelta(days=DEFAULT_SLA_DAYS - 1)
-    townships = session.scalars(
-        select(Division)
-        .where(Division.level == "township", Division.parent_code == county_code)
-        .order_by(Division.code)
-    ).all()
-    rows: dict[str, dict[str, Any]] = {
-        t.code: {
-            "township_code": t.code,
-            "township_name": t.name,
-            "open_urgent": 0,
-            "urgent_cases": 0,
-            "paid_within_24h": 0,
-            "paid_late": 0,
-            "open_past_due": 0,
-        }
-        for t in townships
-    }
-
-    open_now = session.execute(
-        select(Case.township_code, func.count())
-        .where(
-            Case.urgent.is_(True),
-            Case.status.in_(UNPAID_OPEN_STATUSES),
-            Case.township_code.startswith(county_code),
-        )
-        .group_by(Case.township_code)
-    )
-    for code, count in open_now:
-        if code in rows:
-            rows[code]["open_urgent"] = count
-
-    accountable = func.coalesce(Case.accountable_township_code, Case.township_code)
-    first_claim = (
-        select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
-        .where(CaseEvent.action == "claim")
-        .group_by(CaseEvent.case_id)
-        .subquery()
-    )
-    cases = session.execute(
-        select(Case, accountable, first_claim.c.at)
-        .outerjoin(first_claim, first_claim.c.case_id == Case.id)
-        .where(
-            Case.urgent.is_(True),
-            accountable.startswith(county_code),
-            Case.created_at >= _day_start(since),
-            Case.created_at < _day_start(until + dt.timedelta(days=1)),
-        )
-    )
-    to_claim: dict[str, list[float]] = defaultdict(list)
-    to_pay: dict[str, list[float]] = defaultdict(list)
-    for case, code, claimed_at in cases:
-        row = rows.get(code)
-        if row is None:
-            continue
-        row["urgent_cases"] += 1
-        if claimed_at is not None:
-            if claimed_at.tzinfo is None:  # SQLite returns the aggregate as naive UTC
-                claimed_at = claimed_at.replace(tzinfo=UTC)
-            to_claim[code].append(_minutes(claimed_at - case.created_at))
-        if case.paid_at is not None:
-            to_pay[code].append(_minutes(case.paid_at - case.created_at))
-            if case.pay_due_at is None or case.paid_at <= case.pay_due_at:
-                row["paid_within_24h"] += 1
-            else:
-                row["paid_late"] += 1
-        elif (
-            case.status in UNPAID_OPEN_STATUSES
-            and case.pay_due_at is not None
-            and case.pay_due_at < now
-        ):
-            row["open_past_due"] += 1
-    for code, row in rows.items():
-        row["median_minutes_to_claim"] = _median(to_claim[code])
-        row["median_minutes_to_pay"] = _median(to_pay[code])
-    return {
-        "county_code": county_code,
-        "since": since,
-        "until": until,
-        "townships": list(rows.values()),
-    }
 
 
 def queue_pulse(session: Session, *, township_code: str) -> dict[str, Any]:

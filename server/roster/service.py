@@ -134,3 +134,41 @@ def pagers_for_township(
     """Whom a new urgent case pages: the township's duty officers on the roster, else the
     county supervisor(s). Returns the accounts (``id``, ``phone``) and which of the two it is."""
     return pagers(session, region_code=township_code, at=at)
+
+
+# --- the roster as supervisors keep it --------------------------------------------------------
+
+# The night a township must have someone on duty for, in local (Asia/Shanghai) hours.
+NIGHT_STARTS, NIGHT_ENDS = dt.time(20), dt.time(8)
+
+
+def night_of(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The night ``now`` is in, or the coming one: [20:00, 08:00 next day), local time."""
+    from server.cases.clocks import SHANGHAI
+
+    local = now.astimezone(SHANGHAI)
+    day = local.date() - dt.timedelta(days=1) if local.time() < NIGHT_ENDS else local.date()
+    start = dt.datetime.combine(day, NIGHT_STARTS, tzinfo=SHANGHAI)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), NIGHT_ENDS, tzinfo=SHANGHAI)
+    return start, end
+
+
+def townships_on_duty(
+    session: Session, *, township_codes: Iterable[str], start: dt.datetime, end: dt.datetime
+) -> set[str]:
+    """Those of ``township_codes`` with an active duty officer on a shift overlapping
+    [start, end)."""
+    return set(
+        session.scalars(
+            select(Account.region_code)
+            .join(DutyShift, DutyShift.account_id == Account.id)
+            .where(
+                Account.role == "duty",
+                Account.active.is_(True),
+                Account.region_code.in_(list(township_codes)),
+                DutyShift.starts_at < end,
+                DutyShift.ends_at > start,
+            )
+            .distinct()
+        )
+    )
