@@ -2,9 +2,10 @@
 
 A throw-away SQLite database with a township queue (urgent requests at different ages,
 applications), one urgent case worked through the services (tapped, claimed, a note, a
-document), the app on a free port, Debian's Chromium: the queue page, that case's page and the
-hotline form (a caller with an open case, an address typed) at 1280 px and on a 375 x 667
-phone.
+document) and a county's month of cases, the app on a free port, Debian's Chromium: the queue
+page, that case's page and the hotline form (a caller with an open case, an address typed) at
+1280 px and on a 375 x 667 phone; the supervisor's dashboard, roster and export page at
+1280 px.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,7 @@ from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 OUT = ROOT / "docs" / "console"
 TOWNSHIP = "371102004"
+COUNTY = "371102"
 PASSWORD = "screenshot-password"
 CALLER = "13812345678"
 
@@ -144,6 +147,49 @@ def worked_case(s, duty: Account, now: dt.datetime) -> str:
     return str(case.id)
 
 
+def seed_county(app) -> None:
+    """A month of urgent cases and applications across 东港区, a supervisor, duty officers on
+    tonight's roster in all but two townships."""
+    import random
+
+    from server.divisions.models import Division
+    from server.roster.models import DutyShift
+    from server.roster.service import night_of
+
+    rng = random.Random(3)
+    now = utcnow()
+    start, end = night_of(now)
+    with database(app).new_session() as s, s.begin():
+        s.add(
+            Account(
+                role="supervisor",
+                username="sup371102",
+                password_hash=hash_password(PASSWORD),
+                region_code=COUNTY,
+            )
+        )
+        townships = s.scalars(
+            select(Division.code).where(Division.parent_code == COUNTY).order_by(Division.code)
+        ).all()
+        for index, code in enumerate(townships):
+            if code != TOWNSHIP:
+                officer = Account(role="duty", username=f"duty{code}", region_code=code)
+                s.add(officer)
+                s.flush()
+                if index not in (2, 7):
+                    s.add(DutyShift(account_id=officer.id, starts_at=start, ends_at=end))
+            for _ in range(rng.randrange(4, 18)):
+                created = now - dt.timedelta(hours=rng.randrange(2, 30 * 24))
+                hours = rng.choice((1, 2, 3, 5, 8, 12, 20, 30, None))
+                fields = {}
+                if hours is not None and created + dt.timedelta(hours=hours) < now:
+                    fields = {"status": "paid", "paid_at": created + dt.timedelta(hours=hours)}
+                f.case(s, township=code, created_at=created, **fields)
+            for _ in range(rng.randrange(0, 4)):
+                created = now - dt.timedelta(days=rng.randrange(1, 50))
+                f.case(s, township=code, urgent=False, created_at=created)
+
+
 def _aid_types() -> dict[str, str]:
     from server.cases.aid_types import AID_TYPES
 
@@ -188,6 +234,7 @@ def main() -> None:
             conn.commit()
         with app.app_context():
             case_id = seed(app)
+            seed_county(app)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
@@ -211,11 +258,31 @@ def main() -> None:
                     shoot(page, f"case-{name}.png")
                     context.close()
                     hotline(browser, base, name, size)
+                _supervisor_pages(browser, base)
                 browser.close()
         finally:
             server.shutdown()
             server.server_close()
             database(app).engine.dispose()
+
+
+def _supervisor_pages(browser, base: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/console/login")
+    page.fill("input[name=username]", "sup371102")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    for name, path, ready in (
+        ("dashboard", "/console/dashboard", "#figures"),
+        ("exports", "/console/exports", "#ledger-form"),
+    ):
+        page.goto(f"{base}{path}")
+        page.wait_for_selector(ready)
+        out = OUT / f"{name}-desktop.png"
+        page.screenshot(path=str(out), full_page=True)
+        print(f"wrote {out.relative_to(ROOT)}")
+    context.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,141 @@
+"""Supervisors' console in a real browser: the dashboard's figures, the night roster in red,
+the ledger download, another county's supervisor, a duty officer's 403 page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from server.audit import AuditEntry
+from server.db import utcnow
+from server.reports.ledger import HEADERS
+from server.roster.models import DutyShift
+from server.roster.service import night_of
+from server.session import database
+from tests import factories as f
+from tests.console.conftest import add, sign_in, staff
+
+COUNTY = "371102"  # 东港区
+TOWNSHIP = "371102004"  # 秦楼街道
+OTHER = "371102001"  # 日照街道
+
+
+def _cases(app: Any) -> dict[str, list[str]]:
+    """秦楼街道: 2 urgent paid in 1 h and 30 h, 1 unpaid past due; 日照街道: 1 paid in 2 h."""
+    now = utcnow()
+    made: dict[str, list[str]] = {TOWNSHIP: [], OTHER: []}
+    with database(app).new_session() as s, s.begin():
+        person = f.resident(s, phone="+8613912345678", id_number_masked="371102********1234")
+        for township, hours_ago, paid_after in (
+            (TOWNSHIP, 50, 1),
+            (TOWNSHIP, 50, 30),
+            (TOWNSHIP, 30, None),
+            (OTHER, 10, 2),
+        ):
+            created = now - dt.timedelta(hours=hours_ago)
+            paid = {}
+            if paid_after is not None:
+                paid = {"status": "paid", "paid_at": created + dt.timedelta(hours=paid_after)}
+            case = f.case(s, resident_account=person, township=township, created_at=created, **paid)
+            made[township].append(case.case_no)
+    return made
+
+
+def _on_duty_tonight(app: Any, account: Any) -> None:
+    start, end = night_of(utcnow())
+    add(app, DutyShift(account_id=account.id, starts_at=start, ends_at=end))
+
+
+def _cells(page: Any, township: str) -> dict[str, str]:
+    row = page.locator(f"#figures tr[data-township='{township}']")
+    return {
+        col: row.locator(f"td[data-col='{col}']").inner_text()
+        for col in ("urgent", "paid24", "pct", "overdue")
+    }
+
+
+def test_a_supervisor_sees_two_townships_and_the_county_total(committed_app, live, page):
+    _cases(committed_app)
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    _on_duty_tonight(committed_app, staff(committed_app, "duty-q", TOWNSHIP))
+    sign_in(page, live, "sup")
+    page.goto(f"{live}/console/dashboard")
+    page.wait_for_selector("text=东港区 · 督导看板")
+    assert _cells(page, TOWNSHIP) == {"urgent": "3", "paid24": "1", "pct": "33.3", "overdue": "1"}
+    assert _cells(page, OTHER) == {"urgent": "1", "paid24": "1", "pct": "100.0", "overdue": "0"}
+    assert _cells(page, "total") == {"urgent": "4", "paid24": "2", "pct": "50.0", "overdue": "1"}
+    # Both charts are inline SVG, drawn by the server.
+    assert page.locator("svg.chart").count() == 2
+    # 日照街道 has nobody on duty tonight: red in the table and named in the alert.
+    other_row = page.locator(f"#figures tr[data-township='{OTHER}']")
+    assert "unstaffed" in other_row.get_attribute("class")
+    assert other_row.locator("td[data-col='duty']").inner_text() == "无人值班"
+    colour = other_row.locator("td[data-col='duty']").evaluate(
+        "el => getComputedStyle(el).backgroundColor"
+    )
+    assert colour == "rgb(217, 45, 32)"
+    assert "日照街道" in page.locator("#unstaffed").inner_text()
+    assert page.locator(f"#figures tr[data-township='{TOWNSHIP}'].unstaffed").count() == 0
+
+
+def test_the_ledger_downloads_and_opens_with_the_rows_and_masked_ids(committed_app, live, page):
+    made = _cases(committed_app)
+    admin = staff(committed_app, "city-admin", "3711", role="admin")
+    sign_in(page, live, "city-admin")
+    page.goto(f"{live}/console/exports?county={COUNTY}")
+    page.wait_for_selector("text=东港区 · 台账导出")
+    month = page.locator("#ledger-form input[name=month]").input_value()
+    with page.expect_download() as info:
+        page.click("#ledger-download")
+    download = info.value
+    assert download.suggested_filename == f"东港区{int(month[:4])}年{int(month[5:])}月案件台账.xlsx"
+    book = load_workbook(io.BytesIO(Path(download.path()).read_bytes()), read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    book.close()
+    assert rows[0] == HEADERS
+    in_month = {
+        no for no in made[TOWNSHIP] + made[OTHER] if no.split("-")[1][:6] == month.replace("-", "")
+    }
+    assert {r[0] for r in rows[1:]} == in_month
+    for row in rows[1:]:
+        line = dict(zip(HEADERS, row, strict=True))
+        assert line["身份证号"] == "371102********1234"
+        assert line["联系电话"] == "139****5678"  # an administrator's export: masked
+    with database(committed_app).new_session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "ledger.export")).one()
+    assert entry.actor_id == admin.id and entry.data["phones"] == "masked"
+
+
+def test_another_countys_supervisor_sees_none_of_it(committed_app, live, page):
+    made = _cases(committed_app)
+    staff(committed_app, "sup-lanshan", "371103", role="supervisor")
+    sign_in(page, live, "sup-lanshan")
+    page.goto(f"{live}/console/dashboard")
+    page.wait_for_selector("text=岚山区 · 督导看板")
+    assert "秦楼街道" not in page.content()
+    for path in (
+        f"/console/dashboard?county={COUNTY}",
+        f"/console/exports?county={COUNTY}",
+        f"/console/exports/ledger?county={COUNTY}&format=csv",
+        f"/console/dashboard/export?county={COUNTY}&format=csv",
+    ):
+        response = page.goto(f"{live}{path}")
+        assert response.status == 404, path
+        assert "未找到该区域" in page.content()
+        assert not any(no in page.content() for no in made[TOWNSHIP])
+
+
+def test_a_duty_officer_gets_the_403_page(committed_app, live, page):
+    staff(committed_app, "duty-q", TOWNSHIP)
+    sign_in(page, live, "duty-q")
+    page.wait_for_selector("text=秦楼街道 · 案件队列")
+    assert page.locator("nav.sitenav").count() == 0
+    for path in ("/console/dashboard", "/console/exports", "/console/exports/ledger"):
+        response = page.goto(f"{live}{path}")
+        assert response.status == 403, path
+        assert "您的角色不能执行该操作" in page.locator("[role=alert]").inner_text()
