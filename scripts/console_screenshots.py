@@ -147,6 +147,21 @@ def worked_case(s, duty: Account, now: dt.datetime) -> str:
     return str(case.id)
 
 
+_OFFICERS = (
+    "王建国",
+    "李秀英",
+    "张伟",
+    "刘洋",
+    "陈静",
+    "杨磊",
+    "赵敏",
+    "黄涛",
+    "周婷",
+    "吴刚",
+    "孙丽",
+)
+
+
 def seed_county(app) -> None:
     """A month of urgent cases and applications across 东港区, a supervisor, duty officers on
     tonight's roster in all but two townships."""
@@ -173,11 +188,29 @@ def seed_county(app) -> None:
         ).all()
         for index, code in enumerate(townships):
             if code != TOWNSHIP:
-                officer = Account(role="duty", username=f"duty{code}", region_code=code)
+                officer = Account(
+                    role="duty",
+                    username=f"duty{code}",
+                    name=_OFFICERS[index % len(_OFFICERS)],
+                    region_code=code,
+                )
                 s.add(officer)
                 s.flush()
-                if index not in (2, 7):
-                    s.add(DutyShift(account_id=officer.id, starts_at=start, ends_at=end))
+                # The week's nights; two townships have nobody tonight.
+                monday = start - dt.timedelta(days=start.weekday())
+                for day in range(7):
+                    night = monday + dt.timedelta(days=day)
+                    if night == start and index in (2, 7):
+                        continue
+                    if index in (2, 7) and day % 2:
+                        continue
+                    s.add(
+                        DutyShift(
+                            account_id=officer.id,
+                            starts_at=night,
+                            ends_at=night + (end - start),
+                        )
+                    )
             for _ in range(rng.randrange(4, 18)):
                 created = now - dt.timedelta(hours=rng.randrange(2, 30 * 24))
                 hours = rng.choice((1, 2, 3, 5, 8, 12, 20, 30, None))
@@ -275,6 +308,7 @@ def _supervisor_pages(browser, base: str) -> None:
     page.click("main button[type=submit]")
     for name, path, ready in (
         ("dashboard", "/console/dashboard", "#figures"),
+        ("roster", "/console/roster", "#roster"),
         ("exports", "/console/exports", "#ledger-form"),
     ):
         page.goto(f"{base}{path}")

@@ -218,10 +218,28 @@ def require_triage(actor: Any, county_code: str) -> None:
     require_region(actor, county_code)
 
 
+def require_county_work(actor: Any, county_code: str) -> None:
+    """A county's own decisions (triage, 一事一议): its supervisors (403 / 404 out of
+    region)."""
+    _require_role(actor, COUNTY_ROLES)
+    require_region(actor, county_code)
+
+
 def require_county_read(actor: Any, county_code: str) -> None:
     """County settings and reports: its supervisors, and administrators above it."""
     _require_role(actor, COUNTY_READERS)
     require_region(actor, county_code)
+
+
+# Who keeps a county's duty roster (排班).
+ROSTER_ROLES = frozenset({"supervisor", "admin"})
+
+
+def require_roster(actor: Any, code: str) -> None:
+    """The duty roster of a county (or one of its townships): its supervisors and the
+    administrators above it (403 other roles, 404 out of region)."""
+    _require_role(actor, ROSTER_ROLES)
+    require_region(actor, code)
 
 
 def ledger_phones_in_clear(actor: Any, county_code: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -60,11 +61,25 @@ def list_cases(
     phone: str | None = None,
     status: str | None = None,
     urgent: bool | None = None,
+    case_no: str | None = None,
+    name: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> tuple[list[Case], int]:
-    """Cases visible to ``actor``, newest first; staff may filter by the person's phone."""
+    """Cases visible to ``actor``, newest first; staff may filter by the person's phone, the
+    case number, the resident's name (exact) and the submission time [since, until)."""
     query = select(Case).where(access.case_scope_clause(actor))
     if phone is not None:
         query = query.where(Case.subject_phone == phone)
+    if case_no is not None:
+        query = query.where(Case.case_no == case_no)
+    if name is not None:
+        named = select(Account.id).where(Account.role == "resident", Account.name == name)
+        query = query.where(Case.resident_id.in_(named))
+    if since is not None:
+        query = query.where(Case.created_at >= since)
+    if until is not None:
+        query = query.where(Case.created_at < until)
     if status is not None:
         query = query.where(Case.status == status)
     if urgent is not None:

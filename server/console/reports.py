@@ -12,8 +12,8 @@ from sqlalchemy import or_, select
 
 from server import access, audit
 from server.api import DateRangeArgsSchema
-from server.console import bp, charts
 from server.cases.clocks import SHANGHAI
+from server.console import bp, charts
 from server.db import utcnow
 from server.divisions.models import Division
 from server.errors import ValidationFailed

@@ -18,7 +18,7 @@ from server.cases.models import OPEN_STATUSES, Case, CaseEvent
 from server.cases.state import UNPAID_OPEN_STATUSES
 from server.cases.workflow_models import Escalation
 from server.db import UTC
-from server.divisions.models import Division
+from server.divisions.service import children
 from server.roster.service import night_of, townships_on_duty
 
 DEFAULT_SLA_DAYS = 30
@@ -153,12 +153,7 @@ def sla_report(
     today = now.astimezone(SHANGHAI).date()
     until = until or today
     since = since or until - dt.timedelta(days=DEFAULT_SLA_DAYS - 1)
-    townships = session.execute(
-        select(Division.code, Division.name)
-        .where(Division.level == "township", Division.parent_code == county_code)
-        .order_by(Division.code)
-    ).all()
-    rows = {code: _empty(code, name) for code, name in townships}
+    rows = {t.code: _empty(t.code, t.name) for t in children(session, county_code)}
     for found in _current(session, county_code, now):
         row = rows.get(found.township_code)
         if row is not None:

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
+from server import access, audit
 from server.accounts.models import Account
-from server.errors import ValidationFailed
+from server.errors import NotFound, ValidationFailed
 from server.roster.models import DutyShift
 
 
@@ -172,3 +173,82 @@ def townships_on_duty(
             .distinct()
         )
     )
+
+
+def shifts_between(
+    session: Session, *, township_codes: Iterable[str], start: dt.datetime, end: dt.datetime
+) -> list[tuple[DutyShift, Account]]:
+    """The shifts of the townships' duty officers overlapping [start, end), by start."""
+    return [
+        (shift, account)
+        for shift, account in session.execute(
+            select(DutyShift, Account)
+            .join(Account, Account.id == DutyShift.account_id)
+            .where(
+                Account.role == "duty",
+                Account.region_code.in_(list(township_codes)),
+                DutyShift.starts_at < end,
+                DutyShift.ends_at > start,
+            )
+            .order_by(DutyShift.starts_at, Account.id)
+        ).tuples()
+    ]
+
+
+def copy_shifts(session: Session, *, township_codes: Iterable[str], week_start: dt.datetime) -> int:
+    """Copy the duty officers' shifts that started in the week before ``week_start`` one week
+    on, skipping any already there; returns how many were added."""
+    week = dt.timedelta(days=7)
+    codes = list(township_codes)
+    previous = session.execute(
+        select(DutyShift)
+        .join(Account, Account.id == DutyShift.account_id)
+        .where(
+            Account.role == "duty",
+            Account.active.is_(True),
+            Account.region_code.in_(codes),
+            DutyShift.starts_at >= week_start - week,
+            DutyShift.starts_at < week_start,
+        )
+    ).scalars()
+    existing = {
+        (s.account_id, s.starts_at, s.ends_at)
+        for s, _ in shifts_between(
+            session, township_codes=codes, start=week_start, end=week_start + week + week
+        )
+    }
+    added = 0
+    for shift in list(previous):
+        key = (shift.account_id, shift.starts_at + week, shift.ends_at + week)
+        if key in existing:
+            continue
+        session.add(DutyShift(account_id=key[0], starts_at=key[1], ends_at=key[2]))
+        existing.add(key)
+        added += 1
+    session.flush()
+    return added
+
+
+def remove_shift(session: Session, *, actor: Any, shift_id: int) -> tuple[DutyShift, Account]:
+    """Take a shift off the roster (its township's supervisors, administrators above);
+    404 when it is not there or out of the actor's region. Audited."""
+    found = session.execute(
+        select(DutyShift, Account)
+        .join(Account, Account.id == DutyShift.account_id)
+        .where(DutyShift.id == shift_id)
+    ).first()
+    if found is None or not found[1].region_code:
+        raise NotFound("未找到该班次。", message_en="Shift not found.")
+    shift, account = found
+    access.require_roster(actor, account.region_code)
+    audit.record(
+        session,
+        actor=actor,
+        action="roster.remove",
+        target_type="account",
+        target_id=account.id,
+        data={"starts_at": shift.starts_at.isoformat(), "ends_at": shift.ends_at.isoformat()},
+    )
+    session.delete(shift)
+    session.flush()
+    return shift, account

@@ -12,6 +12,9 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from server.audit import AuditEntry
+from server.cases.clocks import SHANGHAI
+from server.cases.events import add_event
+from server.cases.models import Case, CaseEvent
 from server.db import utcnow
 from server.reports.ledger import HEADERS
 from server.roster.models import DutyShift
@@ -41,7 +44,14 @@ def _cases(app: Any) -> dict[str, list[str]]:
             paid = {}
             if paid_after is not None:
                 paid = {"status": "paid", "paid_at": created + dt.timedelta(hours=paid_after)}
-            case = f.case(s, resident_account=person, township=township, created_at=created, **paid)
+            case = f.case(
+                s,
+                resident_account=person,
+                subject_phone=person.phone,
+                township=township,
+                created_at=created,
+                **paid,
+            )
             made[township].append(case.case_no)
     return made
 
@@ -123,6 +133,9 @@ def test_another_countys_supervisor_sees_none_of_it(committed_app, live, page):
         f"/console/exports?county={COUNTY}",
         f"/console/exports/ledger?county={COUNTY}&format=csv",
         f"/console/dashboard/export?county={COUNTY}&format=csv",
+        f"/console/roster?county={COUNTY}",
+        f"/console/triage?county={COUNTY}",
+        f"/console/approvals?county={COUNTY}",
     ):
         response = page.goto(f"{live}{path}")
         assert response.status == 404, path
@@ -135,7 +148,125 @@ def test_a_duty_officer_gets_the_403_page(committed_app, live, page):
     sign_in(page, live, "duty-q")
     page.wait_for_selector("text=秦楼街道 · 案件队列")
     assert page.locator("nav.sitenav").count() == 0
-    for path in ("/console/dashboard", "/console/exports", "/console/exports/ledger"):
+    for path in (
+        "/console/dashboard",
+        "/console/exports",
+        "/console/exports/ledger",
+        "/console/roster",
+        "/console/triage",
+        "/console/approvals",
+        "/console/search",
+    ):
         response = page.goto(f"{live}{path}")
         assert response.status == 403, path
         assert "您的角色不能执行该操作" in page.locator("[role=alert]").inner_text()
+
+
+def test_assigning_a_triage_case_puts_it_on_the_townships_queue(committed_app, live, browser):
+    with database(committed_app).new_session() as s, s.begin():
+        case = f.case(
+            s, township=None, county=COUNTY, routing_reason="地址“海滨”对应多个乡镇，无法确定。"
+        )
+        case_no = case.case_no
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    staff(committed_app, "duty-q", TOWNSHIP)
+    supervisor = browser.new_context(locale="zh-CN").new_page()
+    sign_in(supervisor, live, "sup")
+    supervisor.goto(f"{live}/console/triage")
+    item = supervisor.locator(f"[data-case-no='{case_no}']")
+    assert "无法确定" in item.locator(".routing-reason").inner_text()
+    item.locator("select[name=township_code]").select_option(TOWNSHIP)
+    item.locator("input[name=reason]").fill("地址在秦楼街道辖区")
+    item.locator("button[type=submit]").click()
+    supervisor.wait_for_selector(f"text=已分派：{case_no}")
+    assert supervisor.locator(f"[data-case-no='{case_no}']").count() == 0
+    supervisor.context.close()
+    officer = browser.new_context(locale="zh-CN").new_page()
+    sign_in(officer, live, "duty-q")
+    officer.wait_for_selector(f".lane-urgent [data-case-no='{case_no}']")
+    officer.context.close()
+
+
+def test_a_supervisor_approves_a_case_above_the_townships_authority(committed_app, live, page):
+    with database(committed_app).new_session() as s, s.begin():
+        f.aid_standard(s, county=COUNTY)
+        case = f.case(
+            s,
+            township=TOWNSHIP,
+            urgent=False,
+            status="pending_county_approval",
+            approved_amount_fen=1_500_000,
+        )
+        add_event(
+            s,
+            case=case,
+            actor=None,
+            action="approve",
+            from_status="claimed",
+            to_status="pending_county_approval",
+            data={"amount_fen": 1_500_000, "reason": "超过乡镇审批权限 12600.00 元"},
+        )
+        case_no, case_id = case.case_no, case.id
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    sign_in(page, live, "sup")
+    page.goto(f"{live}/console/approvals")
+    item = page.locator(f"[data-case-no='{case_no}']")
+    assert item.locator(".amount").inner_text() == "15000.00 元"
+    assert "超过乡镇审批权限" in item.locator(".proposal-reason").inner_text()
+    assert "3–12 倍" in page.content()
+    item.locator(".approve-form input[name=reason]").fill("家庭重大变故，同意一事一议")
+    item.locator(".approve-form button").click()
+    page.wait_for_selector(f"text={case_no}：审批通过。")
+    with database(committed_app).new_session() as s:
+        approved = s.get(Case, case_id)
+        assert approved.status == "approved" and approved.approved_amount_fen == 1_500_000
+        note = s.scalars(
+            select(CaseEvent.data).where(
+                CaseEvent.case_id == case_id, CaseEvent.to_status == "approved"
+            )
+        ).one()
+    assert note["level"] == "county" and note["note"] == "家庭重大变故，同意一事一议"
+
+
+def test_a_township_with_nobody_tonight_is_red_until_the_roster_is_fixed(committed_app, live, page):
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    _on_duty_tonight(committed_app, staff(committed_app, "duty-q", TOWNSHIP))
+    staff(committed_app, "duty-r", OTHER, name="李值班")
+    sign_in(page, live, "sup")
+    page.goto(f"{live}/console/roster")
+    row = page.locator(f"#roster tr[data-township='{OTHER}']")
+    assert "unstaffed" in row.get_attribute("class")
+    assert "日照街道" in page.locator("#unstaffed").inner_text()
+    assert "unstaffed" not in (
+        page.locator(f"#roster tr[data-township='{TOWNSHIP}']").get_attribute("class") or ""
+    )
+    start, _ = night_of(utcnow())
+    form = page.locator("#add-shift")
+    form.locator("select[name=account_id]").select_option(label="李值班")
+    form.locator("input[name=day]").fill(start.astimezone(SHANGHAI).date().isoformat())
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=已排班：李值班")
+    row = page.locator(f"#roster tr[data-township='{OTHER}']")
+    assert "unstaffed" not in (row.get_attribute("class") or "")
+    assert "日照街道" not in page.locator("#unstaffed").inner_text()
+    assert "李值班" in row.inner_text()
+    page.goto(f"{live}/console/dashboard")
+    assert page.locator("#figures tr.unstaffed").count() == 10  # the other ten townships
+
+
+def test_case_search_finds_by_phone_masked(committed_app, live, page):
+    made = _cases(committed_app)
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    sign_in(page, live, "sup")
+    page.goto(f"{live}/console/search")
+    page.fill("#search-form input[name=phone]", "13912345678")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results")
+    found = {
+        r.get_attribute("data-case-no") for r in page.locator("#results tr[data-case-no]").all()
+    }
+    assert found == set(made[TOWNSHIP] + made[OTHER])
+    assert (
+        "139****5678" in page.content()
+        and "13912345678" not in page.locator("#results").inner_text()
+    )
