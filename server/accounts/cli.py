@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
-from server.accounts.auth import revoke_account_sessions
+from server.accounts import staff
 from server.accounts.idnumbers import mask_id_number, validate_id_number
 from server.accounts.models import STAFF_ROLES, Account
-from server.accounts.passwords import generate_password, hash_password
 from server.accounts.service import create_staff, unbind_id_number
-from server.accounts.staff_signin import clear_staff_throttle
-from server.audit import record
 from server.errors import DomainError
 from server.session import database
 
@@ -48,12 +44,10 @@ def create(
 
 
 def _staff(session, username: str) -> Account:
-    account = session.scalar(
-        select(Account).where(Account.username == username, Account.role != "resident")
-    )
-    if account is None:
-        raise click.ClickException(f"no such staff account: {username}")
-    return account
+    try:
+        return staff.find_staff(session, username=username)
+    except DomainError:
+        raise click.ClickException(f"no such staff account: {username}") from None
 
 
 @staff_cli.command("disable")
@@ -61,9 +55,7 @@ def _staff(session, username: str) -> Account:
 def disable(username: str) -> None:
     """Disable a staff account: it cannot sign in, and its sessions end at once."""
     with database().new_session() as session, session.begin():
-        account = _staff(session, username)
-        account.active = False
-        revoke_account_sessions(session, account_id=account.id, reason="disabled")
+        staff.set_active(session, actor=None, account=_staff(session, username), active=False)
     click.echo(f"disabled {username}")
 
 
@@ -72,9 +64,7 @@ def disable(username: str) -> None:
 def enable(username: str) -> None:
     """Re-enable a disabled staff account."""
     with database().new_session() as session, session.begin():
-        account = _staff(session, username)
-        account.active = True
-        clear_staff_throttle(session, username=username)
+        staff.set_active(session, actor=None, account=_staff(session, username), active=True)
     click.echo(f"enabled {username}")
 
 
@@ -83,8 +73,7 @@ def enable(username: str) -> None:
 def unlock(username: str) -> None:
     """Lift the sign-in wait after failed sign-ins, from every address (it also expires)."""
     with database().new_session() as session, session.begin():
-        _staff(session, username)
-        cleared = clear_staff_throttle(session, username=username)
+        cleared = staff.unlock(session, actor=None, account=_staff(session, username))
     click.echo(f"unlocked {username} ({cleared} waiting address(es) cleared)")
 
 
@@ -93,21 +82,9 @@ def unlock(username: str) -> None:
 def reset_password(username: str) -> None:
     """Give a staff account a new one-time password, printed once (lost demo credentials, a
     forgotten password): changed at next sign-in, sessions ended, sign-in wait lifted."""
-    password = generate_password()
     with database().new_session() as session, session.begin():
         account = _staff(session, username)
-        account.password_hash = hash_password(password)
-        account.must_change_password = True
-        revoke_account_sessions(session, account_id=account.id, reason="password_reset")
-        clear_staff_throttle(session, username=username)
-        record(
-            session,
-            actor=None,
-            action="account.password_reset",
-            target_type="account",
-            target_id=account.id,
-            data={"via": "cli"},
-        )
+        password = staff.reset_password(session, actor=None, account=account)
         active = account.active
     click.echo(f"new one-time password for {username} (shown once; changed at next sign-in):")
     click.echo(f"  {password}")

@@ -38,6 +38,13 @@ def pay_due_at(submitted_at: dt.datetime) -> dt.datetime:
     return submitted_at + PAY_WINDOW
 
 
+def year_known(year: int) -> bool:
+    """Whether the ``chinese-calendar`` package has the holidays of ``year``."""
+    unknown: set[int] = set()
+    is_workday(dt.date(year, 1, 1), {}, unknown)
+    return not unknown
+
+
 def is_workday(day: dt.date, overrides: Mapping[dt.date, bool], unknown: set[int]) -> bool:
     """Is ``day`` a working day? Records years the package does not know in ``unknown``."""
     if day in overrides:

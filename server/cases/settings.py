@@ -9,7 +9,7 @@ from sqlalchemy import extract, select
 from sqlalchemy.orm import Session
 
 from server.audit import record
-from server.cases import money
+from server.cases import clocks, money
 from server.cases.workflow_models import AidStandard, CalendarOverride
 from server.errors import NotFound
 
@@ -81,3 +81,17 @@ def delete_override(session: Session, *, actor: Any, day: dt.date) -> None:
         target_type="calendar",
         target_id=day.isoformat(),
     )
+
+
+# From this month on, next year's holidays should be known (the State Council publishes them
+# around November).
+CALENDAR_WARNING_MONTH = 11
+
+
+def calendar_gap(session: Session, *, today: dt.date) -> int | None:
+    """Next year, from 1 November, when neither ``chinese-calendar`` nor an administrator's
+    override knows its holidays (its paperwork deadlines would count Monday–Friday only)."""
+    year = today.year + 1
+    if today.month < CALENDAR_WARNING_MONTH or clocks.year_known(year):
+        return None
+    return None if list_overrides(session, year=year) else year

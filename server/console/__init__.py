@@ -45,7 +45,7 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     """Register the console blueprint, its session cookie and CSRF protection."""
-    from server.console import auth, callbacks, case, county, hotline, queue, reports, roster  # noqa: F401  (routes)
+    from server.console import admin, auth, callbacks, case, county, hotline, queue, reports, roster  # noqa: F401  (routes)
 
     app.config.setdefault("CONSOLE_IDLE_MINUTES", 30)
     if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):

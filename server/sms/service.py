@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from notifications import ops
 from notifications.templates import TEMPLATES
 from server import audit
+from server.db import utcnow
 from server.errors import NotFound, ValidationFailed
 
 
@@ -30,3 +31,13 @@ def update_template(session: Session, *, actor: Any, name: str, text: str | None
         data={"text": text},
     )
     return next(t for t in ops.template_texts(session) if t["name"] == name)
+
+
+def retry(session: Session, *, actor: Any, ids: list[int]) -> int:
+    """Queue finally failed messages again; audited. How many were queued."""
+    rows = ops.retry_failed(session, now=utcnow(), ids=ids)
+    for row in rows:
+        audit.record(
+            session, actor=actor, action="sms.retry", target_type="sms_outbox", target_id=row.id
+        )
+    return len(rows)

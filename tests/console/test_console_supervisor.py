@@ -156,6 +156,10 @@ def test_a_duty_officer_gets_the_403_page(committed_app, live, page):
         "/console/triage",
         "/console/approvals",
         "/console/search",
+        "/console/admin/staff",
+        "/console/admin/standards",
+        "/console/admin/calendar",
+        "/console/admin/sms",
     ):
         response = page.goto(f"{live}{path}")
         assert response.status == 403, path
