@@ -7,7 +7,18 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-ALL = ("floor", "status", "urgent", "ceiling", "stack", "claim", "console", "sms", "surge")
+ALL = (
+    "floor",
+    "status",
+    "urgent",
+    "ceiling",
+    "stack",
+    "claim",
+    "console",
+    "dashboard",
+    "sms",
+    "surge",
+)
 # Paths that write a section of their own in the results (``--only`` replaces just that).
 SECTIONS = ("surge",)
 

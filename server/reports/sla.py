@@ -10,16 +10,17 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from server.cases.clocks import SHANGHAI
-from server.cases.models import OPEN_STATUSES, Case, CaseEvent
+from server.cases.models import OPEN_STATUSES, STATUSES, Case, CaseEvent
 from server.cases.state import UNPAID_OPEN_STATUSES
 from server.cases.workflow_models import Escalation
 from server.db import UTC
 from server.divisions.service import children
 from server.roster.service import night_of, townships_on_duty
+from server.routing.gazetteer import gazetteer
 
 DEFAULT_SLA_DAYS = 30
 # Ages of open ordinary applications (days since submission): up to 7, up to 30, older.
@@ -104,10 +105,11 @@ def _current(session: Session, county_code: str, now: dt.datetime) -> Any:
     )
 
 
-def _period(session: Session, county_code: str, since: dt.date, until: dt.date) -> Any:
-    """The urgent cases submitted in the period, for their accountable township: submitted,
-    first claimed, paid, due, status, escalations fired."""
-    accountable = func.coalesce(Case.accountable_township_code, Case.township_code)
+def _period(
+    session: Session, county_code: str, townships: list[str], since: dt.date, until: dt.date
+) -> Any:
+    """The urgent cases submitted in the period whose accountable (first) township is one of
+    ``townships``: submitted, first claimed, paid, due, status, escalations fired."""
     first_claim = (
         select(func.min(CaseEvent.at))
         .where(CaseEvent.case_id == Case.id, CaseEvent.action == "claim")
@@ -117,9 +119,14 @@ def _period(session: Session, county_code: str, since: dt.date, until: dt.date) 
     escalations = (
         select(func.count()).where(Escalation.case_id == Case.id).correlate(Case).scalar_subquery()
     )
+    # A case moves only within the city, so its county now is one of the city's: every
+    # column of ix_cases_triage is then bounded (county, status, urgent, the period) and the
+    # read touches the period's urgent cases of the city, never the years before.
+    gaz = gazetteer(session, county_code[:4])
+    counties = sorted(code for code in gaz.names if len(code) == 6) or [county_code]
     return session.execute(
         select(
-            accountable.label("township_code"),
+            Case.accountable_township_code.label("township_code"),
             Case.created_at,
             Case.paid_at,
             Case.pay_due_at,
@@ -127,10 +134,12 @@ def _period(session: Session, county_code: str, since: dt.date, until: dt.date) 
             first_claim.label("claimed_at"),
             escalations.label("escalations"),
         ).where(
-            Case.urgent.is_(True),
-            accountable.startswith(county_code),
+            Case.county_code.in_(counties),
+            Case.status.in_(STATUSES),
+            Case.urgent == true(),
             Case.created_at >= day_start(since),
             Case.created_at < day_start(until + dt.timedelta(days=1)),
+            Case.accountable_township_code.in_(townships),
         )
     )
 
@@ -165,7 +174,7 @@ def sla_report(
     }
     to_claim: dict[str, list[float]] = defaultdict(list)
     to_pay: dict[str, list[float]] = defaultdict(list)
-    for case in _period(session, county_code, since, until):
+    for case in _period(session, county_code, list(rows), since, until):
         row = rows.get(case.township_code)
         if row is None:
             continue
