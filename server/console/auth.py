@@ -214,7 +214,8 @@ def _refused(error: DomainError) -> Any:
     message = localize(error.code, error.message, error.message_en, **error.params)
     if _wants_json():
         return jsonify(code=error.code, message=message), error.status, error.headers
-    return render_template("console/error.html", message=message), error.status, error.headers
+    page = render_template("console/error.html", message=message, errors=error.errors or {})
+    return page, error.status, error.headers
 
 
 def shanghai(value: dt.datetime | None) -> str:
