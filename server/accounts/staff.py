@@ -108,4 +108,4 @@ def staff_list(session: Session, *, region_code: str) -> list[tuple[Account, Any
         .order_by(Account.region_code, Account.username)
     )
     # SQLite returns the aggregate of a UTC column as naive UTC.
-    return [(a, at.replace(tzinfo=UTC) if at and not at.tzinfo else at) for a, at in rows.tuples()]
+    return [(a, at.replace(tzinfo=UTC) if at and not at.tzinfo else at) for a, at in rows]

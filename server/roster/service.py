@@ -191,7 +191,7 @@ def shifts_between(
                 DutyShift.ends_at > start,
             )
             .order_by(DutyShift.starts_at, Account.id)
-        ).tuples()
+        )
     ]
 
 

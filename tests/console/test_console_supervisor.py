@@ -102,7 +102,7 @@ def test_the_ledger_downloads_and_opens_with_the_rows_and_masked_ids(committed_a
     with database(committed_app).new_session() as s:
         submitted = {
             no: f"{at.astimezone(SHANGHAI):%Y-%m}"
-            for no, at in s.execute(select(Case.case_no, Case.created_at)).tuples()
+            for no, at in s.execute(select(Case.case_no, Case.created_at))
         }
     month = submitted[made[OTHER][0]]  # the newest case's month (Beijing time)
     page.fill("#ledger-form input[name=month]", month)
