@@ -205,11 +205,4 @@ def search() -> Any:
         total=total,
         searched=bool(filters),
         statuses=STATUS_LABELS,
-        case_page="console.case" if "console.case" in _endpoints() else None,
     )
-
-
-def _endpoints() -> set[str]:
-    from flask import current_app
-
-    return set(current_app.view_functions)
