@@ -35,7 +35,7 @@ from server.session import database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = RESULTS / "tmp"
-GROWTH_PATHS = ("floor", "status", "urgent", "claim")
+GROWTH_PATHS = ("floor", "status", "urgent", "claim", "dashboard")
 
 
 def log(msg: str) -> None:
