@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from server import access
 from server.accounts.service import normalize_phone
-from server.cases import money, queries, workflow
+from server.cases import actions, money, queries
 from server.cases.action_schemas import CaseActionSchema
 from server.cases.aid_types import AID_TYPES
 from server.cases.models import STATUS_LABELS, STATUSES, Case, CaseEvent
@@ -41,7 +41,7 @@ def act(session: Any, *, case_id: str, fields: dict[str, Any]) -> Case:
     except ma.ValidationError as exc:
         raise ValidationFailed(errors=exc.messages) from None
     action = args.pop("action")
-    return workflow.perform(
+    return actions.perform(
         session, actor=g.actor, case_id=key, action=action, args=args, now=utcnow()
     )
 

@@ -20,7 +20,7 @@ from server.errors import ValidationFailed
 from server.queues.service import require_division
 from server.reports import files, ledger, sla
 from server.reports.routes import LedgerArgsSchema, this_month
-from server.session import commit_now, db_session
+from server.session import db_session
 
 # The dashboard's table as exported, in the page's order.
 FIGURES = (
@@ -125,7 +125,6 @@ def dashboard_export() -> Any:
         target_id=code,
         data={"from": str(report["since"]), "to": str(report["until"]), "format": fmt},
     )
-    commit_now(session)
     rows = [
         [_cell(key, row[key]) for key, _ in FIGURES]
         for row in [*report["townships"], report["total"]]

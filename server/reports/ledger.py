@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, aliased
 
 from server import access, audit
 from server.accounts.models import Account
+from server.cases.actions import PAY_METHODS
 from server.cases.aid_types import AID_TYPES
 from server.cases.clocks import SHANGHAI
+from server.cases.documents import PAPERWORK_REQUIRED
 from server.cases.models import CHANNEL_LABELS, STATUS_LABELS, Case, CaseDocument
-from server.cases.workflow import PAPERWORK_REQUIRED, PAY_METHODS
 from server.db import UTC
 from server.divisions.service import deployment_city
 from server.masking import mask_phone
@@ -24,7 +25,6 @@ from server.queues.service import require_division
 from server.reports import files
 from server.routing.gazetteer import gazetteer
 from server.routing.rules import normalize
-from server.session import commit_now
 
 HEADERS = (
     "案件编号",
@@ -184,8 +184,8 @@ def export_ledger(
 ) -> tuple[IO[bytes], str, str]:
     """The county's ledger for the month containing ``month`` as a rewound file in ``fmt``
     (xlsx or csv), its Chinese file name and an ASCII one. Supervisors of the county and
-    administrators above it (``access``); the export is audited, and committed before the
-    rows are read, so a long read holds no write lock."""
+    administrators above it (``access``); the export is audited in the request's
+    transaction."""
     access.require_county_read(actor, county_code)
     county_name = require_division(session, county_code, "county")
     clear = access.ledger_phones_in_clear(actor, county_code)
@@ -197,7 +197,6 @@ def export_ledger(
         target_id=county_code,
         data={"month": f"{month:%Y-%m}", "format": fmt, "phones": "clear" if clear else "masked"},
     )
-    commit_now(session)
     title = f"{county_name}{month.year}年{month.month}月案件台账"
     rows = ledger_rows(session, county_code=county_code, month=month, phones_in_clear=clear)
     out = files.table_file(fmt, HEADERS, rows, title=title, widths=WIDTHS)
