@@ -206,7 +206,7 @@ def test_a_supervisor_approves_a_case_above_the_townships_authority(committed_ap
         )
         add_event(
             s,
-            case=case,
+            case_id=case.id,
             actor=None,
             action="approve",
             from_status="claimed",
