@@ -1,7 +1,7 @@
 """Time and peak memory of a month's ledger (台账) export: ``python -m bench.ledger``.
 
 Seeds ``--cases`` cases submitted in one month in 东港区 (371102), a third paid with their
-paperwork on file, into a fresh database (a SQLite file in a temporary directory, or
+paperwork done, into a fresh database (a SQLite file in a temporary directory, or
 ``--database-url``, which is dropped and migrated), then exports each format in a fresh
 process and prints its wall time and peak RSS (``ru_maxrss``), and the size of the file.
 """
@@ -40,7 +40,7 @@ def seed(url: str, n: int) -> None:
     import server.models  # noqa: F401
     from server.accounts.models import Account
     from server.cases.clocks import SHANGHAI
-    from server.cases.models import Case, CaseDocument
+    from server.cases.models import Case
     from server.divisions.load import load_divisions
     from server.divisions.models import Division
     from server.migrate import alembic_config
@@ -88,7 +88,6 @@ def seed(url: str, n: int) -> None:
         start = dt.datetime.combine(MONTH, dt.time(), tzinfo=SHANGHAI)
         seconds = 30 * 86400
         batch: list[dict] = []
-        docs: list[dict] = []
         for i in range(n):
             town = rng.choice(townships)
             created = start + dt.timedelta(seconds=rng.randrange(seconds))
@@ -114,30 +113,18 @@ def seed(url: str, n: int) -> None:
                     "pay_method": "bank_transfer" if paid else None,
                     "paid_at": created + dt.timedelta(hours=5) if paid else None,
                     "paperwork_due_at": created + dt.timedelta(days=7) if paid else None,
+                    "paperwork_done_at": created + dt.timedelta(days=2) if paid else None,
                     "closed_at": created + dt.timedelta(days=6) if paid else None,
                     "created_at": created,
                     "updated_at": created,
                     "version": 1,
                 }
             )
-            if paid:
-                for kind in ("application", "payment_receipt"):
-                    docs.append(
-                        {
-                            "case_id": case_id,
-                            "kind": kind,
-                            "created_at": created + dt.timedelta(days=2),
-                        }
-                    )
             if len(batch) >= 5000:
                 conn.execute(insert(Case), batch)
-                if docs:
-                    conn.execute(insert(CaseDocument), docs)
-                batch, docs = [], []
+                batch = []
         if batch:
             conn.execute(insert(Case), batch)
-        if docs:
-            conn.execute(insert(CaseDocument), docs)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")

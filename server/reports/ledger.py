@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO, Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from server import access, audit
@@ -16,8 +16,7 @@ from server.accounts.models import Account
 from server.cases.actions import PAY_METHODS
 from server.cases.aid_types import AID_TYPES
 from server.cases.clocks import SHANGHAI
-from server.cases.documents import PAPERWORK_REQUIRED
-from server.cases.models import CHANNEL_LABELS, STATUS_LABELS, Case, CaseDocument
+from server.cases.models import CHANNEL_LABELS, STATUS_LABELS, Case
 from server.db import UTC
 from server.divisions.service import deployment_city
 from server.masking import mask_phone
@@ -65,17 +64,6 @@ def month_range(month: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start(first), start(following)
 
 
-def _paperwork_done() -> Any:
-    # When the last required paper came in, once all of them are on file (NULL before).
-    return (
-        select(func.max(CaseDocument.created_at))
-        .where(CaseDocument.case_id == Case.id, CaseDocument.kind.in_(PAPERWORK_REQUIRED))
-        .having(func.count(distinct(CaseDocument.kind)) == len(PAPERWORK_REQUIRED))
-        .correlate(Case)
-        .scalar_subquery()
-    )
-
-
 def _statement(county_code: str, since: dt.datetime, until: dt.datetime) -> Any:
     return (
         select(
@@ -92,7 +80,7 @@ def _statement(county_code: str, since: dt.datetime, until: dt.datetime) -> Any:
             Case.pay_method,
             Case.paid_at,
             Case.paperwork_due_at,
-            _paperwork_done().label("paperwork_done_at"),
+            Case.paperwork_done_at,
             Case.closed_at,
             func.coalesce(_OFFICER.name, _OFFICER.username).label("officer"),
             func.coalesce(Case.subject_phone, _RESIDENT.phone).label("phone"),
@@ -162,21 +150,12 @@ def ledger_rows(
             PAY_METHODS.get(row.pay_method or "", row.pay_method),
             _local(row.paid_at),
             _local(row.paperwork_due_at),
-            _local(_aware(row.paperwork_done_at)),
+            _local(row.paperwork_done_at),
             _local(row.closed_at),
             row.officer,
             row.phone if phones_in_clear else mask_phone(row.phone),
             row.id_number_masked,
         )
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    # SQLite returns an aggregate of a UTC column as naive UTC text or datetime.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def export_ledger(

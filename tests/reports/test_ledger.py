@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from server.audit import AuditEntry
 from server.cases.clocks import SHANGHAI
-from server.cases.models import CaseDocument
 from server.reports.ledger import HEADERS
 from tests import factories
 from tests.factories import COUNTY, TOWNSHIP, auth
@@ -41,10 +40,9 @@ def _seed(session):
         pay_method="bank_transfer",
         paid_at=_at(3, 15),
         paperwork_due_at=_at(10, 17),
+        paperwork_done_at=_at(7),
         closed_at=_at(8),
     )
-    for kind, day in (("application", 5), ("payment_receipt", 7)):
-        session.add(CaseDocument(case_id=paid.id, kind=kind, created_at=_at(day)))
     queued = factories.case(session, created_at=_at(31, 23), urgent=False)
     # Outside the month (1 November in Beijing is still 31 October in UTC) or the county.
     factories.case(session, created_at=dt.datetime(2026, 11, 1, 0, 30, tzinfo=SHANGHAI))
