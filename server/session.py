@@ -97,23 +97,7 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.get("_db_session")
         if session is None:
             return response
-        return _end(session, response)
-
-    def _end(session: Session, response):
-        if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
-            return response  # nothing was ever done
-        if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
-            session.rollback()
-            return response
-        try:
-            _commit_or_roll_back(session)
-        except Conflict:
-            return _error_response(app, "conflict", 409)
-        except (sa_exc.OperationalError, sa_exc.InterfaceError):
-            resp = _error_response(app, "database_unavailable", 503)
-            resp.headers["Retry-After"] = "5"
-            return resp
-        return response
+        return _end(app, session, response)
 
     @app.teardown_request
     def _close(_exc):
@@ -123,6 +107,25 @@ def init_app(app: Flask) -> None:
                 session.close()
             except sa_exc.SQLAlchemyError:
                 log.warning("session close failed", exc_info=True)
+
+
+def _end(app: Flask, session: Session, response: Any) -> Any:
+    """Commit the request's session when it succeeded (or must keep its counters); roll back
+    otherwise; a commit that fails becomes the uniform 409 or 503."""
+    if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        return response  # nothing was ever done
+    if response.status_code >= 400 and not session.info.pop("commit_on_error", False):
+        session.rollback()
+        return response
+    try:
+        _commit_or_roll_back(session)
+    except Conflict:
+        return _error_response(app, "conflict", 409)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError):
+        resp = _error_response(app, "database_unavailable", 503)
+        resp.headers["Retry-After"] = "5"
+        return resp
+    return response
 
 
 def _error_response(app: Flask, code: str, status: int) -> Any:

@@ -141,6 +141,39 @@ def _fold_in(session: Session, *, case: Case, actor: Any, need: Need, now: dt.da
     flag_modified(case, "updated_at")
 
 
+def _idempotency(
+    session: Session,
+    found: Any,
+    *,
+    actor: Any,
+    need: Need,
+    endpoint: str,
+    now: dt.datetime,
+) -> tuple[IdempotencyKey | None, Case | None]:
+    """The request's idempotency key row, and the case an earlier request with it answered."""
+    if found.key_id is not None:
+        # A key whose first answer joined a case that has since ended gives no case: a new
+        # request, and the key answers with its outcome from now on.
+        return lookup.earlier_request(
+            session,
+            found.key_id,
+            actor=actor,
+            endpoint=endpoint,
+            request_hash=need.request_hash or "",
+        )
+    if need.idempotency_key:
+        # No such key after the key owner's row lock: no concurrent request can write it.
+        key = IdempotencyKey(
+            account_id=actor.id,
+            key=need.idempotency_key,
+            endpoint=endpoint,
+            request_hash=need.request_hash or "",
+            created_at=now,
+        )
+        return key, None
+    return None, None
+
+
 def _submit(
     session: Session,
     *,
@@ -190,28 +223,9 @@ def _submit(
         queue_code=decision.township_code or decision.county_code,
         now=now,
     )
-    key = None
-    if found.key_id is not None:
-        key, earlier = lookup.earlier_request(
-            session,
-            found.key_id,
-            actor=actor,
-            endpoint=endpoint,
-            request_hash=need.request_hash or "",
-        )
-        if earlier is not None:
-            return IntakeResult(earlier, False, NOTE_RETRY)
-        # The key's first answer joined a case that has since ended: a new request, and the
-        # key answers with its outcome from now on.
-    elif need.idempotency_key:
-        # No such key after the key owner's row lock: no concurrent request can write it.
-        key = IdempotencyKey(
-            account_id=actor.id,
-            key=need.idempotency_key,
-            endpoint=endpoint,
-            request_hash=need.request_hash or "",
-            created_at=now,
-        )
+    key, earlier = _idempotency(session, found, actor=actor, need=need, endpoint=endpoint, now=now)
+    if earlier is not None:
+        return IntakeResult(earlier, False, NOTE_RETRY)
     duplicate = None
     if found.open_id is not None and (open_case := lookup.open_case_locked(session, found.open_id)):
         if open_case.resident_id == person.id and access.can_view_case(actor, open_case):
