@@ -11,11 +11,13 @@ page, that case's page and the hotline form (a caller with an open case, an addr
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from PIL import Image
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 from werkzeug.serving import make_server
@@ -26,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 from server.accounts.models import Account  # noqa: E402
 from server.accounts.passwords import hash_password  # noqa: E402
 from server.app import create_app  # noqa: E402
-from server.cases import intake, workflow  # noqa: E402
+from server.cases import actions, claim, intake  # noqa: E402
 from server.db import utcnow  # noqa: E402
 from server.divisions.load import load_divisions  # noqa: E402
+from server.documents import service as document_service  # noqa: E402
 from server.migrate import alembic_config  # noqa: E402
 from server.session import database  # noqa: E402
 from tests import factories as f  # noqa: E402
@@ -125,15 +128,17 @@ def worked_case(s, duty: Account, now: dt.datetime) -> str:
         s,
         resident=resident,
         actor=resident,
-        channel="app",
-        township_code=TOWNSHIP,
-        address="秦楼街道海曲东路 26 号 3 单元 502 室",
-        description="独居老人夜间摔伤住院，无力支付押金",
-        contact_phone="+8613712345678",
+        need=intake.Need(
+            channel="app",
+            township_code=TOWNSHIP,
+            address="秦楼街道海曲东路 26 号 3 单元 502 室",
+            description="独居老人夜间摔伤住院，无力支付押金",
+            contact_phone="+8613712345678",
+        ),
         now=tapped,
     ).case
-    workflow.claim_next(s, actor=duty, township_code=TOWNSHIP, now=tapped + dt.timedelta(minutes=6))
-    workflow.perform(
+    claim.claim_next(s, actor=duty, township_code=TOWNSHIP, now=tapped + dt.timedelta(minutes=6))
+    actions.perform(
         s,
         actor=duty,
         case_id=case.id,
@@ -141,8 +146,16 @@ def worked_case(s, duty: Account, now: dt.datetime) -> str:
         args={"message": "已电话联系，老人在市人民医院急诊，儿子在外地务工。"},
         now=now,
     )
-    workflow.add_document(
-        s, actor=duty, case_id=case.id, kind="application", file_ref="纸质件 2026-秦楼-0317"
+    scan = io.BytesIO()
+    Image.new("RGB", (640, 480), (250, 250, 245)).save(scan, "PNG")
+    document_service.upload(
+        s,
+        actor=duty,
+        case_id=case.id,
+        kind="application",
+        clean=document_service.checked_file(scan.getvalue()),
+        note="纸质件 2026-秦楼-0317",
+        now=now,
     )
     return str(case.id)
 

@@ -179,23 +179,7 @@ def sla_report(
         if row is None:
             continue
         day = days.get(case.created_at.astimezone(SHANGHAI).date())
-        row["urgent_cases"] += 1
-        row["escalations"] += case.escalations or 0
-        if day is not None:
-            day["urgent_cases"] += 1
-        claimed_at = _utc(case.claimed_at)
-        if claimed_at is not None:
-            to_claim[case.township_code].append(_minutes(claimed_at - case.created_at))
-        if case.paid_at is not None:
-            to_pay[case.township_code].append(_minutes(case.paid_at - case.created_at))
-            if case.pay_due_at is None or case.paid_at <= case.pay_due_at:
-                row["paid_within_24h"] += 1
-                if day is not None:
-                    day["paid_within_24h"] += 1
-            else:
-                row["paid_late"] += 1
-        elif case.status in UNPAID_OPEN_STATUSES and case.pay_due_at and case.pay_due_at < now:
-            row["open_past_due"] += 1
+        _count(case, row, day, to_claim[case.township_code], to_pay[case.township_code], now)
 
     night = night_of(now)
     on_duty = townships_on_duty(session, township_codes=list(rows), start=night[0], end=night[1])
@@ -223,6 +207,34 @@ def sla_report(
             for day, counts in days.items()
         ],
     }
+
+
+def _count(
+    case: Any,
+    row: dict[str, Any],
+    day: dict[str, int] | None,
+    to_claim: list[float],
+    to_pay: list[float],
+    now: dt.datetime,
+) -> None:
+    """Add one urgent case of the period to its township's row and to its day's trend."""
+    row["urgent_cases"] += 1
+    row["escalations"] += case.escalations or 0
+    if day is not None:
+        day["urgent_cases"] += 1
+    claimed_at = _utc(case.claimed_at)
+    if claimed_at is not None:
+        to_claim.append(_minutes(claimed_at - case.created_at))
+    if case.paid_at is not None:
+        to_pay.append(_minutes(case.paid_at - case.created_at))
+        if case.pay_due_at is None or case.paid_at <= case.pay_due_at:
+            row["paid_within_24h"] += 1
+            if day is not None:
+                day["paid_within_24h"] += 1
+        else:
+            row["paid_late"] += 1
+    elif case.status in UNPAID_OPEN_STATUSES and case.pay_due_at and case.pay_due_at < now:
+        row["open_past_due"] += 1
 
 
 def _all(by_township: dict[str, list[float]]) -> list[float]:
