@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from server.db import utcnow
-from server.documents import service
+from server.documents import retention
 from server.documents.storage import storage
 from server.errors import DomainError
 from server.session import database
@@ -36,12 +36,12 @@ def purge_command(years: int | None, dry_run: bool) -> None:
     store = storage()
     purged = failed = 0
     with database().new_session() as session:
-        ids = service.purgeable(session, closed_before=cutoff)
+        ids = retention.purgeable(session, closed_before=cutoff)
         if dry_run:
             click.echo(f"{len(ids)} documents of cases closed before {cutoff:%Y-%m-%d} would go")
             return
         for document_id in ids:
-            key = service.purge(session, document_id=document_id, now=now)
+            key = retention.purge(session, document_id=document_id, now=now)
             session.commit()
             if key is None:
                 continue

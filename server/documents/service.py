@@ -1,4 +1,5 @@
-"""Documents of a case: upload, commitment (承诺制), checklist, download, retention purge.
+"""Documents of a case: upload, commitment (承诺制), checklist, download (the retention purge
+is ``server.documents.retention``).
 
 Storage invariants: a file is stored under a fresh random key *before* its row is written,
 and the row is written only once the file is complete, so a row never points at nothing;
@@ -352,50 +353,3 @@ def file_name(case: Any, document: CaseDocument, *, thumbnail: bool = False) -> 
         extension = content.EXTENSIONS.get(document.content_type or "", "bin")
     suffix = "-thumb" if thumbnail else ""
     return f"{case.case_no}-{document.kind}-{document.id}{suffix}.{extension}"
-
-
-# --- retention ----------------------------------------------------------------------------
-
-
-def purgeable(session: Session, *, closed_before: dt.datetime) -> list[int]:
-    """Ids of stored documents of cases that ended before ``closed_before``."""
-    return list(
-        session.scalars(
-            select(CaseDocument.id)
-            .join(Case, Case.id == CaseDocument.case_id)
-            .where(
-                Case.closed_at.is_not(None),
-                Case.closed_at < closed_before,
-                CaseDocument.storage_key.is_not(None),
-            )
-            .order_by(CaseDocument.id)
-        )
-    )
-
-
-def purge(session: Session, *, document_id: int, now: dt.datetime) -> str | None:
-    """Detach a document from its object (``storage_key`` cleared, ``purged_at`` set; kind,
-    size, hash, who and when stay) and audit it; flushes and returns the key whose object
-    the caller deletes *after* committing, so no committed row points at a deleted object
-    (a failed delete leaves an object no row points at, its key in the audit entry)."""
-    document = session.get(CaseDocument, document_id)
-    if document is None or document.storage_key is None:
-        return None
-    key = document.storage_key
-    document.storage_key = None
-    document.purged_at = now
-    record(
-        session,
-        actor=None,
-        action="document.purge",
-        target_type="document",
-        target_id=document.id,
-        data={
-            "case_id": str(document.case_id),
-            "kind": document.kind,
-            "sha256": document.sha256,
-            "storage_key": key,
-        },
-    )
-    session.flush()
-    return key
