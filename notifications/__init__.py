@@ -84,11 +84,7 @@ def enqueue(
     """Add an SMS to the outbox in the caller's transaction (sent only if it commits); the
     transaction NOTIFYs the workers when it commits."""
     now = utcnow()
-    if is_postgresql(session):
-        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
-        # workers at once (an urgent page leaves within a second, not at the next poll).
-        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
-        session.info[_NOTIFY] = True
+    announce(session)
     row = SmsOutbox(
         to_phone=to,
         template=template,
@@ -106,6 +102,18 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def announce(session: Session) -> None:
+    """NOTIFY ``NOTIFY_CHANNEL`` when the caller's transaction commits (PostgreSQL): the SMS
+    workers look at the outbox and the open queue pages (server/console/live.py) at their
+    township's queue at once. Every queued SMS does; so does every change of a case's status,
+    SMS or not."""
+    if is_postgresql(session):
+        # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
+        # workers at once (an urgent page leaves within a second, not at the next poll).
+        # One NOTIFY per transaction, sent just before it commits (_notify_on_commit).
+        session.info[_NOTIFY] = True
 
 
 @event.listens_for(Session, "before_commit")

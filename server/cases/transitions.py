@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+import notifications
 from server import audit
 from server.cases import state
 from server.cases.events import add_event
@@ -94,6 +95,7 @@ def transition(
     written, after any wait for the row lock). Returns (from, to)."""
     check(session, case, action)
     before, after = state.apply(case, action)
+    notifications.announce(session)  # open queue pages see the move at once
     # A write on the case row in every move, so the row version guards it; set before the
     # audit entry is written, which may flush the case.
     case.updated_at = at or utcnow()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -19,7 +20,7 @@ TOWNSHIP = "371102004"
 def _live(page: Any, base: str, since: str) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     resp = page.request.get(
-        f"{base}/console/live?township={TOWNSHIP}&since={since}",
+        f"{base}/console/live?township={TOWNSHIP}&since={quote(since)}",
         headers={"X-Console-Passive": "json"},
         timeout=30000,
     )
@@ -29,7 +30,7 @@ def _live(page: Any, base: str, since: str) -> tuple[dict[str, Any], float]:
 
 def test_a_waiting_live_request_wakes_on_a_tap(committed_app, live, page, engine):
     committed_app.config["CONSOLE_LIVE_WAIT_SECONDS"] = 3
-    staff(committed_app, "duty-a", TOWNSHIP)
+    officer = staff(committed_app, "duty-a", TOWNSHIP)
     resident = f.Account(role="resident", phone="+8613812340002")
     add(committed_app, resident)
     sign_in(page, live, "duty-a")
@@ -64,3 +65,33 @@ def test_a_waiting_live_request_wakes_on_a_tap(committed_app, live, page, engine
     assert woken["waits"] is True
     assert woken["queued"] == 1 and woken["stamp"] != first["stamp"]
     assert 0.9 <= took < 2.0  # it waited for the tap, and woke with it, not at the end
+
+    # A move that queues no SMS wakes it too: the officer claims the case and puts it back.
+    duty = f.auth(committed_app, officer)
+    claimed = requests.post(
+        f"{live}/api/v1/townships/{TOWNSHIP}/queue/claim", headers=duty, timeout=10
+    )
+    assert claimed.status_code == 200
+    held, _ = _live(page, live, woken["stamp"])
+    assert held["queued"] == 0
+
+    released: list[Any] = []
+
+    def put_back() -> None:
+        time.sleep(1.0)
+        released.append(
+            requests.post(
+                f"{live}/api/v1/cases/{claimed.json()['id']}/actions",
+                json={"action": "release", "reason": "交接班"},
+                headers=duty,
+                timeout=10,
+            )
+        )
+
+    releaser = threading.Thread(target=put_back)
+    releaser.start()
+    back, took = _live(page, live, held["stamp"])
+    releaser.join()
+    assert released[0].status_code == 200, released[0].text
+    assert back["queued"] == 1 and back["stamp"] != held["stamp"]
+    assert 0.9 <= took < 2.0
