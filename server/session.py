@@ -4,10 +4,12 @@ Services only ``flush``; a response below 400 commits, anything else rolls back 
 (SMS outbox rows included). Tests rebind the sessionmaker to a connection inside an outer
 transaction so every test is rolled back.
 
-SQLite has one writer at a time. A write request takes the write lock when it opens its
+SQLite has one writer at a time. A request that writes takes the write lock when it opens its
 session (``BEGIN IMMEDIATE``, server.db): a deferred transaction that later upgrades to a
 writer fails at once with "database is locked" under concurrent writes, while ``BEGIN
-IMMEDIATE`` waits for the lock in SQLite's busy handler (``busy_timeout``, then a 503).
+IMMEDIATE`` waits for the lock in SQLite's busy handler (``busy_timeout``, then a 503). A
+request writes when its method does, or when it said so first (``expect_writes``: a staff
+member's read is audited).
 """
 
 from __future__ import annotations
@@ -49,13 +51,21 @@ def database(app: Flask | None = None) -> Database:
     return (app or current_app).extensions["aidline.db"]
 
 
-def db_session() -> Session:
-    """The session of the current request, created on first use."""
+def db_session(*, read_only: bool = False) -> Session:
+    """The session of the current request, created on first use.
+
+    ``read_only`` (on the request's first use only): the request will only read, so on
+    PostgreSQL each statement runs on its own (``AUTOCOMMIT``), without the BEGIN and COMMIT
+    round trips a transaction costs. (Not inside a test's outer transaction: the sessions
+    are bound to its connection there.)
+    """
     session = g.get("_db_session")
     if session is None:
         db = database()
         session = db.new_session()
-        if request and request.method in WRITE_METHODS and not is_postgresql(db.engine):
+        if read_only and is_postgresql(db.engine) and isinstance(db.bind(), Engine):
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        elif _writes() and not is_postgresql(db.engine):
             try:
                 session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             except BaseException:
@@ -63,6 +73,17 @@ def db_session() -> Session:
                 raise
         g._db_session = session
     return session
+
+
+def expect_writes() -> None:
+    """The current request will write although its method only reads (a staff member's
+    read is audited): on SQLite its session takes the write lock up front. Call it before
+    the request's first statement."""
+    g._db_writes = True
+
+
+def _writes() -> bool:
+    return bool(request) and (request.method in WRITE_METHODS or bool(g.get("_db_writes")))
 
 
 def _commit_or_roll_back(session: Session) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.accounts.models import Account, AuthSession
 from server.db import utcnow
 from server.errors import Forbidden, Unauthorized
-from server.session import db_session
+from server.session import db_session, expect_writes
 
 ALGORITHM = "HS256"
 ISSUER = "aidline"
@@ -118,6 +118,8 @@ def signed_in_row(account_id: int, session_id: Any) -> Any:
 
 def _resolve(claims: dict[str, Any]) -> Actor:
     """The actor of verified ``claims``: account active, session not revoked, role unchanged."""
+    if claims.get("role") != "resident":
+        expect_writes()  # a staff read is audited
     row = signed_in_row(int(claims["sub"]), claims["sid"])
     actor = signed_in_actor(claims, row)
     if actor is None:

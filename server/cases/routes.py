@@ -187,8 +187,8 @@ def _own_case_first(view: Any) -> Any:
             claims = request_claims()
         except Unauthorized:
             claims = None
-        if claims is not None:
-            body = queries.resident_read(db_session(), claims=claims, case_id=case_id)
+        if claims is not None and claims.get("role") == "resident":
+            body = queries.resident_read(db_session(read_only=True), claims=claims, case_id=case_id)
             if body is not None:
                 return current_app.json.response(_CASE_SCHEMA.dump(body))
         return view(self, case_id)

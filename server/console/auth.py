@@ -37,12 +37,14 @@ from server.console import bp
 from server.db import utcnow
 from server.errors import DomainError, localize
 from server.limits import client_address, config_limit, limiter, retry_after
-from server.session import db_session
+from server.session import db_session, expect_writes
 
 # Pages anyone may open; the rest need a signed-in staff session.
 PUBLIC_ENDPOINTS = frozenset({"console.login", "console.static"})
 # Pages a staff member whose password an administrator set may still open.
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"console.change_password", "console.logout"})
+# Pages that only read (no audit entry, no write): their statements run without a transaction.
+READ_ONLY_ENDPOINTS = frozenset({"console.queue", "console.live"})
 # Requests the page makes by itself (live updates): they are not the officer's activity and
 # do not hold the session open past the idle timeout.
 PASSIVE_HEADER = "X-Console-Passive"
@@ -85,6 +87,10 @@ def _signed_in() -> Any:
         session_id = uuid.UUID(str(sid))
     except ValueError:
         return _to_login()
+    read_only = request.method == "GET" and request.endpoint in READ_ONLY_ENDPOINTS
+    if not read_only:
+        expect_writes()  # staff reads are audited
+    db_session(read_only=read_only)
     found = signed_in_row(int(uid), session_id)
     claims = {"sub": str(uid), "role": role, "sid": session_id}
     if found is None or found.role == "resident" or signed_in_actor(claims, found) is None:
