@@ -2,7 +2,11 @@
 
     python -m bench.profile status  [--db sqlite|postgresql] [-n 500]
     python -m bench.profile urgent  [--db sqlite|postgresql] [-n 200]
+    python -m bench.profile claim   [--db sqlite|postgresql] [-n 300]
     python -m bench.profile floor
+
+``--statements`` prints, instead, every statement one request sends to the database (pool
+pings, BEGIN and COMMIT included): the round trips a request costs.
 
 Requests go through the Flask test client (the same code gunicorn runs, minus the HTTP
 server); the report shows where the CPU time of one request goes. For a live gunicorn worker
@@ -16,9 +20,10 @@ import os
 import random
 import time
 import uuid
+from typing import Any
 
 from pyinstrument import Profiler
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bench.run import WORK
 from bench.seed import Seeder
@@ -29,10 +34,11 @@ from server.session import database
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.profile")
-    p.add_argument("path", choices=("floor", "status", "urgent"))
+    p.add_argument("path", choices=("floor", "status", "urgent", "claim"))
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("-n", type=int, default=300)
     p.add_argument("--html", help="also write an HTML report here")
+    p.add_argument("--statements", action="store_true", help="list one request's statements")
     args = p.parse_args()
     if args.db == "sqlite":
         url = f"sqlite:///{WORK / 'sqlite' / 'bench.db'}"
@@ -54,6 +60,13 @@ def main() -> None:
             person, case_id = people[k % 50], ids[k % 50]
             hdr = {"Authorization": f"Bearer {person.token}"}
             reqs.append(("GET", f"/api/v1/cases/{case_id}", hdr, None))
+    elif args.path == "claim":
+        township = seeder.townships[0]
+        people = seeder.residents(50)
+        seeder.queue(township, args.n + 10, people)
+        officer = seeder.duty_officers(township, 1)[0]
+        hdr = {"Authorization": f"Bearer {officer.token}"}
+        reqs = [("POST", f"/api/v1/townships/{township}/queue/claim", hdr, None)] * args.n
     else:
         seeder.staff()
         people = seeder.residents(args.n)
@@ -65,6 +78,9 @@ def main() -> None:
     for method, path, hdr, body in reqs[:5]:
         client.open(path, method=method, headers=hdr, json=body)
     reqs = reqs[5:]
+    if args.statements:
+        _print_statements(engine, client, reqs[0])
+        return
     profiler = Profiler(interval=0.0005)
     t0 = time.perf_counter()
     profiler.start()
@@ -88,6 +104,40 @@ def main() -> None:
             fh.write(profiler.output_html())
     with engine.connect() as conn:
         conn.execute(select(Case.id).limit(1))
+
+
+def _print_statements(engine: Any, client: Any, req: tuple[str, str, dict, dict | None]) -> None:
+    lines: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        lines.append(" ".join(statement.split())[:160])
+
+    def on_begin(conn: Any) -> None:
+        lines.append("BEGIN")
+
+    def on_commit(conn: Any) -> None:
+        lines.append("COMMIT")
+
+    def on_rollback(conn: Any) -> None:
+        lines.append("ROLLBACK")
+
+    def on_checkout(*_: Any) -> None:
+        lines.append("(pool checkout)")
+
+    hooks = {
+        "before_cursor_execute": on_execute,
+        "begin": on_begin,
+        "commit": on_commit,
+        "rollback": on_rollback,
+    }
+    for name, fn in hooks.items():
+        event.listen(engine, name, fn)
+    event.listen(engine.pool, "checkout", on_checkout)
+    method, path, hdr, body = req
+    code = client.open(path, method=method, headers=hdr, json=body).status_code
+    print(f"{method} {path} -> {code}: {sum(1 for x in lines if not x.startswith('('))} statements")
+    for line in lines:
+        print("  " + line)
 
 
 if __name__ == "__main__":
