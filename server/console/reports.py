@@ -4,7 +4,7 @@ exports page (the ledger, 台账, and the dashboard's figures as .xlsx or CSV)."
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import marshmallow as ma
 from flask import g, render_template, request
@@ -41,10 +41,11 @@ FIGURES = (
 )
 
 
-def county_choice(session: Any, actor: Any) -> tuple[str, str, list[Any]]:
+def county_choice(session: Any, actor: Any, *, city: bool = False) -> tuple[str, str, list[Any]]:
     """The county a supervisor's or administrator's page shows (``?county=``, else the
     first of theirs), its name, and the counties they may choose from; 403 for other roles,
-    404 for a county outside their region (``access``)."""
+    404 for a county outside their region (``access``). ``city``: someone whose region is a
+    whole city may also choose the city itself (全市, listed first)."""
     region = actor.region_code or ""
     counties = []
     if actor.role in access.COUNTY_READERS and region:
@@ -56,9 +57,23 @@ def county_choice(session: Any, actor: Any) -> tuple[str, str, list[Any]]:
             )
             .order_by(Division.code)
         ).all()
+    whole = city and len(region) == 4 and bool(counties)
     code = request.values.get("county") or (counties[0].code if counties else region[:6])
     access.require_county_read(actor, code)
-    return code, require_division(session, code, "county"), counties
+    if whole and code == region:
+        name = require_division(session, code, "city")
+    else:
+        name = require_division(session, code, "county")
+    if whole:
+        counties = [Choice(region, "全市"), *counties]
+    return code, name, counties
+
+
+class Choice(NamedTuple):
+    """One entry of the county picker."""
+
+    code: str
+    name: str
 
 
 def _period() -> tuple[dt.date | None, dt.date | None]:
@@ -92,14 +107,15 @@ def dashboard() -> Any:
     """The county at a glance: per township and in total, the 24-hour record of the period,
     what is overdue now, who is on duty tonight; daily trend and township charts."""
     session = db_session()
-    code, name, counties = county_choice(session, g.actor)
+    code, name, counties = county_choice(session, g.actor, city=True)
     since, until = _period()
-    report = sla.sla_report(session, county_code=code, since=since, until=until, now=utcnow())
+    report = sla.sla_report(session, region_code=code, since=since, until=until, now=utcnow())
     return render_template(
         "console/dashboard.html",
         county_code=code,
         county_name=name,
         counties=counties,
+        city=len(code) == 4,
         report=report,
         trend_svg=charts.trend(report["days"]),
         township_svg=charts.townships(report["townships"]),
@@ -111,17 +127,17 @@ def dashboard() -> Any:
 def dashboard_export() -> Any:
     """The dashboard's figures (townships and total) as .xlsx or CSV."""
     session = db_session()
-    code, name, _ = county_choice(session, g.actor)
+    code, name, _ = county_choice(session, g.actor, city=True)
     fmt = request.args.get("format", "xlsx")
     if fmt not in files.FORMATS:
         raise ValidationFailed(errors={"format": ["请选择 xlsx 或 csv。"]})
     since, until = _period()
-    report = sla.sla_report(session, county_code=code, since=since, until=until, now=utcnow())
+    report = sla.sla_report(session, region_code=code, since=since, until=until, now=utcnow())
     audit.record(
         session,
         actor=g.actor,
         action="sla.export",
-        target_type="county",
+        target_type="city" if len(code) == 4 else "county",
         target_id=code,
         data={"from": str(report["since"]), "to": str(report["until"]), "format": fmt},
     )
@@ -130,7 +146,10 @@ def dashboard_export() -> Any:
         for row in [*report["townships"], report["total"]]
     ]
     title = f"{name}紧急救助时限报表{report['since']:%Y%m%d}-{report['until']:%Y%m%d}"
-    out = files.table_file(fmt, [h for _, h in FIGURES], rows, title="时限报表")
+    headers = [h for _, h in FIGURES]
+    if len(code) == 4:
+        headers[0] = "区县"  # the city's report: a row per county
+    out = files.table_file(fmt, headers, rows, title="时限报表")
     return files.download(out, fmt=fmt, filename=title, ascii_name=f"sla-{code}")
 
 

@@ -104,7 +104,7 @@ class CountySla(MethodView):
         service.require_division(session, code, "county")
         return sla.sla_report(
             session,
-            county_code=code,
+            region_code=code,
             since=args.get("since"),
             until=args.get("until"),
             now=utcnow(),

@@ -1,13 +1,14 @@
-"""The county SLA report: per township and for the county, the 24-hour record of urgent cases
-in a period, what is overdue now, and who is on duty tonight. The API's
-``GET /counties/{code}/sla``, the console's dashboard and its exports all read it."""
+"""The SLA report of a county (per township and for the county) or of a city (per county and
+for the city): the 24-hour record of urgent cases in a period, what is overdue now, and who is
+on duty tonight. The API's ``GET /counties/{code}/sla``, the console's dashboard and its
+exports all read it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import func, select, true
@@ -78,9 +79,9 @@ def _empty(code: str, name: str) -> dict[str, Any]:
     return {"township_code": code, "township_name": name, **dict.fromkeys(COUNTS, 0)}
 
 
-def _current(session: Session, county_code: str, now: dt.datetime) -> Any:
-    """Per township, what is open now: unpaid urgent cases (and those past their 24 h),
-    paperwork past its deadline, ordinary applications by age."""
+def _current(session: Session, counties: list[str], now: dt.datetime) -> Any:
+    """Per township of ``counties``, what is open now: unpaid urgent cases (and those past
+    their 24 h), paperwork past its deadline, ordinary applications by age."""
     urgent, ordinary = Case.urgent.is_(True), Case.urgent.is_(False)
     unpaid = urgent & Case.status.in_(UNPAID_OPEN_STATUSES)
     week, month = (now - dt.timedelta(days=d) for d in APPLICATION_AGES)
@@ -100,13 +101,13 @@ def _current(session: Session, county_code: str, now: dt.datetime) -> Any:
             .filter(ordinary & (Case.created_at < month))
             .label("open_applications_older"),
         )
-        .where(Case.county_code == county_code, Case.status.in_(OPEN_STATUSES))
+        .where(Case.county_code.in_(counties), Case.status.in_(OPEN_STATUSES))
         .group_by(Case.township_code)
     )
 
 
 def _period(
-    session: Session, county_code: str, townships: list[str], since: dt.date, until: dt.date
+    session: Session, region_code: str, townships: list[str], since: dt.date, until: dt.date
 ) -> Any:
     """The urgent cases submitted in the period whose accountable (first) township is one of
     ``townships``: submitted, first claimed, paid, due, status, escalations fired."""
@@ -122,8 +123,8 @@ def _period(
     # A case moves only within the city, so its county now is one of the city's: every
     # column of ix_cases_triage is then bounded (county, status, urgent, the period) and the
     # read touches the period's urgent cases of the city, never the years before.
-    gaz = gazetteer(session, county_code[:4])
-    counties = sorted(code for code in gaz.names if len(code) == 6) or [county_code]
+    gaz = gazetteer(session, region_code[:4])
+    counties = sorted(code for code in gaz.names if len(code) == 6) or [region_code[:6]]
     return session.execute(
         select(
             Case.accountable_township_code.label("township_code"),
@@ -147,26 +148,38 @@ def _period(
 def sla_report(
     session: Session,
     *,
-    county_code: str,
+    region_code: str,
     since: dt.date | None,
     until: dt.date | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """Per township of the county and for the county as a whole: urgent cases submitted in
-    [since, until] (local dates; default the last 30 days) — paid within 24 h (count, %),
-    paid late, unpaid past due, median minutes to first claim, median and 90th percentile
-    minutes to payment, escalations fired; and now — unpaid urgent cases (past due among
-    them), paperwork past its deadline, open ordinary applications by age, and whether a
-    duty officer is on the roster tonight. A case counts for its accountable (first)
-    township, which keeps the 24 h after a transfer. ``days``: the daily trend."""
+    """Per township of a county (``region_code`` of 6 digits; of 4, a city: per county, its
+    townships summed) and for the whole: urgent cases submitted in [since, until] (local
+    dates; default the last 30 days) — paid within 24 h (count, %), paid late, unpaid past
+    due, median minutes to first claim, median and 90th percentile minutes to payment,
+    escalations fired; and now — unpaid urgent cases (past due among them), paperwork past
+    its deadline, open ordinary applications by age, and whether a duty officer is on the
+    roster tonight (a county's row: in every township; ``unstaffed_townships`` says how
+    many lack one). A case counts for its accountable (first) township, which keeps the 24 h
+    after a transfer. ``days``: the daily trend. The rows are under ``townships``."""
     today = now.astimezone(SHANGHAI).date()
     until = until or today
     since = since or until - dt.timedelta(days=DEFAULT_SLA_DAYS - 1)
-    rows = {t.code: _empty(t.code, t.name) for t in children(session, county_code)}
-    for found in _current(session, county_code, now):
-        row = rows.get(found.township_code)
+    city = len(region_code) == 4
+    rows = {d.code: _empty(d.code, d.name) for d in children(session, region_code)}
+    counties = list(rows) if city else [region_code]
+    # Each township of the report and the row it counts in (itself, or its county).
+    row_of = (
+        {t.code: c for c in counties for t in children(session, c)}
+        if city
+        else {code: code for code in rows}
+    )
+    for found in _current(session, counties, now):
+        row = rows.get(row_of.get(found.township_code or "", ""))
         if row is not None:
-            row.update({k: v for k, v in found._mapping.items() if k != "township_code"})
+            for key, value in found._mapping.items():
+                if key != "township_code":
+                    row[key] += value
 
     days = {
         since + dt.timedelta(days=i): {"urgent_cases": 0, "paid_within_24h": 0}
@@ -174,25 +187,28 @@ def sla_report(
     }
     to_claim: dict[str, list[float]] = defaultdict(list)
     to_pay: dict[str, list[float]] = defaultdict(list)
-    for case in _period(session, county_code, list(rows), since, until):
-        row = rows.get(case.township_code)
-        if row is None:
+    for case in _period(session, region_code, list(row_of), since, until):
+        code = row_of.get(case.township_code)
+        if code is None:
             continue
         day = days.get(case.created_at.astimezone(SHANGHAI).date())
-        _count(case, row, day, to_claim[case.township_code], to_pay[case.township_code], now)
+        _count(case, rows[code], day, to_claim[code], to_pay[code], now)
 
     night = night_of(now)
-    on_duty = townships_on_duty(session, township_codes=list(rows), start=night[0], end=night[1])
-    total = _empty(county_code, "合计")
+    on_duty = townships_on_duty(session, township_codes=list(row_of), start=night[0], end=night[1])
+    unstaffed = Counter(code for township, code in row_of.items() if township not in on_duty)
+    total = _empty(region_code, "合计")
     for code, row in rows.items():
         _figures(row, to_claim[code], to_pay[code])
-        row["on_duty_tonight"] = code in on_duty
+        row["on_duty_tonight"] = not unstaffed[code]
+        row["unstaffed_townships"] = unstaffed[code]
         for key in COUNTS:
             total[key] += row[key]
     _figures(total, _all(to_claim), _all(to_pay))
-    total["on_duty_tonight"] = len(on_duty) == len(rows)
+    total["on_duty_tonight"] = not unstaffed
+    total["unstaffed_townships"] = sum(unstaffed.values())
     return {
-        "county_code": county_code,
+        "county_code": region_code,
         "since": since,
         "until": until,
         "night": {"starts_at": night[0], "ends_at": night[1]},

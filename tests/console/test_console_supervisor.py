@@ -93,6 +93,30 @@ def test_a_supervisor_sees_two_townships_and_the_county_total(committed_app, liv
     assert page.locator(f"#figures tr[data-township='{TOWNSHIP}'].unstaffed").count() == 0
 
 
+def test_the_citys_supervisor_sees_a_row_per_county_and_the_city_total(committed_app, live, page):
+    _cases(committed_app)
+    staff(committed_app, "city-sup", "3711", role="supervisor")
+    sign_in(page, live, "city-sup")
+    page.goto(f"{live}/console/dashboard")
+    page.wait_for_selector("text=东港区 · 督导看板")  # the first county, as before
+    page.select_option("select[name=county]", "3711")
+    page.click("form.period button[type=submit]")
+    page.wait_for_selector("text=日照市 · 督导看板")
+    assert page.locator("#figures thead th").first.inner_text() == "区县"
+    assert _cells(page, COUNTY) == {"urgent": "4", "paid24": "2", "pct": "50.0", "overdue": "1"}
+    assert _cells(page, "371103") == {"urgent": "0", "paid24": "0", "pct": "—", "overdue": "0"}
+    assert _cells(page, "total") == {"urgent": "4", "paid24": "2", "pct": "50.0", "overdue": "1"}
+    assert page.locator("#figures tfoot td").first.inner_text() == "全市合计"
+    # Nobody is on the roster tonight: every county is red, with its townships counted.
+    duty = page.locator(f"#figures tr[data-township='{COUNTY}'] td[data-col='duty']")
+    assert duty.inner_text().endswith("个乡镇无人")
+    assert "东港区（" in page.locator("#unstaffed").inner_text()
+    # A county's supervisor cannot ask for the city.
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    sign_in(page, live, "sup")
+    assert page.goto(f"{live}/console/dashboard?county=3711").status == 404
+
+
 def test_the_ledger_downloads_and_opens_with_the_rows_and_masked_ids(committed_app, live, page):
     made = _cases(committed_app)
     admin = staff(committed_app, "city-admin", "3711", role="admin")

@@ -1,4 +1,5 @@
-"""The SLA report's county total, percentiles, current backlog, trend and night roster."""
+"""The SLA report's county total, percentiles, current backlog, trend and night roster; the
+city's report, one row per county."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_two_townships_and_the_county_total(session):
     session.add(DutyShift(account_id=duty.id, starts_at=start, ends_at=end))
     session.flush()
 
-    report = sla_report(session, county_code=COUNTY, since=None, until=None, now=NOW)
+    report = sla_report(session, region_code=COUNTY, since=None, until=None, now=NOW)
     rows = {r["township_code"]: r for r in report["townships"]}
     a, b, total = rows[TOWNSHIP], rows[OTHER_TOWNSHIP], report["total"]
     assert (a["urgent_cases"], a["paid_within_24h"], a["paid_late"]) == (4, 2, 1)
@@ -70,6 +71,43 @@ def test_two_townships_and_the_county_total(session):
     by_day = {d["day"]: d for d in report["days"]}
     two_days_ago = by_day[(NOW - dt.timedelta(hours=48)).date()]
     assert two_days_ago["urgent_cases"] == 3 and two_days_ago["paid_within_24h_pct"] == 66.7
+
+
+def test_the_citys_report_has_a_row_per_county_and_the_city_total(session):
+    # 东港区: paid in 1 h (日照街道) and in 30 h (石臼街道); 岚山区 (371103): one paid in 2 h,
+    # one open past due. 莒县 (371122) has none.
+    _urgent(session, TOWNSHIP, 48, paid_after=60)
+    _urgent(session, OTHER_TOWNSHIP, 48, paid_after=30 * 60)
+    _urgent(session, "371103001", 10, paid_after=120)
+    _urgent(session, "371103001", 30)
+    duty = factories.staff(session, role="duty", region=TOWNSHIP)
+    start, end = night_of(NOW)
+    session.add(DutyShift(account_id=duty.id, starts_at=start, ends_at=end))
+    session.flush()
+
+    report = sla_report(session, region_code="3711", since=None, until=None, now=NOW)
+    rows = {r["township_code"]: r for r in report["townships"]}
+    assert {"371102", "371103", "371122"} <= set(rows) and not any(len(c) != 6 for c in rows)
+    donggang, lanshan, juxian = rows["371102"], rows["371103"], rows["371122"]
+    assert donggang["township_name"] == "东港区"
+    assert (donggang["urgent_cases"], donggang["paid_within_24h"], donggang["paid_late"]) == (
+        2,
+        1,
+        1,
+    )
+    assert donggang["median_minutes_to_pay"] == 930.0  # 60 and 1,800 minutes
+    assert (lanshan["urgent_cases"], lanshan["paid_within_24h"], lanshan["overdue_now"]) == (
+        2,
+        1,
+        1,
+    )
+    assert juxian["urgent_cases"] == 0 and juxian["paid_within_24h_pct"] is None
+    # One township of the city has its officer tonight: every county still lacks some.
+    assert donggang["on_duty_tonight"] is False and donggang["unstaffed_townships"] >= 1
+    total = report["total"]
+    assert (total["urgent_cases"], total["paid_within_24h"], total["overdue_now"]) == (4, 2, 1)
+    assert total["median_minutes_to_pay"] == 120.0  # 60, 120, 1,800
+    assert total["unstaffed_townships"] == sum(r["unstaffed_townships"] for r in rows.values())
 
 
 def test_the_night_is_the_coming_one_by_day_and_the_current_one_before_8(session):
