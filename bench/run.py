@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--growth", action="store_true", help="also run with 1M historical cases")
     p.add_argument("--growth-cases", type=int, default=1_000_000)
     p.add_argument("--growth-events", type=int, default=3, help="events per historical case")
+    p.add_argument(
+        "--growth-county",
+        help="put every historical case in this county's townships (default: the whole city)",
+    )
     p.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
     p.add_argument(
         "--threads",
@@ -215,7 +219,10 @@ def run_database(
                 ctx.baseline = {m.path: m for m in results if m.phase == "base"}
                 log(f"  [{kind}] loading {args.growth_cases:,} historical cases ...")
                 info["growth_load"] = seeder.history(
-                    args.growth_cases, events_per_case=args.growth_events, log=log
+                    args.growth_cases,
+                    events_per_case=args.growth_events,
+                    county=args.growth_county,
+                    log=log,
                 )
                 info["growth_total_cases"] = seeder.count_cases()
                 log(f"  [{kind}] growth data: {info['growth_load']}")

@@ -402,10 +402,15 @@ class Seeder:
         *,
         events_per_case: int = 3,
         n_residents: int = 100_000,
+        county: str | None = None,
         log: Any = print,
     ) -> dict[str, Any]:
         """Bulk-load ``n_cases`` closed historical cases over five years, across every
-        township, with ``events_per_case`` events each, owned by ``n_residents`` residents."""
+        township (or every township of ``county``), with ``events_per_case`` events each,
+        owned by ``n_residents`` residents."""
+        townships = [t for t in self.townships if not county or t.startswith(county)]
+        if not townships:
+            raise ValueError(f"no township of {county} in the bench's city")
         t0 = time.monotonic()
         owners = self._history_residents(n_residents)
         t_res = time.monotonic() - t0
@@ -422,7 +427,7 @@ class Seeder:
                 owner, phone, id_hash = rng.choice(owners)
                 row = self._case_row(
                     resident_id=owner,
-                    township=rng.choice(self.townships),
+                    township=rng.choice(townships),
                     status=status,
                     urgent=rng.random() < 0.3,
                     created_at=created,
@@ -452,6 +457,7 @@ class Seeder:
                 conn.execute(text("ANALYZE"))
         return {
             "cases": n_cases,
+            "county": county or "the whole city",
             "events": n_cases * events_per_case,
             "residents": n_residents,
             "past_duty_shifts": shifts,
