@@ -34,7 +34,9 @@ from server.db import make_engine
 from server.session import database
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WORK = RESULTS / "tmp"
+# Scratch (the SQLite database, logs, token files) beside the app's own instance/ data, so
+# bench/results holds only the latest run and the decision record.
+WORK = Path(__file__).resolve().parent.parent / "instance" / "bench"
 GROWTH_PATHS = ("floor", "status", "urgent", "claim", "dashboard")
 
 
