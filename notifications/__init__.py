@@ -107,8 +107,8 @@ def enqueue(
 def announce(session: Session) -> None:
     """NOTIFY ``NOTIFY_CHANNEL`` when the caller's transaction commits (PostgreSQL): the SMS
     workers look at the outbox and the open queue pages (server/console/live.py) at their
-    township's queue at once. Every queued SMS does; so does every change of a case's status,
-    SMS or not."""
+    township's queue at once. Every queued SMS does; so does every move of a case
+    (``server.cases.transitions``), SMS or not."""
     if is_postgresql(session):
         # NOTIFY is transactional: a rolled-back change wakes nobody, a commit wakes the
         # workers at once (an urgent page leaves within a second, not at the next poll).

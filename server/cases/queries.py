@@ -294,11 +294,9 @@ def resident_read(
     session: Session, *, claims: dict[str, Any], case_id: uuid.UUID
 ) -> dict[str, Any] | None:
     """A resident reading their own case: its ``case_body``, from one statement that also
-    authenticates the verified token ``claims``; the caller becomes the request's actor. None
-    when that finds nothing (not a resident's token, not their case, no such case, session
-    revoked, account disabled): the full path answers those."""
-    if claims.get("role") != "resident":
-        return None
+    authenticates the verified token ``claims`` (a resident's: the caller checks the role);
+    the caller becomes the request's actor. None when that finds nothing (not their case, no
+    such case, session revoked, account disabled): the full path answers those."""
     rows = session.execute(
         _OWN_CASE_READ,
         {"case_id": case_id, "account_id": int(claims["sub"]), "session_id": claims["sid"]},

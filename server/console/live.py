@@ -5,14 +5,14 @@ until the township's queue differs from ``since`` or ``CONSOLE_LIVE_WAIT_SECONDS
 page asks again at once. Elsewhere (SQLite), or with no waiting slot free, it answers at once
 and the page polls every 1.5 s, as before.
 
-What wakes a waiter: every committed change of a case's status (a new case, a claim, a
-release, a lease run out, a decision ...) and every queued SMS NOTIFYs
+What wakes a waiter: every committed move of a case through ``transitions.transition`` (a new
+case, a claim, a release, a lease run out, a note, a decision ...) and every queued SMS NOTIFYs
 ``notifications.NOTIFY_CHANNEL`` at commit (``notifications.announce``). One
 listening connection per process turns those into a broadcast, at most one per
 ``COALESCE_SECONDS`` (leading edge: a first arrival is never delayed), and waiters of one
 township share one read of its queue per broadcast, so a flood of taps costs a read per
-township per broadcast, not one per open page. A change that moves no case and queues no SMS
-(a note) is seen when the wait ends.
+township per broadcast, not one per open page. A change made outside a transition that queues
+no SMS (a document added) is seen when the wait ends.
 
 Threads: a waiting request holds a thread and no database connection. Under gunicorn the
 worker (``server.gthread``) keeps ``GUNICORN_LIVE_THREADS`` threads for waiters besides the
