@@ -170,6 +170,26 @@ def test_another_countys_supervisor_sees_none_of_it(committed_app, live, page):
         assert not any(no in page.content() for no in made[TOWNSHIP])
 
 
+
+def test_every_supervisor_and_admin_page_loads_their_stylesheet(committed_app, live, browser):
+    staff(committed_app, "sup", COUNTY, role="supervisor")
+    staff(committed_app, "city-admin", "3711", role="admin")
+    pages = {
+        "sup": ("dashboard", "exports", "roster", "triage", "approvals", "search"),
+        "city-admin": ("admin/staff", "admin/standards", "admin/calendar", "admin/sms"),
+    }
+    for username, paths in pages.items():
+        page = browser.new_context(locale="zh-CN").new_page()
+        sign_in(page, live, username)
+        page.wait_for_selector("nav.sitenav")
+        for path in paths:
+            assert page.goto(f"{live}/console/{path}").status == 200, path
+            assert page.locator("link[href$='supervisor.css']").count() == 1, path
+            # The section tabs are styled (a dark bar), not a row of plain links.
+            bar = page.locator("nav.sitenav").evaluate("el => getComputedStyle(el).display")
+            assert bar == "flex", path
+        page.context.close()
+
 def test_a_duty_officer_gets_the_403_page(committed_app, live, page):
     staff(committed_app, "duty-q", TOWNSHIP)
     sign_in(page, live, "duty-q")
@@ -267,6 +287,11 @@ def test_a_township_with_nobody_tonight_is_red_until_the_roster_is_fixed(committ
     page.goto(f"{live}/console/roster")
     row = page.locator(f"#roster tr[data-township='{OTHER}']")
     assert "unstaffed" in row.get_attribute("class")
+    # Red on the page, not only in the markup: the supervisors' stylesheet is loaded.
+    first = row.locator("td").first
+    assert first.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(253, 236, 234)"
+    warning = row.locator(".no-duty-text")
+    assert warning.evaluate("el => getComputedStyle(el).color") == "rgb(180, 35, 24)"
     assert "日照街道" in page.locator("#unstaffed").inner_text()
     assert "unstaffed" not in (
         page.locator(f"#roster tr[data-township='{TOWNSHIP}']").get_attribute("class") or ""
