@@ -170,7 +170,6 @@ def test_another_countys_supervisor_sees_none_of_it(committed_app, live, page):
         assert not any(no in page.content() for no in made[TOWNSHIP])
 
 
-
 def test_every_supervisor_and_admin_page_loads_their_stylesheet(committed_app, live, browser):
     staff(committed_app, "sup", COUNTY, role="supervisor")
     staff(committed_app, "city-admin", "3711", role="admin")
@@ -189,6 +188,7 @@ def test_every_supervisor_and_admin_page_loads_their_stylesheet(committed_app, l
             bar = page.locator("nav.sitenav").evaluate("el => getComputedStyle(el).display")
             assert bar == "flex", path
         page.context.close()
+
 
 def test_a_duty_officer_gets_the_403_page(committed_app, live, page):
     staff(committed_app, "duty-q", TOWNSHIP)
